@@ -1,0 +1,212 @@
+"""Named evaluation protocols (train/test splits from metadata) and seeded label-fraction subsets.
+
+A protocol is a rule over a store's metadata columns; it never looks at the frames. Each protocol
+belongs to one dataset key (the ``dataset`` field of ``store.json``, set by the format reader).
+Label-fraction subsets (1 %, 5 %, 10 %, 20 % of a protocol's training set) are class-stratified and
+seeded, and are saved inside the store at ``prepare`` time so that every method is compared on the
+same labelled samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from skelssl.data.store import Store, atomic_write_bytes
+
+__all__ = [
+    "Protocol",
+    "PROTOCOLS",
+    "DEFAULT_FRACTIONS",
+    "DEFAULT_SUBSET_SEEDS",
+    "available_protocols",
+    "get_protocol",
+    "split",
+    "label_fraction_subset",
+    "subset_key",
+    "compute_subsets",
+    "save_subsets",
+    "subset_indices",
+]
+
+# Official NTU training subjects (METHODS.md §1).
+NTU60_XSUB_TRAIN = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
+NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN + (
+    45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91,
+    92, 93, 94, 95, 97, 98, 100, 103,
+)
+
+DEFAULT_FRACTIONS = (0.01, 0.05, 0.1, 0.2)
+DEFAULT_SUBSET_SEEDS = (0, 1, 2)
+
+Meta = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named split.
+
+    Args:
+        name: e.g. ``"ntu60-xsub"``.
+        dataset: the store ``dataset`` key it applies to.
+        rule: ``meta -> (train_mask, test_mask)``; samples in neither are outside the protocol.
+        description: one line for ``skelssl info``.
+    """
+
+    name: str
+    dataset: str
+    rule: Callable[[Meta], tuple[np.ndarray, np.ndarray]]
+    description: str
+
+
+def _ntu60(meta: Meta) -> np.ndarray:
+    # NTU-60 is setups 1-17 and actions 1-60 of NTU-120.
+    return (meta["setup"] <= 17) & (meta["label"] < 60) & (meta["label"] >= 0)
+
+
+def _by(column: str, train_values, universe: Callable[[Meta], np.ndarray] | None = None):
+    def rule(meta: Meta) -> tuple[np.ndarray, np.ndarray]:
+        inside = universe(meta) if universe else np.ones(len(meta[column]), bool)
+        train = np.isin(meta[column], np.asarray(train_values)) & inside
+        return train, inside & ~train
+
+    return rule
+
+
+def _flag(column: str):
+    def rule(meta: Meta) -> tuple[np.ndarray, np.ndarray]:
+        if column not in meta:
+            raise KeyError(f"store has no {column!r} column (prepare it from the official split files)")
+        col = meta[column]
+        return col == 1, col == 0
+
+    return rule
+
+
+def _odd(column: str):
+    def rule(meta: Meta) -> tuple[np.ndarray, np.ndarray]:
+        col = meta[column]
+        valid = col >= 0
+        return valid & (col % 2 == 1), valid & (col % 2 == 0)
+
+    return rule
+
+
+def _range(column: str, lo: int, hi: int):
+    def rule(meta: Meta) -> tuple[np.ndarray, np.ndarray]:
+        col = meta[column]
+        valid = col >= 0
+        train = (col >= lo) & (col <= hi)
+        return train, valid & ~train
+
+    return rule
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in (
+        Protocol("ntu60-xsub", "ntu", _by("subject", NTU60_XSUB_TRAIN, _ntu60), "NTU-60 cross-subject (20 training subjects)"),
+        Protocol("ntu60-xview", "ntu", _by("view", (2, 3), _ntu60), "NTU-60 cross-view (train cameras 2, 3; test camera 1)"),
+        Protocol("ntu120-xsub", "ntu", _by("subject", NTU120_XSUB_TRAIN), "NTU-120 cross-subject (53 training subjects)"),
+        Protocol("ntu120-xset", "ntu", _by("setup", tuple(range(2, 33, 2))), "NTU-120 cross-setup (even setups train)"),
+        Protocol("nucla-xview", "nucla", _by("view", (1, 2)), "N-UCLA cross-view (train views 1, 2; test view 3)"),
+        Protocol("pku1-xsub", "pku1", _flag("pku_xsub_train"), "PKU-MMD phase 1 cross-subject (official split file)"),
+        Protocol("pku1-xview", "pku1", _flag("pku_xview_train"), "PKU-MMD phase 1 cross-view (official split file)"),
+        Protocol("msr-xsub", "msr", _odd("subject"), "MSR Action3D cross-subject (odd subjects train)"),
+        Protocol("utkinect-xsub", "utkinect", _range("subject", 1, 5), "UTKinect cross-subject (subjects 1-5 train)"),
+        Protocol("synthetic-xsub", "synthetic", _odd("subject"), "synthetic actions cross-subject (odd subjects train)"),
+        Protocol("synthetic-xview", "synthetic", _by("view", (1, 2)), "synthetic actions cross-view (views 1, 2 train; 3 test)"),
+    )
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise KeyError(f"unknown protocol {name!r}; known: {', '.join(sorted(PROTOCOLS))}") from None
+
+
+def available_protocols(store: Store) -> list[str]:
+    """Protocols of the store's dataset that have at least one training and one test sample."""
+    out = []
+    for p in PROTOCOLS.values():
+        if p.dataset != store.dataset:
+            continue
+        try:
+            train, test = p.rule(store.meta)
+        except KeyError:
+            continue
+        if train.any() and test.any():
+            out.append(p.name)
+    return out
+
+
+def split(store: Store, protocol: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_indices, test_indices)`` of a protocol on a store (sorted int64 arrays)."""
+    p = get_protocol(protocol)
+    if p.dataset != store.dataset:
+        raise ValueError(f"protocol {protocol} is for {p.dataset!r} data, but {store.path} holds {store.dataset!r}")
+    train, test = p.rule(store.meta)
+    labelled = store.labels >= 0
+    return np.flatnonzero(train & labelled).astype(np.int64), np.flatnonzero(test & labelled).astype(np.int64)
+
+
+def label_fraction_subset(labels: np.ndarray, train_indices: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A class-stratified, seeded subset of ``train_indices``.
+
+    Each class keeps ``max(1, round(fraction * n_c))`` of its ``n_c`` training samples (NTU-60 at 1 %
+    gives 7 per class, 420 in all, as the Hi-TRS index lists). Deterministic for a given seed.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    train_indices = np.asarray(train_indices, np.int64)
+    chosen = []
+    for c in np.unique(labels[train_indices]):
+        members = train_indices[labels[train_indices] == c]
+        k = max(1, int(round(fraction * len(members))))
+        chosen.append(rng.permutation(members)[:k])
+    return np.sort(np.concatenate(chosen)) if chosen else train_indices[:0]
+
+
+def subset_key(protocol: str, fraction: float, seed: int) -> str:
+    return f"{protocol}/{fraction:g}/seed{seed}"
+
+
+def compute_subsets(
+    store: Store,
+    fractions=DEFAULT_FRACTIONS,
+    seeds=DEFAULT_SUBSET_SEEDS,
+) -> dict[str, np.ndarray]:
+    """Label-fraction subsets of every available protocol of a store."""
+    out: dict[str, np.ndarray] = {}
+    for name in available_protocols(store):
+        train, _ = split(store, name)
+        for f in fractions:
+            for s in seeds:
+                out[subset_key(name, f, s)] = label_fraction_subset(store.labels, train, f, s)
+    return out
+
+
+def save_subsets(store: Store, subsets: dict[str, np.ndarray]) -> None:
+    """Write ``subsets.npz`` into the store atomically (merging with those already saved)."""
+    import io
+
+    merged = store.saved_subsets()
+    merged.update({k: np.asarray(v, np.int64) for k, v in subsets.items()})
+    buf = io.BytesIO()
+    np.savez(buf, **merged)
+    atomic_write_bytes(store.path / "subsets.npz", buf.getvalue())
+
+
+def subset_indices(store: Store, protocol: str, fraction: float, seed: int) -> np.ndarray:
+    """The saved subset for ``(protocol, fraction, seed)``; computed (same rule) when not saved."""
+    key = subset_key(protocol, fraction, seed)
+    saved = store.saved_subsets()
+    if key in saved:
+        return saved[key]
+    train, _ = split(store, protocol)
+    return label_fraction_subset(store.labels, train, fraction, seed)

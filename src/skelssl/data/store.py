@@ -1,0 +1,423 @@
+"""The packed on-disk store: every frame of every sample back to back in one memory-mapped array.
+
+A store is a folder::
+
+    frames.npy        (total_frames, M, V, C) float32, opened with mmap: any sample is one slice
+    index.npy         (N, 2) int64: offset and length of each sample in frames.npy
+    meta.npz          per-sample columns: name (str), label, subject, view, setup, repetition,
+                      persons, length, plus any extra integer columns a reader provides
+    frame_labels.npy  optional, (total_frames,) int32 per-frame class (-1 background; untrimmed data)
+    subsets.npz       optional, seeded label-fraction subsets of each protocol's training set
+    store.json        layout, pipeline, source, format version, counts, class names, skipped files,
+                      and a checksum of the arrays
+
+The writer streams frames to disk (constant memory however large the dataset), writes into a
+temporary sibling folder and renames it into place at the end, so an interrupted ``prepare`` never
+leaves a half-written store that looks whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from skelssl.core.conventions import StoreError, to_ctvm
+from skelssl.core.layouts import Layout, get_layout
+from skelssl.data.sample import META_FIELDS
+
+__all__ = ["Store", "StoreWriter", "FORMAT_VERSION", "atomic_write_text", "atomic_write_bytes"]
+
+FORMAT_VERSION = 1
+_HEADER_BYTES = 256  # reserved .npy header; the shape is only known at the end of streaming
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
+    """A version-1 .npy header padded to exactly ``_HEADER_BYTES``."""
+    desc = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+    text = repr(desc).encode("latin1")
+    prefix = b"\x93NUMPY\x01\x00"
+    pad = _HEADER_BYTES - len(prefix) - 2 - len(text) - 1
+    if pad < 0:
+        raise StoreError(f"shape {shape} does not fit the reserved .npy header")
+    body = text + b" " * pad + b"\n"
+    return prefix + struct.pack("<H", len(body)) + body
+
+
+class StoreWriter:
+    """Streams samples into a new store folder, published atomically by :meth:`close`.
+
+    Args:
+        path: the store folder to create. An existing store there is replaced only when the new one
+            is complete.
+        layout: skeleton layout of the frames.
+        num_persons: ``M``, person slots per frame.
+        channels: ``C``, coordinates per joint (3 for x, y, z).
+        pipeline: name of the preprocessing pipeline that produced the frames.
+        info: extra fields for ``store.json`` (source, format, dataset, class names, ...).
+
+    Use as a context manager; an exception inside the block discards the temporary folder.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        layout: Layout | str,
+        num_persons: int,
+        channels: int = 3,
+        pipeline: str = "raw",
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.layout = get_layout(layout)
+        self.num_persons = int(num_persons)
+        self.channels = int(channels)
+        self.pipeline = pipeline
+        self.info = dict(info or {})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent))
+        self._frames_file = open(self._tmp / "frames.npy", "wb")
+        self._frames_file.write(b"\0" * _HEADER_BYTES)
+        self._hash = hashlib.blake2b(digest_size=16)
+        self._offsets: list[int] = []
+        self._lengths: list[int] = []
+        self._names: list[str] = []
+        self._sources: list[str] = []
+        self._meta: dict[str, list[int]] = {k: [] for k in META_FIELDS}
+        self._persons: list[int] = []
+        self._frame_labels: list[np.ndarray] | None = None
+        self._total = 0
+        self._closed = False
+        self.skipped: list[dict[str, str]] = []
+
+    # -- writing -----------------------------------------------------------------------------------
+    def add(
+        self,
+        name: str,
+        frames: np.ndarray,
+        meta: dict[str, int] | None = None,
+        source: str = "",
+        frame_labels: np.ndarray | None = None,
+    ) -> int:
+        """Append one sample; returns its index.
+
+        Args:
+            name: unique sample name.
+            frames: ``(T, M, V, C)`` array (converted to float32), ``T >= 1``.
+            meta: integer metadata (``label``, ``subject``, ...; missing keys are ``-1``). Extra keys
+                become extra columns; every sample must then provide them (missing -> ``-1``).
+            source: the file it came from.
+            frame_labels: ``(T,)`` per-frame class for untrimmed sequences.
+        """
+        if self._closed:
+            raise StoreError("store writer already closed")
+        frames = np.ascontiguousarray(frames, dtype=np.float32)
+        expect = (self.num_persons, self.layout.num_joints, self.channels)
+        if frames.ndim != 4 or frames.shape[1:] != expect or frames.shape[0] < 1:
+            raise StoreError(f"{name}: frames of shape {frames.shape}, expected (T>=1, {', '.join(map(str, expect))})")
+        if not np.isfinite(frames).all():
+            raise StoreError(f"{name}: frames contain NaN or infinite values")
+        meta = dict(meta or {})
+        for key in meta:
+            if key not in self._meta:
+                self._meta[key] = [-1] * len(self._names)
+        for key, col in self._meta.items():
+            col.append(int(meta.get(key, -1)))
+        if frame_labels is not None:
+            frame_labels = np.asarray(frame_labels, dtype=np.int32)
+            if frame_labels.shape != (frames.shape[0],):
+                raise StoreError(f"{name}: frame_labels of shape {frame_labels.shape}, expected ({frames.shape[0]},)")
+            if self._frame_labels is None:
+                self._frame_labels = [np.full(n, -1, np.int32) for n in self._lengths]
+        if self._frame_labels is not None:
+            self._frame_labels.append(frame_labels if frame_labels is not None else np.full(frames.shape[0], -1, np.int32))
+        buf = frames.tobytes()
+        self._frames_file.write(buf)
+        self._hash.update(buf)
+        self._offsets.append(self._total)
+        self._lengths.append(frames.shape[0])
+        self._total += frames.shape[0]
+        self._names.append(name)
+        self._sources.append(source)
+        self._persons.append(int((np.abs(frames).reshape(frames.shape[0], self.num_persons, -1).sum((0, 2)) > 0).sum()))
+        return len(self._names) - 1
+
+    def skip(self, source: str, reason: str) -> None:
+        """Record a source file that was skipped, with its reason (goes into store.json)."""
+        self.skipped.append({"file": str(source), "reason": reason})
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    # -- publishing --------------------------------------------------------------------------------
+    def close(self, subsets: dict[str, np.ndarray] | None = None) -> "Store":
+        """Finish the arrays, write ``store.json`` and publish the folder atomically."""
+        if self._closed:
+            raise StoreError("store writer already closed")
+        if not self._names:
+            self.abort()
+            raise StoreError(f"{self.path}: no sample to write (every source file was skipped)")
+        if len(set(self._names)) != len(self._names):
+            dup = sorted({n for n in self._names if self._names.count(n) > 1})[:5]
+            self.abort()
+            raise StoreError(f"{self.path}: duplicate sample names, e.g. {dup}")
+        shape = (self._total, self.num_persons, self.layout.num_joints, self.channels)
+        self._frames_file.seek(0)
+        self._frames_file.write(_npy_header(shape, np.float32))
+        self._frames_file.flush()
+        os.fsync(self._frames_file.fileno())
+        self._frames_file.close()
+
+        index = np.stack([np.asarray(self._offsets, np.int64), np.asarray(self._lengths, np.int64)], 1)
+        np.save(self._tmp / "index.npy", index)
+        self._hash.update(index.tobytes())
+        meta = {k: np.asarray(v, np.int64) for k, v in self._meta.items()}
+        meta["persons"] = np.asarray(self._persons, np.int64)
+        meta["length"] = index[:, 1].copy()
+        meta["name"] = np.asarray(self._names, dtype=str)
+        meta["source"] = np.asarray(self._sources, dtype=str)
+        np.savez(self._tmp / "meta.npz", **meta)
+        for key in sorted(meta):
+            self._hash.update(key.encode() + np.ascontiguousarray(meta[key]).tobytes())
+        if self._frame_labels is not None:
+            fl = np.concatenate(self._frame_labels)
+            np.save(self._tmp / "frame_labels.npy", fl)
+            self._hash.update(fl.tobytes())
+        if subsets:
+            np.savez(self._tmp / "subsets.npz", **{k: np.asarray(v, np.int64) for k, v in subsets.items()})
+
+        labels = meta["label"]
+        known = labels[labels >= 0]
+        class_names = self.info.pop("class_names", None)
+        num_classes = int(known.max()) + 1 if known.size else 0
+        if class_names is not None:
+            num_classes = max(num_classes, len(class_names))
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "layout": self.layout.name,
+            "pipeline": self.pipeline,
+            "num_persons": self.num_persons,
+            "channels": self.channels,
+            "samples": len(self._names),
+            "frames": int(self._total),
+            "classes": num_classes,
+            "class_names": list(class_names) if class_names is not None else [str(i) for i in range(num_classes)],
+            "frame_labels": self._frame_labels is not None,
+            "skipped": self.skipped,
+            "checksum": "blake2b:" + self._hash.hexdigest(),
+            **self.info,
+        }
+        atomic_write_text(self._tmp / "store.json", json.dumps(manifest, indent=1) + "\n")
+        # Publish: move any old store aside, rename the new one in, then delete the old one.
+        old = None
+        if self.path.exists():
+            old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
+            os.replace(self.path, old)
+        os.replace(self._tmp, self.path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        self._closed = True
+        return Store(self.path)
+
+    def abort(self) -> None:
+        """Discard everything written so far."""
+        if not self._frames_file.closed:
+            self._frames_file.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        self._closed = True
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and not self._closed:
+            self.abort()
+
+
+class Store:
+    """Read access to a packed store; frames are memory-mapped, so opening costs almost no RAM.
+
+    Args:
+        path: the store folder.
+
+    Attributes:
+        layout: the skeleton :class:`~skelssl.core.layouts.Layout`.
+        info: the parsed ``store.json``.
+        meta: per-sample metadata columns (``name``, ``label``, ``subject``, ``view``, ...).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        manifest = self.path / "store.json"
+        if not self.path.is_dir():
+            raise StoreError(f"{self.path}: no such store folder")
+        if not manifest.is_file():
+            raise StoreError(f"{self.path}: not a skelssl store (no store.json)")
+        try:
+            self.info: dict[str, Any] = json.loads(manifest.read_text())
+        except json.JSONDecodeError as e:
+            raise StoreError(f"{manifest}: unreadable manifest ({e})") from None
+        if self.info.get("format_version") != FORMAT_VERSION:
+            raise StoreError(f"{self.path}: store format {self.info.get('format_version')}, this skelssl reads {FORMAT_VERSION}")
+        try:
+            self._frames = np.load(self.path / "frames.npy", mmap_mode="r")
+            self.index = np.load(self.path / "index.npy")
+            with np.load(self.path / "meta.npz", allow_pickle=False) as z:
+                self.meta: dict[str, np.ndarray] = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise StoreError(f"{self.path}: damaged store ({e})") from None
+        fl = self.path / "frame_labels.npy"
+        self._frame_labels = np.load(fl, mmap_mode="r") if fl.is_file() else None
+        if len(self.index) != self.info["samples"] or self._frames.shape[0] != self.info["frames"]:
+            raise StoreError(f"{self.path}: arrays do not match store.json counts")
+        self.layout = get_layout(self.info["layout"])
+        self._name_to_index: dict[str, int] | None = None
+
+    # -- basic facts -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.info["samples"])
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r}, samples={len(self)}, layout={self.layout.name}, pipeline={self.pipeline})"
+
+    @property
+    def pipeline(self) -> str:
+        return self.info["pipeline"]
+
+    @property
+    def num_persons(self) -> int:
+        return int(self.info["num_persons"])
+
+    @property
+    def channels(self) -> int:
+        return int(self.info["channels"])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.info["classes"])
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.info["class_names"])
+
+    @property
+    def dataset(self) -> str:
+        return str(self.info.get("dataset", "unknown"))
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.meta["label"]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.index[:, 1]
+
+    @property
+    def names(self) -> np.ndarray:
+        return self.meta["name"]
+
+    @property
+    def has_frame_labels(self) -> bool:
+        return self._frame_labels is not None
+
+    def index_of(self, name: str) -> int:
+        """Sample index for a sample name (or a decimal index given as a string)."""
+        if self._name_to_index is None:
+            self._name_to_index = {str(n): i for i, n in enumerate(self.names)}
+        if name in self._name_to_index:
+            return self._name_to_index[name]
+        if name.isdigit() and int(name) < len(self):
+            return int(name)
+        raise KeyError(f"{self.path}: no sample named {name!r}")
+
+    # -- sample access -----------------------------------------------------------------------------
+    def frames(self, i: int) -> np.ndarray:
+        """``(T, M, V, C)`` read-only view of sample ``i`` into the memory map."""
+        off, length = self.index[i]
+        return self._frames[off : off + length]
+
+    def sample(self, i: int) -> np.ndarray:
+        """``(C, T, V, M)`` float32 copy of sample ``i``."""
+        return np.ascontiguousarray(to_ctvm(np.asarray(self.frames(i))), dtype=np.float32)
+
+    def frame_labels(self, i: int) -> np.ndarray:
+        """``(T,)`` per-frame class of sample ``i`` (-1 background); needs an untrimmed store."""
+        if self._frame_labels is None:
+            raise StoreError(f"{self.path}: this store has no per-frame labels")
+        off, length = self.index[i]
+        return np.asarray(self._frame_labels[off : off + length])
+
+    # -- protocols and subsets ---------------------------------------------------------------------
+    def saved_subsets(self) -> dict[str, np.ndarray]:
+        f = self.path / "subsets.npz"
+        if not f.is_file():
+            return {}
+        with np.load(f, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    # -- integrity ---------------------------------------------------------------------------------
+    def verify(self) -> bool:
+        """Recompute the checksum of all arrays; ``True`` when it matches ``store.json``."""
+        h = hashlib.blake2b(digest_size=16)
+        frames = self._frames
+        step = 1 << 16
+        for start in range(0, frames.shape[0], step):
+            h.update(np.ascontiguousarray(frames[start : start + step]).tobytes())
+        h.update(self.index.tobytes())
+        meta = dict(self.meta)
+        for key in sorted(meta):
+            h.update(key.encode() + np.ascontiguousarray(meta[key]).tobytes())
+        if self._frame_labels is not None:
+            h.update(np.asarray(self._frame_labels).tobytes())
+        return "blake2b:" + h.hexdigest() == self.info.get("checksum")
+
+
+def write_store(
+    path: str | Path,
+    samples: Iterable[tuple[str, np.ndarray, dict[str, int]]],
+    layout: Layout | str,
+    num_persons: int,
+    pipeline: str = "raw",
+    info: dict[str, Any] | None = None,
+    subsets: dict[str, np.ndarray] | None = None,
+    channels: int = 3,
+) -> Store:
+    """Convenience: write ``(name, frames (T, M, V, C), meta)`` triples into a new store."""
+    with StoreWriter(path, layout, num_persons, channels=channels, pipeline=pipeline, info=info) as w:
+        for name, frames, meta in samples:
+            w.add(name, frames, meta)
+        return w.close(subsets=subsets)
+
+
+def select_columns(meta: dict[str, np.ndarray], indices: Sequence[int]) -> dict[str, np.ndarray]:
+    """Metadata columns restricted to ``indices``."""
+    idx = np.asarray(indices, dtype=np.int64)
+    return {k: v[idx] for k, v in meta.items()}

@@ -1,0 +1,92 @@
+"""The method interface: what the one training loop needs from a self-supervised method.
+
+A method owns its encoder(s), heads and loss. The engine calls, per optimiser step,
+``loss, logs = method.training_step(batch)``, backpropagates, steps the optimiser, then calls
+:meth:`after_optimizer_step` (momentum/EMA updates of the declared pairs happen there, through the
+shared :func:`momentum_update`). Everything a method keeps besides parameters (queues, step counters)
+is a registered buffer, so it is saved and restored with the checkpoint.
+
+``batch`` is a dict of tensors already on the training device:
+
+- ``x``: ``(N, C, T, V, M)`` float, zero-padded along ``T``;
+- ``lengths``: ``(N,)`` int64, real frames per sample;
+- ``label``: ``(N,)`` int64 (``-1`` where unknown; never used by self-supervised losses);
+- ``index``: ``(N,)`` int64 sample index in the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from skelssl.models.base import Encoder
+
+__all__ = ["Method", "momentum_update", "split_decay_groups"]
+
+
+class Method(nn.Module):
+    """Base class of self-supervised methods."""
+
+    #: Set by subclasses: the encoder that evaluation protocols use after pre-training.
+    encoder: Encoder
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """One step's loss (scalar tensor) and scalar logs (floats or 0-d tensors)."""
+        raise NotImplementedError
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """``(online, target)`` module pairs updated by EMA after each optimiser step."""
+        return []
+
+    def momentum(self) -> float:
+        """EMA coefficient for :meth:`momentum_pairs` (``target = m*target + (1-m)*online``)."""
+        return 0.999
+
+    @torch.no_grad()
+    def after_optimizer_step(self) -> None:
+        m = self.momentum()
+        for online, target in self.momentum_pairs():
+            momentum_update(online, target, m)
+
+    def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """Optimiser parameter groups; default: no decay for biases, norms, embeddings and tokens."""
+        return split_decay_groups(self, weight_decay)
+
+    def export_encoder(self) -> Encoder:
+        """The encoder saved as ``encoder.safetensors`` for evaluation."""
+        return self.encoder
+
+
+@torch.no_grad()
+def momentum_update(online: nn.Module, target: nn.Module, m: float) -> None:
+    """``target <- m * target + (1 - m) * online`` for parameters; buffers are copied."""
+    for p_o, p_t in zip(online.parameters(), target.parameters()):
+        p_t.mul_(m).add_(p_o.detach(), alpha=1.0 - m)
+    for b_o, b_t in zip(online.buffers(), target.buffers()):
+        b_t.copy_(b_o)
+
+
+_NO_DECAY_HINTS = ("bias", "norm", "bn", "pos_embed", "temp_embed", "_pe", "token", "embedding")
+
+
+def split_decay_groups(
+    module: nn.Module, weight_decay: float, no_decay: tuple[str, ...] = _NO_DECAY_HINTS
+) -> list[dict[str, Any]]:
+    """Two groups: parameters whose name contains a ``no_decay`` hint, or that are 1-D, get no decay."""
+    decay, skip = [], []
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        lname = name.lower()
+        if p.ndim <= 1 or any(h in lname for h in no_decay):
+            skip.append(p)
+        else:
+            decay.append(p)
+    groups = []
+    if decay:
+        groups.append({"params": decay, "weight_decay": weight_decay})
+    if skip:
+        groups.append({"params": skip, "weight_decay": 0.0})
+    return groups
