@@ -1,0 +1,290 @@
+"""The ``skelssl`` command. Strings become objects here, and only the CLI prints.
+
+    skelssl prepare FORMAT SOURCE --out STORE [--pipeline raw|agcn] [--workers N]
+    skelssl synth --out STORE [--layout ntu25|kinect20] [--samples N] [--seed S]
+    skelssl info STORE [--json]
+    skelssl show STORE SAMPLE --out file.gif
+    skelssl export pyskl STORE --out file.pkl
+    skelssl pretrain RECIPE.yaml --out RUN [--resume] [key=value ...]
+    skelssl eval TASK RUN --store STORE --protocol P [--out DIR] [--random-init] [key=value ...]
+    skelssl report PATH...
+    skelssl demo [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _progress_bar(total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="file", dynamic_ncols=True, disable=None)
+
+    def update(done: int, _total: int) -> None:
+        bar.n = done
+        bar.refresh()
+        if done >= _total:
+            bar.close()
+
+    return update, bar
+
+
+# -- data commands -----------------------------------------------------------------------------------
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from skelssl.core.conventions import SkeletonFormatError
+    from skelssl.data.formats import FORMATS
+    from skelssl.data.prepare import prepare
+
+    if args.format not in FORMATS:
+        raise CLIError(f"unknown format {args.format!r}; known: {', '.join(FORMATS)}")
+    options = {}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CLIError(f"--option expects key=value, got {item!r}")
+        import yaml
+
+        options[key] = yaml.safe_load(value)
+    if args.untrimmed:
+        options["untrimmed"] = True
+    source = Path(args.source)
+    if not source.exists():
+        raise CLIError(f"{source}: no such file or folder")
+    if source.is_dir() and not os.access(source, os.R_OK | os.X_OK):
+        raise CLIError(f"{source}: folder is not readable")
+    update = None
+    bar = None
+    try:
+        from skelssl.data.formats import get_format
+
+        total = len(get_format(args.format).discover(source, **options).units)
+        update, bar = _progress_bar(total, f"prepare {args.format}")
+    except SkeletonFormatError as e:
+        raise CLIError(str(e)) from None
+    try:
+        report = prepare(
+            args.format, source, args.out, pipeline=args.pipeline, workers=args.workers,
+            num_persons=args.persons, layout=args.layout, options=options, progress=update,
+        )
+    except (SkeletonFormatError, KeyError) as e:
+        raise CLIError(str(e).strip("'\"")) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    print(report.summary())
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from skelssl.data import synthetic
+
+    store = synthetic.write_store(args.out, num_samples=args.samples, layout=args.layout, seed=args.seed)
+    print(f"wrote {len(store)} synthetic samples ({store.num_classes} classes, layout {store.layout.name}) to {store.path}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from skelssl.core.conventions import StoreError
+    from skelssl.data.prepare import store_summary
+    from skelssl.data.store import Store
+
+    try:
+        summary = store_summary(Store(args.store))
+    except StoreError as e:
+        raise CLIError(str(e)) from None
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return 0
+    print(f"store      {summary['path']}")
+    print(f"dataset    {summary['dataset']}  layout {summary['layout']}  pipeline {summary['pipeline']}  persons {summary['num_persons']}")
+    print(f"samples    {summary['samples']}   classes {summary['classes']}   frames {summary['frames']}   skipped {summary['skipped']}")
+    ln = summary["length"]
+    print(f"length     min {ln['min']}  mean {ln['mean']:.1f}  max {ln['max']}")
+    width = max(ln["histogram"].values()) or 1
+    for k, v in ln["histogram"].items():
+        if v:
+            print(f"  {k:>9} {v:7d} {'#' * max(1, round(40 * v / width))}")
+    print("classes")
+    for name, n in summary["class_counts"].items():
+        print(f"  {n:7d}  {name}")
+    print("protocols")
+    if not summary["protocols"]:
+        print("  (none for this dataset)")
+    for name, sizes in summary["protocols"].items():
+        print(f"  {name:18s} train {sizes['train']:7d}   test {sizes['test']:7d}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from skelssl.core.conventions import StoreError
+    from skelssl.data.store import Store
+    from skelssl.viz.animate import animate
+
+    try:
+        store = Store(args.store)
+        i = store.index_of(args.sample)
+    except (StoreError, KeyError) as e:
+        raise CLIError(str(e).strip("'\"")) from None
+    frames = store.frames(i)
+    name = str(store.names[i])
+    label = int(store.labels[i])
+    title = name + (f" ({store.class_names[label]})" if 0 <= label < len(store.class_names) else "")
+    out = animate(frames, store.layout, args.out, fps=args.fps, title=title)
+    print(f"wrote {out} ({len(frames)} frames)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from skelssl.data.formats.pyskl import write_pyskl_from_store
+    from skelssl.data.store import Store
+
+    if args.format != "pyskl":
+        raise CLIError(f"export supports only pyskl, got {args.format!r}")
+    store = Store(args.store)
+    from skelssl.data.protocols import available_protocols
+
+    write_pyskl_from_store(store, args.out, available_protocols(store))
+    print(f"wrote {len(store)} annotations to {args.out}")
+    return 0
+
+
+# -- training and evaluation commands ----------------------------------------------------------------
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from skelssl.engine.tasks import pretrain
+
+    pretrain(args.recipe, args.out, overrides=args.overrides, resume=args.resume,
+             devices=args.devices, num_nodes=args.nodes, accelerator=args.accelerator, progress=True)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from skelssl.engine.tasks import evaluate
+
+    results = evaluate(
+        args.task, args.run, store=args.store, protocol=args.protocol, out=args.out,
+        overrides=args.overrides, random_init=args.random_init, devices=args.devices,
+        accelerator=args.accelerator, progress=True,
+    )
+    print(json.dumps({k: results[k] for k in ("task", "protocol", "metric", "final", "best") if k in results}))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from skelssl.evaluation.report import collect, markdown_table
+
+    results = collect([Path(p) for p in args.paths])
+    if not results:
+        raise CLIError(f"no results.json under {', '.join(args.paths)}")
+    print(markdown_table(results))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from skelssl.engine.demo import run_demo
+
+    run_demo(Path(args.out), quick=args.quick)
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="skelssl", description="Self-supervised learning on skeleton sequences.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("prepare", help="read a dataset and write a packed store")
+    s.add_argument("format", help="ntu, nucla, msr, utkinect, pku_mmd, pyskl, arrays")
+    s.add_argument("source", help="the dataset folder (or file for pyskl/arrays)")
+    s.add_argument("--out", required=True, help="store folder to write")
+    s.add_argument("--pipeline", default="raw", help="raw (Hi-TRS), agcn (ISC / 2s-AGCN) or ctrgcn (MAMP)")
+    s.add_argument("--workers", type=int, default=1, help="reader processes (default 1)")
+    s.add_argument("--persons", type=int, default=None, help="person slots M (default: 1 for single-person datasets, else 2)")
+    s.add_argument("--layout", default=None, help="layout for formats that do not imply one (pyskl, arrays)")
+    s.add_argument("--untrimmed", action="store_true", help="PKU-MMD: keep whole sequences with per-frame labels (detection)")
+    s.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help="reader option (repeatable)")
+    s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("synth", help="write a store of procedurally generated actions")
+    s.add_argument("--out", required=True)
+    s.add_argument("--layout", default="ntu25", choices=("ntu25", "kinect20"))
+    s.add_argument("--samples", type=int, default=2000)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("info", help="summarise a store")
+    s.add_argument("store")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("show", help="animate one sample as a GIF")
+    s.add_argument("store")
+    s.add_argument("sample", help="sample name (or index)")
+    s.add_argument("--out", required=True, help="output .gif")
+    s.add_argument("--fps", type=int, default=15)
+    s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("export", help="write a store in another tool's format")
+    s.add_argument("format", help="pyskl")
+    s.add_argument("store")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_export)
+
+    def add_device_args(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--devices", default=None, help="devices per node (Fabric), e.g. 1, 8 or auto")
+        s.add_argument("--accelerator", default=None, help="cpu, cuda or auto")
+
+    s = sub.add_parser("pretrain", help="self-supervised pre-training from a recipe")
+    s.add_argument("recipe")
+    s.add_argument("--out", required=True, help="run folder")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out")
+    s.add_argument("--nodes", type=int, default=None)
+    add_device_args(s)
+    s.add_argument("overrides", nargs="*", metavar="key=value")
+    s.set_defaults(func=cmd_pretrain)
+
+    s = sub.add_parser("eval", help="evaluate an encoder: knn, linear, finetune, semi, tsne, detect, predict")
+    s.add_argument("task")
+    s.add_argument("run", help="pre-training run folder or encoder checkpoint")
+    s.add_argument("--store", default=None, help="store to evaluate on (default: the run's pre-training store)")
+    s.add_argument("--protocol", required=True)
+    s.add_argument("--out", default=None)
+    s.add_argument("--random-init", action="store_true", help="same encoder architecture, random weights")
+    add_device_args(s)
+    s.add_argument("overrides", nargs="*", metavar="key=value")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("report", help="one markdown table of results, with published numbers")
+    s.add_argument("paths", nargs="+")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("demo", help="the whole job on synthetic data, in minutes on a CPU")
+    s.add_argument("--out", default="demo_out")
+    s.add_argument("--quick", action="store_true", help="a smaller demo (for tests)")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as e:
+        print(f"skelssl {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,439 @@
+"""The PYSKL / MMAction2 pickle annotation format: read it safely, and write it.
+
+A PYSKL annotation file (``ntu60_3danno.pkl``, ``ntu120_hrnet.pkl``, ...) is one pickled dict::
+
+    {"split": {"xsub_train": [frame_dir, ...], "xsub_val": [...], ...},
+     "annotations": [{"frame_dir": str, "label": int (0-based), "total_frames": int,
+                      "keypoint": (M, T, V, C) float array,
+                      "keypoint_score": (M, T, V) float array (optional, 2D pose-estimator output)},
+                     ...]}
+
+PYSKL also accepts a bare list of annotations (no split); so do we.
+
+Reading never calls plain ``pickle.load``: a pickle can name any importable callable and have it
+called on load (``os.system`` via ``__reduce__``). :class:`SafeUnpickler` resolves only the handful of
+numpy reconstruction helpers these files need and refuses everything else *before* it is called.
+
+Each annotation is one unit, so a broken annotation is skipped by ``prepare`` while the others are
+kept. Split membership becomes integer columns ``split_<name>`` (1 in the split, 0 not).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import io
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from skelssl.core.conventions import SkeletonFormatError
+from skelssl.core.layouts import LAYOUTS, Layout, get_layout
+from skelssl.data.formats import Discovery
+from skelssl.data.sample import RawSample
+from skelssl.data.store import Store, atomic_write_bytes
+
+__all__ = [
+    "NAME",
+    "LAYOUT",
+    "DATASET",
+    "SafeUnpickler",
+    "safe_loads",
+    "load_annotations",
+    "discover",
+    "read",
+    "layout_for",
+    "dataset_for",
+    "resolve_layout",
+    "ntu_name_meta",
+    "split_column",
+    "write_pyskl",
+    "write_pyskl_from_store",
+]
+
+NAME = "pyskl"
+LAYOUT = None  # from the ``layout=`` option, else inferred from V (resolve_layout)
+DATASET = "pyskl"  # the ``dataset=`` option overrides it (e.g. ``ntu`` so named protocols apply)
+
+# V -> layout when the user names none; anything else is ambiguous (17 could be COCO or anything).
+_LAYOUT_BY_JOINTS = {25: "ntu25", 20: "kinect20"}
+_NTU_NAME = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
+_META_KEYS = ("subject", "view", "setup", "repetition")  # optional skelssl extension of an annotation
+
+
+# -- safe unpickling -------------------------------------------------------------------------------
+def _numpy_module(suffix: str):
+    """``numpy._core.<suffix>`` on numpy 2, ``numpy.core.<suffix>`` on numpy 1."""
+    try:
+        return importlib.import_module(f"numpy._core.{suffix}")
+    except ImportError:  # numpy < 1.26 has no numpy._core
+        return importlib.import_module(f"numpy.core.{suffix}")
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    import _codecs
+    import collections
+
+    multiarray = _numpy_module("multiarray")
+    numeric = _numpy_module("numeric")
+    allowed: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        # Protocol <= 2 pickles bytes (array buffers, scalar payloads) as _codecs.encode(str, "latin1").
+        ("_codecs", "encode"): _codecs.encode,
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("builtins", "set"): set,
+        ("builtins", "frozenset"): frozenset,
+    }
+    # numpy 1.x writes ``numpy.core.*``, numpy 2 writes ``numpy._core.*``; both name the same helpers.
+    for pkg in ("numpy.core", "numpy._core"):
+        allowed[(f"{pkg}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        allowed[(f"{pkg}.multiarray", "scalar")] = multiarray.scalar
+        allowed[(f"{pkg}.numeric", "_frombuffer")] = numeric._frombuffer  # protocol-5 arrays
+    return allowed
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """An unpickler that can rebuild dicts, lists, strings, numbers and numpy arrays, and nothing else.
+
+    ``find_class`` is the only way a pickle reaches code; it answers from a fixed table and raises
+    :class:`SkeletonFormatError` for any other global, so a crafted file fails before anything runs.
+
+    Args:
+        file: a binary file object.
+        path: the file name used in error messages.
+    """
+
+    _ALLOWED: dict[tuple[str, str], Any] | None = None
+
+    def __init__(self, file, path: str | Path = "<pickle>") -> None:
+        super().__init__(file)
+        self.path = str(path)
+        if SafeUnpickler._ALLOWED is None:
+            SafeUnpickler._ALLOWED = _allowed_globals()
+
+    def find_class(self, module: str, name: str) -> Any:
+        obj = self._ALLOWED.get((module, name))
+        if obj is None:
+            raise SkeletonFormatError(self.path, f"pickle refers to {module}.{name}, which a skeleton annotation file never needs (refused)")
+        return obj
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise SkeletonFormatError(self.path, "pickle uses persistent ids (refused)")
+
+
+def safe_loads(data: bytes, path: str | Path = "<pickle>") -> Any:
+    """Unpickle ``data`` with :class:`SafeUnpickler`; any failure is a :class:`SkeletonFormatError`."""
+    if not data:
+        raise SkeletonFormatError(path, "empty file")
+    try:
+        # BytesIO: a forged length field reads short and fails, it cannot block on a pipe.
+        return SafeUnpickler(io.BytesIO(data), path).load()
+    except SkeletonFormatError:
+        raise
+    except Exception as e:  # truncated, garbage, bad opcode, MemoryError from a forged length, ...
+        raise SkeletonFormatError(path, f"not a readable pickle ({type(e).__name__}: {e})") from None
+
+
+# -- loading and validation ------------------------------------------------------------------------
+def split_column(split_name: str) -> str:
+    """The metadata column for a PYSKL split name: ``"xsub_train"`` -> ``"split_xsub_train"``."""
+    ident = re.sub(r"\W+", "_", str(split_name)).strip("_").lower()
+    return f"split_{ident}" if ident else ""
+
+
+class _Annotations:
+    """A validated top level: the annotation list and each sample's split columns."""
+
+    def __init__(self, obj: Any, path: str) -> None:
+        self.path = path
+        if isinstance(obj, list):  # PYSKL's split-less form
+            obj = {"split": {}, "annotations": obj}
+        if not isinstance(obj, dict):
+            raise SkeletonFormatError(path, f"top level is a {type(obj).__name__}, expected a dict with 'split' and 'annotations'")
+        if "annotations" not in obj:
+            raise SkeletonFormatError(path, f"no 'annotations' key (keys: {sorted(map(str, obj))[:8]})")
+        self.annotations = obj["annotations"]
+        if not isinstance(self.annotations, list):
+            raise SkeletonFormatError(path, f"'annotations' is a {type(self.annotations).__name__}, expected a list")
+        split = obj.get("split", {}) or {}
+        if not isinstance(split, dict):
+            raise SkeletonFormatError(path, f"'split' is a {type(split).__name__}, expected a dict of name -> list of frame_dir")
+        self.columns: list[str] = []
+        members: dict[str, set[str]] = {}
+        for split_name, names in split.items():
+            column = split_column(split_name)
+            if not column:
+                raise SkeletonFormatError(path, f"split name {split_name!r} has no letters or digits")
+            if column in members:
+                raise SkeletonFormatError(path, f"split names collide as column {column!r}")
+            if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+                raise SkeletonFormatError(path, f"split {split_name!r} is not a list of frame_dir strings")
+            self.columns.append(column)
+            members[column] = set(names)
+        self._members = members
+
+    def split_extra(self, frame_dir: str) -> dict[str, int]:
+        return {c: int(frame_dir in self._members[c]) for c in self.columns}
+
+
+@functools.lru_cache(maxsize=1)
+def _load_cached(path: str, mtime_ns: int, size: int) -> _Annotations:
+    # Keyed on mtime and size too, so a rewritten file is reloaded; maxsize=1 keeps one file in RAM.
+    return _Annotations(safe_loads(Path(path).read_bytes(), path), path)
+
+
+def load_annotations(path: str | Path) -> _Annotations:
+    """Load and validate the top level of a PYSKL file (once per process; cached)."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise SkeletonFormatError(path, f"cannot read ({e.strerror})") from None
+    return _load_cached(str(path), st.st_mtime_ns, st.st_size)
+
+
+def _source_file(source: str | Path) -> Path:
+    source = Path(source)
+    if source.is_dir():
+        found = sorted(source.glob("*.pkl"))
+        if len(found) != 1:
+            raise SkeletonFormatError(source, f"expected exactly one .pkl file in the folder, found {len(found)}")
+        return found[0]
+    if not source.is_file():
+        raise SkeletonFormatError(source, "no such file")
+    return source
+
+
+# -- shared with the arrays reader -----------------------------------------------------------------
+def resolve_layout(num_joints: int, layout: str | Layout | None = None, path: str | Path = "") -> Layout:
+    """The layout named by the user, checked against ``V``; else the one ``V`` implies (25, 20).
+
+    Raises:
+        SkeletonFormatError: ``V`` does not match the named layout, or no layout is named and ``V``
+            is not 25 or 20.
+    """
+    if layout is not None:
+        try:
+            out = get_layout(layout)
+        except KeyError as e:
+            raise SkeletonFormatError(path, str(e.args[0])) from None
+        if out.num_joints != num_joints:
+            raise SkeletonFormatError(path, f"{num_joints} joints per body, but layout {out.name} has {out.num_joints}")
+        return out
+    if num_joints not in _LAYOUT_BY_JOINTS:
+        raise SkeletonFormatError(
+            path, f"{num_joints} joints per body: cannot infer the layout; name one with --layout ({', '.join(sorted(LAYOUTS))})"
+        )
+    return get_layout(_LAYOUT_BY_JOINTS[num_joints])
+
+
+def ntu_name_meta(name: str) -> dict[str, int] | None:
+    """``setup``/``view``/``subject``/``repetition`` from an NTU name ``SsssCcccPpppRrrrAaaa``, else None."""
+    m = _NTU_NAME.search(name)
+    if m is None:
+        return None
+    s, c, p, r, _ = (int(g) for g in m.groups())
+    return {"setup": s, "view": c, "subject": p, "repetition": r}
+
+
+def dataset_for(**options: Any) -> str:
+    """The store ``dataset`` key for this reader: the ``dataset=`` option, else ``"pyskl"``."""
+    return str(options.get("dataset") or DATASET)
+
+
+# -- the reader contract ---------------------------------------------------------------------------
+def discover(source: str | Path, **options: Any) -> Discovery:
+    """One unit ``(pkl_path, annotation_index)`` per annotation; later duplicates of a frame_dir are excluded.
+
+    Args:
+        source: a ``.pkl`` file, or a folder holding exactly one.
+
+    Returns:
+        The units, and ``("<file>#<index>", reason)`` for excluded annotations.
+    """
+    path = _source_file(source)
+    ann = load_annotations(path)
+    units, excluded, seen = [], [], set()
+    for i, a in enumerate(ann.annotations):
+        frame_dir = a.get("frame_dir") if isinstance(a, dict) else None
+        if isinstance(frame_dir, str) and frame_dir in seen:
+            excluded.append((f"{path}#{i}", f"duplicate frame_dir {frame_dir!r}"))
+            continue
+        seen.add(frame_dir)
+        units.append((str(path), i))
+    if not units:
+        raise SkeletonFormatError(path, "no annotation in the file")
+    return Discovery(units, excluded)
+
+
+def layout_for(source: str | Path, **options: Any) -> str:
+    """The layout ``prepare`` should give the store: ``layout=`` or the one the first annotation's V implies."""
+    path = _source_file(source)
+    ann = load_annotations(path)
+    for a in ann.annotations:
+        kp = a.get("keypoint") if isinstance(a, dict) else None
+        if isinstance(kp, np.ndarray) and kp.ndim == 4:
+            return resolve_layout(kp.shape[2], options.get("layout"), path).name
+    raise SkeletonFormatError(path, "no annotation with a (M, T, V, C) keypoint array")
+
+
+def read(unit: tuple[str, int], with_score: bool = False, **options: Any) -> list[RawSample]:
+    """The sample of one annotation.
+
+    Args:
+        unit: ``(pkl_path, annotation_index)`` from :func:`discover`.
+        with_score: append ``keypoint_score`` as a last channel (2D pose-estimator output).
+        **options: ``layout=`` (checked against V, else inferred from V); others are ignored.
+
+    Returns:
+        One :class:`RawSample`; ``bodies`` is ``(T, M, V, C)`` (PYSKL's ``(M, T, V, C)`` transposed).
+    """
+    path, i = unit
+    ann = load_annotations(path)
+    if not 0 <= i < len(ann.annotations):
+        raise SkeletonFormatError(path, f"annotation {i} does not exist ({len(ann.annotations)} in the file)")
+    a = ann.annotations[i]
+
+    def bad(problem: str) -> SkeletonFormatError:
+        what = a.get("frame_dir") if isinstance(a, dict) else None
+        return SkeletonFormatError(path, f"annotation {i}{f' ({what!r})' if isinstance(what, str) else ''}: {problem}")
+
+    if not isinstance(a, dict):
+        raise bad(f"is a {type(a).__name__}, expected a dict")
+    for key in ("frame_dir", "label", "keypoint"):
+        if key not in a:
+            raise bad(f"no {key!r} key")
+    frame_dir, label, kp = a["frame_dir"], a["label"], a["keypoint"]
+    if not isinstance(frame_dir, str) or not frame_dir:
+        raise bad("frame_dir is not a non-empty string")
+    if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
+        raise bad(f"label {label!r} is not an integer")
+    if not isinstance(kp, np.ndarray) or kp.ndim != 4:
+        raise bad(f"keypoint must be a (M, T, V, C) array, got {getattr(kp, 'shape', type(kp).__name__)}")
+    if kp.dtype.kind not in "fiu":
+        raise bad(f"keypoint has dtype {kp.dtype}, expected numbers")
+    m, t, v, c = kp.shape
+    if m < 1 or t < 1 or c < 1:
+        raise bad(f"keypoint of shape {kp.shape} is empty")
+    total = a.get("total_frames", t)
+    if not isinstance(total, (int, np.integer)) or int(total) != t:
+        raise bad(f"total_frames {total!r} but keypoint has {t} frames")
+    resolve_layout(v, options.get("layout"), f"{path}: annotation {i} ({frame_dir!r})")
+    bodies = np.ascontiguousarray(kp.transpose(1, 0, 2, 3), dtype=np.float32)  # (T, M, V, C)
+    if with_score:
+        score = a.get("keypoint_score")
+        if not isinstance(score, np.ndarray) or score.shape != (m, t, v):
+            raise bad(f"keypoint_score must be ({m}, {t}, {v}), got {getattr(score, 'shape', None)}")
+        score = np.ascontiguousarray(score.transpose(1, 0, 2), dtype=np.float32)[..., None]  # (T, M, V, 1)
+        bodies = np.concatenate([bodies, score], axis=-1)  # (T, M, V, C+1)
+    if not np.isfinite(bodies).all():
+        raise bad("keypoint holds NaN or infinite values")
+
+    meta = ntu_name_meta(frame_dir) or {}
+    for key in _META_KEYS:  # written by write_pyskl_from_store; win over a name's meta
+        if isinstance(a.get(key), (int, np.integer)):
+            meta[key] = int(a[key])
+    return [
+        RawSample(
+            name=frame_dir,
+            bodies=bodies,
+            label=int(label),
+            source=f"{path}#{i}",
+            extra=ann.split_extra(frame_dir),
+            **meta,
+        )
+    ]
+
+
+# -- writing ---------------------------------------------------------------------------------------
+def _annotation(name: str, frames: np.ndarray, label: int, meta: dict[str, int] | None = None) -> dict[str, Any]:
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[0] < 1:
+        raise ValueError(f"{name}: frames must be (T>=1, M, V, C), got shape {frames.shape}")
+    if not np.isfinite(frames).all():
+        raise ValueError(f"{name}: frames hold NaN or infinite values")
+    keypoint = np.ascontiguousarray(frames.transpose(1, 0, 2, 3), dtype=np.float32)  # (M, T, V, C)
+    ann = {"frame_dir": str(name), "label": int(label), "keypoint": keypoint, "total_frames": int(frames.shape[0])}
+    for key, value in (meta or {}).items():
+        if int(value) >= 0:
+            ann[key] = int(value)
+    return ann
+
+
+def _dump(path: str | Path, annotations: list[dict[str, Any]], split: dict[str, list[str]] | None) -> None:
+    names = [a["frame_dir"] for a in annotations]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: duplicate sample names")
+    known = set(names)
+    split = {str(k): [str(n) for n in v] for k, v in (split or {}).items()}
+    for key, members in split.items():
+        missing = [n for n in members if n not in known]
+        if missing:
+            raise ValueError(f"{path}: split {key!r} names samples that are not written, e.g. {missing[:3]}")
+    # Protocol 4 (Python >= 3.4, the default PYSKL/mmcv use); arrays pickle through _reconstruct.
+    atomic_write_bytes(path, pickle.dumps({"split": split, "annotations": annotations}, protocol=4))
+
+
+def write_pyskl(
+    path: str | Path,
+    samples: Iterable[tuple[str, np.ndarray, int]],
+    split: dict[str, list[str]] | None = None,
+) -> None:
+    """Write samples as a PYSKL annotation file (atomically).
+
+    Args:
+        path: the ``.pkl`` to write.
+        samples: ``(name, frames, label)``; ``frames`` is ``(T, M, V, C)`` (the store layout) and is
+            written as PYSKL's ``(M, T, V, C)`` float32 ``keypoint``.
+        split: split name -> sample names (e.g. ``{"xsub_train": [...], "xsub_val": [...]}``).
+
+    Raises:
+        ValueError: bad frames, duplicate names, or a split naming an unwritten sample.
+    """
+    _dump(path, [_annotation(n, f, lab) for n, f, lab in samples], split)
+
+
+def _split_names(protocols: list[str]) -> dict[str, str]:
+    # PYSKL names NTU splits "xsub_train", "xset_val", ...: the protocol without its dataset prefix.
+    # Fall back to the whole protocol name where two protocols would share a short name.
+    short = {p: p.split("-", 1)[-1] for p in protocols}
+    counts = {s: list(short.values()).count(s) for s in short.values()}
+    return {p: (s if counts[s] == 1 else p) for p, s in short.items()}
+
+
+def write_pyskl_from_store(store: Store, path: str | Path, protocols: list[str] | None = None) -> dict[str, list[str]]:
+    """Write every sample of a store as a PYSKL file, with the splits of named protocols.
+
+    Args:
+        store: the packed store.
+        path: the ``.pkl`` to write.
+        protocols: protocol names (default: every protocol available on the store). Protocol
+            ``ntu60-xsub`` gives splits ``xsub_train`` and ``xsub_val`` (PYSKL names the test split
+            ``val``); the full protocol name is kept where two protocols share a short name.
+
+    Returns:
+        The split dict written.
+
+    Each annotation also carries the sample's known ``subject``/``view``/``setup``/``repetition``
+    (extra keys PYSKL ignores), so reading the file back with ``dataset=<store dataset>`` restores
+    the metadata the named protocols need.
+    """
+    from skelssl.data.protocols import available_protocols, split as protocol_split
+
+    protocols = list(available_protocols(store) if protocols is None else protocols)
+    names = [str(n) for n in store.names]
+    split: dict[str, list[str]] = {}
+    for protocol, key in _split_names(protocols).items():
+        train, test = protocol_split(store, protocol)
+        split[f"{key}_train"] = [names[i] for i in train]
+        split[f"{key}_val"] = [names[i] for i in test]
+    annotations = [
+        _annotation(names[i], np.asarray(store.frames(i)), int(store.labels[i]), {k: int(store.meta[k][i]) for k in _META_KEYS})
+        for i in range(len(store))
+    ]
+    _dump(path, annotations, split)
+    return split

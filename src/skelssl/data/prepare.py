@@ -1,0 +1,255 @@
+"""``prepare``: read a source dataset with its format reader, run a preprocessing pipeline, write a store.
+
+A bad source file never stops a prepare: it is skipped and listed with its reason (in the store's
+``store.json``, in ``skipped.tsv`` beside it, and in the returned report). Files a reader excludes on
+purpose (the official NTU missing-skeleton list, MSR's 557-file protocol list) are listed likewise.
+Reading and preprocessing run in ``workers`` processes; results are written in source order, so the
+same source gives the same store whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from skelssl.core.conventions import SkeletonFormatError, StoreError
+from skelssl.core.layouts import get_layout
+from skelssl.data.formats import get_format, unit_path
+from skelssl.data.store import Store, StoreWriter, atomic_write_text
+
+__all__ = ["PrepareReport", "prepare", "DEFAULT_PERSONS"]
+
+# Person slots per store: the single-person Kinect v1 datasets keep one, everything else two.
+DEFAULT_PERSONS = {"nucla": 1, "msr": 1, "utkinect": 1}
+
+
+@dataclass
+class PrepareReport:
+    """What a prepare did: counts, skipped files with reasons, files excluded on purpose, time."""
+
+    store: Path
+    samples: int
+    classes: int
+    frames: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    excluded: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    units: int = 0
+
+    def summary(self) -> str:
+        lines = [
+            f"store      {self.store}",
+            f"samples    {self.samples}",
+            f"classes    {self.classes}",
+            f"frames     {self.frames}",
+            f"skipped    {len(self.skipped)} file(s)" + (f" (listed in {self.store / 'skipped.tsv'})" if self.skipped else ""),
+            f"excluded   {len(self.excluded)} file(s) by the reader's protocol lists",
+            f"time       {self.seconds:.1f} s ({self.units / max(self.seconds, 1e-9):.0f} files/s)",
+        ]
+        for path, reason in self.skipped[:10]:
+            lines.append(f"  skipped  {path}: {reason}")
+        if len(self.skipped) > 10:
+            lines.append(f"  ... and {len(self.skipped) - 10} more")
+        return "\n".join(lines)
+
+
+# -- worker side -------------------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(fmt: str, pipeline: str, layout: str, num_persons: int, options: dict[str, Any]) -> None:
+    from skelssl.data.preprocess import apply_pipeline  # imported here: workers may be spawned
+
+    _WORKER.update(
+        reader=get_format(fmt), apply=apply_pipeline, pipeline=pipeline,
+        layout=get_layout(layout), num_persons=num_persons, options=options,
+    )
+
+
+def _process(unit: Any) -> tuple[list[tuple], list[tuple[str, str]]]:
+    """Read one unit and preprocess its samples -> (samples, errors); never raises."""
+    w = _WORKER
+    out, errors = [], []
+    try:
+        raws = w["reader"].read(unit, **w["options"])
+    except SkeletonFormatError as e:
+        return [], [(e.path, e.problem)]
+    except Exception as e:  # a reader bug must not stop a long prepare either: report it loudly
+        return [], [(unit_path(unit), f"unexpected {type(e).__name__}: {e} [{_where(e)}]")]
+    for raw in raws:
+        try:
+            done = w["apply"](w["pipeline"], raw, w["layout"], num_persons=w["num_persons"])
+        except SkeletonFormatError as e:
+            errors.append((e.path, e.problem))
+            continue
+        except Exception as e:
+            errors.append((raw.source or raw.name, f"unexpected {type(e).__name__} in pipeline {w['pipeline']}: {e} [{_where(e)}]"))
+            continue
+        out.append((done.name, done.bodies, done.meta(), done.source or unit_path(unit), done.frame_labels))
+    return out, errors
+
+
+def _where(e: BaseException) -> str:
+    tb = traceback.extract_tb(e.__traceback__)
+    return f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else "?"
+
+
+def _results(units: list[Any], workers: int, init_args: tuple) -> Iterator[tuple[list[tuple], list[tuple[str, str]]]]:
+    if workers <= 1:
+        _init_worker(*init_args)
+        for u in units:
+            yield _process(u)
+        return
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    chunk = max(1, min(64, len(units) // (workers * 8) or 1))
+    with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
+        yield from pool.imap(_process, units, chunksize=chunk)
+
+
+# -- driver ------------------------------------------------------------------------------------------
+def prepare(
+    fmt: str,
+    source: str | Path,
+    out: str | Path,
+    *,
+    pipeline: str = "raw",
+    workers: int = 1,
+    num_persons: int | None = None,
+    layout: str | None = None,
+    options: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PrepareReport:
+    """Prepare a store from a source dataset.
+
+    Args:
+        fmt: format key (``ntu``, ``nucla``, ``msr``, ``utkinect``, ``pku_mmd``, ``pyskl``, ``arrays``).
+        source: the dataset folder (or file, for ``pyskl``/``arrays``).
+        out: the store folder to write (replaced atomically when complete).
+        pipeline: ``raw`` or ``agcn`` (and ``ctrgcn`` where available).
+        workers: reader processes.
+        num_persons: person slots ``M`` (default: 1 for single-person datasets, else 2).
+        layout: skeleton layout name, for formats whose files do not imply one.
+        options: reader options (e.g. ``{"untrimmed": True}`` for PKU-MMD detection stores).
+        progress: ``progress(done_units, total_units)`` callback.
+
+    Raises:
+        KeyError: unknown format or pipeline.
+        SkeletonFormatError: the source itself is unusable (missing, empty, wrong kind).
+        StoreError: nothing could be read at all.
+    """
+    from skelssl.data.preprocess import PIPELINES
+    from skelssl.data.protocols import compute_subsets, save_subsets
+
+    t0 = time.perf_counter()
+    reader = get_format(fmt)
+    if pipeline not in PIPELINES:
+        raise KeyError(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
+    options = dict(options or {})
+    layout_name = layout or getattr(reader, "LAYOUT", None)
+    if layout is not None and getattr(reader, "LAYOUT", None) is None:
+        options.setdefault("layout", layout)
+    source = Path(source)
+    if not source.exists():
+        raise SkeletonFormatError(source, "no such file or folder")
+    discovery = reader.discover(source, **options)
+    units = list(discovery.units)
+    if layout_name is None:
+        layout_name = _infer_layout(reader, units, options)
+    layout_obj = get_layout(layout_name)
+    persons = num_persons or DEFAULT_PERSONS.get(fmt, 2)
+    dataset = options.get("dataset") or getattr(reader, "DATASET", fmt)
+    if fmt == "pku_mmd" and options.get("untrimmed"):
+        dataset = "pku1_untrimmed"
+    info = {
+        "dataset": dataset,
+        "source": str(source.resolve()),
+        "source_format": fmt,
+        "reader_options": {k: v for k, v in options.items() if isinstance(v, (str, int, float, bool))},
+    }
+    class_names = getattr(reader, "CLASS_NAMES", None)
+    if class_names is not None:
+        info["class_names"] = list(class_names)
+
+    skipped: list[tuple[str, str]] = []
+    init = (fmt, pipeline, layout_obj.name, persons, options)
+    with StoreWriter(out, layout_obj, persons, channels=3, pipeline=pipeline, info=info) as writer:
+        for n, (samples, errors) in enumerate(_results(units, workers, init), 1):
+            for name, frames, meta, src, frame_labels in samples:
+                if frames.shape[-1] != writer.channels:
+                    frames = frames[..., : writer.channels]
+                try:
+                    writer.add(name, frames, meta, source=src, frame_labels=frame_labels)
+                except StoreError as e:
+                    errors.append((src, str(e)))
+            for path, reason in errors:
+                writer.skip(path, reason)
+                skipped.append((path, reason))
+            if progress is not None:
+                progress(n, len(units))
+        for path, reason in discovery.excluded:
+            writer.skip(path, f"excluded: {reason}")
+        store = writer.close()
+    save_subsets(store, compute_subsets(store))
+    lines = ["file\treason"] + [f"{p}\t{r}" for p, r in skipped] + [f"{p}\texcluded: {r}" for p, r in discovery.excluded]
+    atomic_write_text(store.path / "skipped.tsv", "\n".join(lines) + "\n")
+    return PrepareReport(
+        store=store.path, samples=len(store), classes=store.num_classes, frames=int(store.info["frames"]),
+        skipped=skipped, excluded=list(discovery.excluded), seconds=time.perf_counter() - t0, units=len(units),
+    )
+
+
+def _infer_layout(reader, units: list[Any], options: dict[str, Any]) -> str:
+    """For formats without a fixed layout: read the first unit and go by its joint count."""
+    if not units:
+        raise SkeletonFormatError("source", "no samples found")
+    for unit in units[:8]:
+        try:
+            raws = reader.read(unit, **options)
+        except SkeletonFormatError:
+            continue
+        if raws:
+            v = raws[0].bodies.shape[2]
+            for name in ("ntu25", "kinect20"):
+                if get_layout(name).num_joints == v:
+                    return name
+            raise SkeletonFormatError(unit_path(unit), f"{v} joints per frame matches no known layout; pass --layout")
+    raise SkeletonFormatError(unit_path(units[0]), "could not read any sample to infer the layout; pass --layout")
+
+
+def store_summary(store: Store) -> dict[str, Any]:
+    """The facts ``skelssl info`` prints: counts, classes, lengths, protocols with their sizes."""
+    from skelssl.data.protocols import available_protocols, split
+
+    lengths = store.lengths
+    edges = [1, 16, 32, 64, 128, 256, 512, 1024, 1 << 30]
+    hist = {}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        k = f"{lo}-{hi - 1}" if hi < (1 << 30) else f">={lo}"
+        hist[k] = int(((lengths >= lo) & (lengths < hi)).sum())
+    protocols = {}
+    for name in available_protocols(store):
+        tr, te = split(store, name)
+        protocols[name] = {"train": int(len(tr)), "test": int(len(te))}
+    labels = store.labels
+    per_class = np.bincount(labels[labels >= 0], minlength=store.num_classes) if store.num_classes else np.zeros(0, int)
+    return {
+        "path": str(store.path),
+        "dataset": store.dataset,
+        "samples": len(store),
+        "classes": store.num_classes,
+        "frames": int(store.info["frames"]),
+        "layout": store.layout.name,
+        "pipeline": store.pipeline,
+        "num_persons": store.num_persons,
+        "skipped": len(store.info.get("skipped", [])),
+        "length": {"min": int(lengths.min()), "mean": float(lengths.mean()), "max": int(lengths.max()), "histogram": hist},
+        "class_counts": {store.class_names[c] if c < len(store.class_names) else str(c): int(n) for c, n in enumerate(per_class)},
+        "protocols": protocols,
+        "subsets": sorted(store.saved_subsets()),
+    }

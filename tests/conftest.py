@@ -1,0 +1,39 @@
+"""Shared fixtures: where the real data lives, and small stores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` of the checkout; tests using it skip with a reason when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (a fresh clone has no ../shared)")
+    return SHARED_DATA
+
+
+def random_store(path: Path, n: int = 24, layout: str = "kinect20", persons: int = 1, classes: int = 3, seed: int = 0, dataset: str = "nucla"):
+    """A small store of random sequences with N-UCLA-like metadata (views 1..3)."""
+    from skelssl.core.layouts import get_layout
+    from skelssl.data.store import write_store
+
+    rng = np.random.default_rng(seed)
+    v = get_layout(layout).num_joints
+
+    def samples():
+        for i in range(n):
+            t = int(rng.integers(5, 30))
+            frames = rng.normal(size=(t, persons, v, 3)).astype(np.float32)
+            yield f"s{i:04d}", frames, {"label": i % classes, "view": 1 + i % 3, "subject": 1 + i % 5}
+
+    return write_store(path, samples(), layout, persons, info={"dataset": dataset})
