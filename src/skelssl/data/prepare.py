@@ -159,11 +159,14 @@ def prepare(
         raise SkeletonFormatError(source, "no such file or folder")
     discovery = reader.discover(source, **options)
     units = list(discovery.units)
+    if layout_name is None and hasattr(reader, "layout_for"):
+        layout_name = reader.layout_for(source, **options)
     if layout_name is None:
         layout_name = _infer_layout(reader, units, options)
     layout_obj = get_layout(layout_name)
     persons = num_persons or DEFAULT_PERSONS.get(fmt, 2)
-    dataset = options.get("dataset") or getattr(reader, "DATASET", fmt)
+    dataset = options.get("dataset") or (reader.dataset_for(**options) if hasattr(reader, "dataset_for") else None)
+    dataset = dataset or getattr(reader, "DATASET", fmt)
     if fmt == "pku_mmd" and options.get("untrimmed"):
         dataset = "pku1_untrimmed"
     info = {

@@ -116,6 +116,7 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol("pku1-xview", "pku1", _flag("pku_xview_train"), "PKU-MMD phase 1 cross-view (official split file)"),
         Protocol("msr-xsub", "msr", _odd("subject"), "MSR Action3D cross-subject (odd subjects train)"),
         Protocol("utkinect-xsub", "utkinect", _range("subject", 1, 5), "UTKinect cross-subject (subjects 1-5 train)"),
+        Protocol("arrays-official", "arrays", _flag("split_train"), "the train/test split stored with a CTR-GCN/MAMP .npz"),
         Protocol("synthetic-xsub", "synthetic", _odd("subject"), "synthetic actions cross-subject (odd subjects train)"),
         Protocol("synthetic-xview", "synthetic", _by("view", (1, 2)), "synthetic actions cross-view (views 1, 2 train; 3 test)"),
     )

@@ -33,6 +33,8 @@ import numpy as np
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.core.layouts import LAYOUTS, Layout, get_layout
 from skelssl.data.formats import Discovery
+from skelssl.data.protocols import available_protocols
+from skelssl.data.protocols import split as protocol_split
 from skelssl.data.sample import RawSample
 from skelssl.data.store import Store, atomic_write_bytes
 
@@ -73,8 +75,14 @@ def _numpy_module(suffix: str):
         return importlib.import_module(f"numpy.core.{suffix}")
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` limited to what pickle's bytes encoding uses (no other codec is looked up)."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refused _codecs.encode(..., {encoding!r})")
+    return text.encode("latin1", errors)
+
+
 def _allowed_globals() -> dict[tuple[str, str], Any]:
-    import _codecs
     import collections
 
     multiarray = _numpy_module("multiarray")
@@ -83,7 +91,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
         # Protocol <= 2 pickles bytes (array buffers, scalar payloads) as _codecs.encode(str, "latin1").
-        ("_codecs", "encode"): _codecs.encode,
+        ("_codecs", "encode"): _latin1_encode,
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("builtins", "set"): set,
         ("builtins", "frozenset"): frozenset,
@@ -118,7 +126,8 @@ class SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         obj = self._ALLOWED.get((module, name))
         if obj is None:
-            raise SkeletonFormatError(self.path, f"pickle refers to {module}.{name}, which a skeleton annotation file never needs (refused)")
+            problem = f"pickle refers to {module}.{name}, which a skeleton annotation file never needs (refused)"
+            raise SkeletonFormatError(self.path, problem)
         return obj
 
     def persistent_load(self, pid: Any) -> Any:
@@ -153,7 +162,8 @@ class _Annotations:
         if isinstance(obj, list):  # PYSKL's split-less form
             obj = {"split": {}, "annotations": obj}
         if not isinstance(obj, dict):
-            raise SkeletonFormatError(path, f"top level is a {type(obj).__name__}, expected a dict with 'split' and 'annotations'")
+            kind = type(obj).__name__
+            raise SkeletonFormatError(path, f"top level is a {kind}, expected a dict with 'split' and 'annotations'")
         if "annotations" not in obj:
             raise SkeletonFormatError(path, f"no 'annotations' key (keys: {sorted(map(str, obj))[:8]})")
         self.annotations = obj["annotations"]
@@ -161,7 +171,8 @@ class _Annotations:
             raise SkeletonFormatError(path, f"'annotations' is a {type(self.annotations).__name__}, expected a list")
         split = obj.get("split", {}) or {}
         if not isinstance(split, dict):
-            raise SkeletonFormatError(path, f"'split' is a {type(split).__name__}, expected a dict of name -> list of frame_dir")
+            kind = type(split).__name__
+            raise SkeletonFormatError(path, f"'split' is a {kind}, expected a dict of name -> list of frame_dir")
         self.columns: list[str] = []
         members: dict[str, set[str]] = {}
         for split_name, names in split.items():
@@ -225,9 +236,8 @@ def resolve_layout(num_joints: int, layout: str | Layout | None = None, path: st
             raise SkeletonFormatError(path, f"{num_joints} joints per body, but layout {out.name} has {out.num_joints}")
         return out
     if num_joints not in _LAYOUT_BY_JOINTS:
-        raise SkeletonFormatError(
-            path, f"{num_joints} joints per body: cannot infer the layout; name one with --layout ({', '.join(sorted(LAYOUTS))})"
-        )
+        known = ", ".join(sorted(LAYOUTS))
+        raise SkeletonFormatError(path, f"{num_joints} joints per body: cannot infer the layout; name one with --layout ({known})")
     return get_layout(_LAYOUT_BY_JOINTS[num_joints])
 
 
@@ -422,8 +432,6 @@ def write_pyskl_from_store(store: Store, path: str | Path, protocols: list[str] 
     (extra keys PYSKL ignores), so reading the file back with ``dataset=<store dataset>`` restores
     the metadata the named protocols need.
     """
-    from skelssl.data.protocols import available_protocols, split as protocol_split
-
     protocols = list(available_protocols(store) if protocols is None else protocols)
     names = [str(n) for n in store.names]
     split: dict[str, list[str]] = {}
@@ -431,9 +439,9 @@ def write_pyskl_from_store(store: Store, path: str | Path, protocols: list[str] 
         train, test = protocol_split(store, protocol)
         split[f"{key}_train"] = [names[i] for i in train]
         split[f"{key}_val"] = [names[i] for i in test]
-    annotations = [
-        _annotation(names[i], np.asarray(store.frames(i)), int(store.labels[i]), {k: int(store.meta[k][i]) for k in _META_KEYS})
-        for i in range(len(store))
-    ]
+    annotations = []
+    for i in range(len(store)):
+        meta = {k: int(store.meta[k][i]) for k in _META_KEYS}
+        annotations.append(_annotation(names[i], np.asarray(store.frames(i)), int(store.labels[i]), meta))
     _dump(path, annotations, split)
     return split

@@ -1,0 +1,243 @@
+"""How fast ``skelssl`` reads NTU ``.skeleton`` files, against a line-by-line reader, in one run.
+
+Times, on synthetic NTU-format files and on the real sample files in ``../shared/data``:
+
+- ``line-by-line``: the reader most research code bases carry, copied from the official NTU
+  ``ntu_gendata.py`` (``read_skeleton`` + ``read_xyz``: ``readline``, ``split``, ``float()`` per value);
+- ``skelssl read``: :func:`skelssl.data.formats.ntu.read`;
+- ``skelssl read+agcn``: the same followed by the ``agcn`` preprocessing pipeline (when importable);
+
+in one process and in ``--workers`` processes (``multiprocessing``), as files/s and MB/s, with the
+speed-up over the line-by-line reader at the same process count. BLAS threads are pinned to 1 so that
+"one process" means one core.
+
+Synthetic files come from ``skelssl.data.synthetic.write_ntu_skeleton_files`` when it is available,
+otherwise from random-walk skeletons written here with ``write_skeleton_file`` (60-300 frames, a second
+body in about a third of them, half CRLF). They go to a temporary folder (``--workdir`` to choose)
+that is deleted afterwards (``--keep`` to keep it).
+
+Usage::
+
+    python benchmarks/prepare_speed.py                 # 5,000 files, every core
+    python benchmarks/prepare_speed.py --files 1000 --workers 2
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from skelssl.data.formats import ntu  # noqa: E402
+
+try:
+    from skelssl.data.preprocess import apply_pipeline
+except ImportError:  # pipelines not there yet: time the reader alone
+    apply_pipeline = None
+
+REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "ntu_rgbd_samples"
+
+
+# -- the line-by-line reader (official NTU ntu_gendata.py, read_skeleton + read_xyz) ----------------
+def read_skeleton(file):
+    with open(file, "r") as f:
+        skeleton_sequence = {}
+        skeleton_sequence["numFrame"] = int(f.readline())
+        skeleton_sequence["frameInfo"] = []
+        for t in range(skeleton_sequence["numFrame"]):
+            frame_info = {}
+            frame_info["numBody"] = int(f.readline())
+            frame_info["bodyInfo"] = []
+            for m in range(frame_info["numBody"]):
+                body_info_key = [
+                    "bodyID", "clipedEdges", "handLeftConfidence", "handLeftState", "handRightConfidence",
+                    "handRightState", "isResticted", "leanX", "leanY", "trackingState",
+                ]
+                body_info = {k: float(v) for k, v in zip(body_info_key, f.readline().split())}
+                body_info["numJoint"] = int(f.readline())
+                body_info["jointInfo"] = []
+                for v in range(body_info["numJoint"]):
+                    joint_info_key = [
+                        "x", "y", "z", "depthX", "depthY", "colorX", "colorY", "orientationW",
+                        "orientationX", "orientationY", "orientationZ", "trackingState",
+                    ]
+                    joint_info = {k: float(v) for k, v in zip(joint_info_key, f.readline().split())}
+                    body_info["jointInfo"].append(joint_info)
+                frame_info["bodyInfo"].append(body_info)
+            skeleton_sequence["frameInfo"].append(frame_info)
+    return skeleton_sequence
+
+
+def read_xyz(file, max_body=4, num_joint=25):
+    seq_info = read_skeleton(file)
+    data = np.zeros((max_body, seq_info["numFrame"], num_joint, 3))
+    for n, f in enumerate(seq_info["frameInfo"]):
+        for m, b in enumerate(f["bodyInfo"]):
+            for j, v in enumerate(b["jointInfo"]):
+                if m < max_body and j < num_joint:
+                    data[m, n, j, :] = [v["x"], v["y"], v["z"]]
+    return data
+
+
+# -- the timed tasks (module level, so that worker processes can run them) --------------------------
+def task_line_by_line(path: str) -> int:
+    return read_xyz(path).shape[1]
+
+
+def task_read(path: str) -> int:
+    return ntu.read(path)[0].num_frames
+
+
+def task_read_agcn(path: str) -> int:
+    return apply_pipeline("agcn", ntu.read(path)[0], "ntu25", num_persons=2).num_frames
+
+
+TASKS: dict[str, Callable[[str], int]] = {"line-by-line": task_line_by_line, "skelssl read": task_read}
+if apply_pipeline is not None:
+    TASKS["skelssl read+agcn"] = task_read_agcn
+
+
+def time_task(task: Callable[[str], int], files: list[str], workers: int) -> float:
+    """Wall seconds to run ``task`` on every file, in this process or in a pool of ``workers``."""
+    if workers == 1:
+        t0 = time.perf_counter()
+        for f in files:
+            task(f)
+        return time.perf_counter() - t0
+    with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
+        pool.map(task, files[:workers])  # start the workers before the clock
+        t0 = time.perf_counter()
+        for _ in pool.imap_unordered(task, files, chunksize=max(1, min(64, len(files) // (8 * workers)))):
+            pass
+        return time.perf_counter() - t0
+
+
+# -- synthetic files -------------------------------------------------------------------------------
+def _random_walk_file(args: tuple[str, int, int]) -> str:
+    """One random-walk NTU file: 60-300 frames, a second body in about a third of the files."""
+    out_dir, index, seed = args
+    rng = np.random.default_rng([seed, index])
+    frames = int(rng.integers(60, 301))
+    slots = 2 if rng.random() < 1 / 3 else 1
+    base = rng.normal(0, 0.25, size=(1, slots, 25, 3)) + np.array([0.0, 0.2, 3.2])
+    base[:, 1:, :, 0] += 0.8
+    bodies = (base + np.cumsum(rng.normal(0, 0.005, size=(frames, slots, 25, 3)), axis=0)).astype(np.float32)
+    if slots == 2:  # the second person enters late / leaves early
+        a, b = sorted(rng.integers(0, frames, size=2))
+        bodies[:a, 1] = 0
+        bodies[b + 1:, 1] = 0
+    name = (f"S{1 + index % 32:03d}C{1 + index // 32 % 3:03d}P{1 + index // 96 % 106:03d}"
+            f"R{1 + index // 10176 % 2:03d}A{1 + int(rng.integers(0, 120)):03d}.skeleton")
+    path = Path(out_dir) / f"{index // 1000:03d}" / name  # a few subfolders, as unzipped releases have
+    return str(ntu.write_skeleton_file(path, bodies, crlf=bool(rng.random() < 0.5)))
+
+
+def make_files(out_dir: Path, num_files: int, workers: int, seed: int = 0) -> tuple[list[str], str]:
+    """Write the synthetic files; returns their paths and which generator wrote them."""
+    try:
+        from skelssl.data.synthetic import write_ntu_skeleton_files
+    except ImportError:
+        write_ntu_skeleton_files = None
+    if write_ntu_skeleton_files is not None:
+        paths = write_ntu_skeleton_files(out_dir, num_files, seed=seed, crlf_fraction=0.5)
+        return sorted(str(p) for p in paths), "skelssl.data.synthetic.write_ntu_skeleton_files"
+    jobs = [(str(out_dir), i, seed) for i in range(num_files)]
+    with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
+        paths = pool.map(_random_walk_file, jobs, chunksize=16)
+    return sorted(paths), "random-walk skeletons written by this benchmark (write_skeleton_file)"
+
+
+# -- report ----------------------------------------------------------------------------------------
+def check_same_values(files: list[str]) -> None:
+    """The two readers must agree before their speeds are compared."""
+    for f in files:
+        ours = ntu.read(f)[0].bodies  # (T, B, 25, 3)
+        ref = read_xyz(f)[: ours.shape[1]].transpose(1, 0, 2, 3).astype(np.float32)
+        if not np.array_equal(ours, ref):
+            raise SystemExit(f"readers disagree on {f}")
+
+
+def run_set(label: str, files: list[str], worker_counts: list[int], baseline_files: int, repeat: int = 1) -> list[dict]:
+    """Time every task on ``files`` (the line-by-line one on the first ``baseline_files``)."""
+    rows = []
+    for workers in worker_counts:
+        base_per_file = None
+        for name, task in TASKS.items():
+            todo = (files[:baseline_files] if name == "line-by-line" else files) * repeat
+            megabytes = sum(os.path.getsize(f) for f in todo) / 1e6
+            seconds = time_task(task, todo, workers)
+            if name == "line-by-line":
+                base_per_file = seconds / len(todo)
+            rows.append(dict(set=label, reader=name, procs=workers, files=len(todo), files_s=len(todo) / seconds,
+                             mb_s=megabytes / seconds, speedup=base_per_file / (seconds / len(todo))))
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    head = f"{'set':<10} {'reader':<19} {'procs':>5} {'files':>7} {'files/s':>9} {'MB/s':>8} {'speed-up':>9}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['set']:<10} {r['reader']:<19} {r['procs']:>5} {r['files']:>7} {r['files_s']:>9.1f} "
+              f"{r['mb_s']:>8.2f} {r['speedup']:>8.1f}x")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=5000, help="synthetic files to write and read")
+    ap.add_argument("--workdir", type=Path, default=None, help="where to write them (default: a temp folder)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for the all-cores rows")
+    ap.add_argument("--baseline-files", type=int, default=None,
+                    help="time the slow line-by-line reader on only the first N files (default: all)")
+    ap.add_argument("--real", type=Path, default=REAL_DIR, help="folder of real .skeleton files")
+    ap.add_argument("--real-repeat", type=int, default=20, help="passes over the (few) real files")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", action="store_true", help="keep the synthetic files")
+    args = ap.parse_args(argv)
+
+    worker_counts = sorted({1, max(1, args.workers)})
+    root = Path(tempfile.mkdtemp(prefix="skelssl_ntu_bench_", dir=args.workdir))
+    try:
+        t0 = time.perf_counter()
+        files, origin = make_files(root / "ntu", args.files, max(1, args.workers), seed=args.seed)
+        total_mb = sum(os.path.getsize(f) for f in files) / 1e6
+        print(f"synthetic: {len(files)} files, {total_mb:.1f} MB in {root} ({time.perf_counter() - t0:.1f} s), "
+              f"from {origin}")
+        print("agcn pipeline: " + ("timed" if apply_pipeline is not None else "not importable, reader timed alone"))
+        check_same_values(files[:20])
+        nbase = min(len(files), args.baseline_files or len(files))
+        if nbase < len(files):
+            print(f"line-by-line reader timed on the first {nbase} of the {len(files)} files")
+        rows = run_set("synthetic", files, worker_counts, nbase)
+        real = sorted(str(p) for p in args.real.glob("*.skeleton")) if args.real.is_dir() else []
+        if real:
+            check_same_values(real)
+            rows += run_set("real", real, worker_counts, len(real), repeat=args.real_repeat)
+            print(f"real: {len(real)} files from {args.real}, each read {args.real_repeat} times per row")
+        else:
+            print(f"real: no .skeleton files at {args.real}; skipped")
+        print()
+        print_table(rows)
+        one = [r for r in rows if r["reader"] == "skelssl read" and r["procs"] == 1]
+        print()
+        for r in one:
+            print(f"{r['set']}: skelssl read is {r['speedup']:.1f}x the line-by-line reader in one process "
+                  f"(target >= 20x)")
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

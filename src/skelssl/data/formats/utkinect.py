@@ -1,0 +1,280 @@
+"""UTKinect-Action3D: continuous Kinect v1 recordings cut into labelled action segments.
+
+The release has one continuous recording per subject and take, ``joints_sSS_eEE.txt`` (one row per
+frame: the depth-frame id, then 20 joints x (x, y, z) in metres, Kinect v1 SDK order = ``kinect20``),
+and one label file, ``actionLabel.txt``: a header line ``sSS_eEE`` per recording followed by ten
+lines ``action: start end``. ``start``/``end`` are frame ids from column 1 (not row numbers),
+inclusive at both ends. Vemulapalli et al.'s corrected copy, ``actionLabel_modified.txt``,
+is selected with ``labels="modified"``.
+
+Each labelled segment is its own unit (:class:`Segment`), so one bad segment (the release has one,
+``s10_e02 carry: NaN NaN``) is reported on its own and the recording's other nine are kept. A small
+per-process cache parses a recording once for its ten segments.
+
+Frame ids repeat in the recordings (542 adjacent pairs share an id and hold different skeletons);
+a segment keeps every row whose id lies in ``[start, end]``, repeats included, in file order. Some
+original segment ends are ids that are not in the file (e.g. s01_e02 walk ends at 192, the file
+jumps past it); the cut still takes the rows inside the range.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skelssl.core.conventions import SkeletonFormatError
+from skelssl.data.formats import Discovery
+from skelssl.data.sample import RawSample
+
+__all__ = ["NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "LABEL_FILES", "Segment", "discover", "read"]
+
+NAME = "utkinect"
+LAYOUT = "kinect20"
+DATASET = "utkinect"
+
+# Class names exactly as the label file spells them; label = index.
+CLASS_NAMES = ("walk", "sitDown", "standUp", "pickUp", "carry", "throw", "push", "pull", "waveHands", "clapHands")
+LABEL_FILES = {"original": "actionLabel.txt", "modified": "actionLabel_modified.txt"}
+
+_JOINTS_RE = re.compile(r"^joints_(s\d{2}_e\d{2})\.txt$")
+_HEADER_RE = re.compile(r"^s(\d{2})_e(\d{2})$")
+_COLS = 1 + 20 * 3
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One labelled action segment of a continuous recording (a ``read`` unit).
+
+    Args:
+        path: the recording's ``joints_sSS_eEE.txt``.
+        label_path: the label file the segment comes from.
+        recording: ``"sSS_eEE"``.
+        action: the action name as written in the label file.
+        frames: the text after the colon (``"252 390"``), validated by :func:`read`.
+        line: 1-based line of the segment in the label file (for messages).
+    """
+
+    path: str
+    label_path: str
+    recording: str
+    action: str
+    frames: str
+    line: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.recording}_{self.action}"
+
+
+def _folder(source: Path) -> Path:
+    source = Path(source)
+    if not source.exists():
+        raise SkeletonFormatError(source, "no such folder")
+    if not source.is_dir():
+        raise SkeletonFormatError(source, "not a folder (expected the UTKinect joints folder)")
+    sub = source / "joints"
+    return sub if sub.is_dir() else source
+
+
+def _label_entries(path: Path) -> list[tuple[str, str, str, int]]:
+    """``(recording, action, frames_text, line)`` for every segment line of a label file."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise SkeletonFormatError(path, f"cannot read the label file: {e}") from None
+    except UnicodeDecodeError:
+        raise SkeletonFormatError(path, "label file is not text (invalid UTF-8)") from None
+    entries, recording, seen = [], None, set()
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if _HEADER_RE.match(line):
+            recording = line
+            continue
+        action, colon, frames = line.partition(":")
+        if not colon or recording is None:
+            raise SkeletonFormatError(path, f"line {n}: expected 'sSS_eEE' or 'action: start end', got {line[:60]!r}")
+        key = (recording, action.strip())
+        if key in seen:
+            raise SkeletonFormatError(path, f"line {n}: second {action.strip()!r} segment for {recording}")
+        seen.add(key)
+        entries.append((recording, action.strip(), frames.strip(), n))
+    if not entries:
+        raise SkeletonFormatError(path, "label file lists no segments")
+    return entries
+
+
+def discover(source: Path, labels: str = "original", **_other: Any) -> Discovery:
+    """Find the labelled segments of the UTKinect recordings under ``source``.
+
+    Args:
+        source: the ``joints`` folder, or a folder containing it.
+        labels: ``"original"`` (``actionLabel.txt``, the official labels) or ``"modified"``
+            (``actionLabel_modified.txt``, Vemulapalli et al.'s corrected boundaries).
+        **_other: options meant for other readers or for ``prepare`` itself (ignored).
+
+    Returns:
+        ``Discovery`` with one :class:`Segment` per label line whose recording file exists, in
+        label-file order; recordings without labels and labels without a recording file are listed
+        in ``excluded``.
+
+    Raises:
+        SkeletonFormatError: ``source`` is missing, holds no recording, the label file is
+            missing or its structure is broken.
+        ValueError: ``labels`` is not ``"original"`` or ``"modified"``.
+    """
+    if labels not in LABEL_FILES:
+        raise ValueError(f"labels must be one of {sorted(LABEL_FILES)}, got {labels!r}")
+    folder = _folder(source)
+    try:
+        recordings = {m.group(1): p for p in sorted(folder.iterdir()) if (m := _JOINTS_RE.match(p.name))}
+    except OSError as e:
+        raise SkeletonFormatError(folder, f"cannot list folder: {e}") from None
+    if not recordings:
+        raise SkeletonFormatError(folder, "no UTKinect recordings (joints_sSS_eEE.txt) found")
+    label_path = folder / LABEL_FILES[labels]
+    if not label_path.is_file():
+        raise SkeletonFormatError(label_path, "label file not found")
+    units, excluded, labelled = [], [], set()
+    for recording, action, frames, line in _label_entries(label_path):
+        labelled.add(recording)
+        path = recordings.get(recording)
+        if path is None:
+            excluded.append((f"{folder / f'joints_{recording}.txt'}", f"{recording} {action}: recording file missing"))
+            continue
+        units.append(Segment(str(path), str(label_path), recording, action, frames, line))
+    for recording, path in recordings.items():
+        if recording not in labelled:
+            excluded.append((str(path), f"no segments for {recording} in {label_path.name}"))
+    return Discovery(units=units, excluded=excluded)
+
+
+def read(unit: Segment, **_other: Any) -> list[RawSample]:
+    """Cut one labelled segment out of its recording.
+
+    Args:
+        unit: a :class:`Segment` from :func:`discover`.
+        **_other: options meant for other readers or for ``prepare`` itself (ignored; the label
+            file choice is already in the unit).
+
+    Returns:
+        One ``RawSample`` named ``sSS_eEE_action``: ``bodies`` ``(T, 1, 20, 3)`` float32 metres
+        (every row whose frame id lies in ``[start, end]``), ``label`` = class index (0..9),
+        ``subject`` and ``repetition`` (take) from the recording name.
+
+    Raises:
+        SkeletonFormatError: an unknown action, a frame range that is not two integer ids with
+            start <= end (the release's ``NaN NaN``), no frame inside the range, all joints zero,
+            or a malformed recording file.
+    """
+    label_name = Path(unit.label_path).name
+    where = f"segment {unit.recording} {unit.action} (line {unit.line} of {label_name})"
+    if unit.action not in CLASS_NAMES:
+        raise SkeletonFormatError(unit.path, f"{where}: unknown action; known: {', '.join(CLASS_NAMES)}")
+    start, end = _frame_range(unit, where)
+    ids, joints = _recording(unit.path, *_stamp(unit.path))  # (R,), (R, 20, 3)
+    keep = (ids >= start) & (ids <= end)
+    if not keep.any():
+        raise SkeletonFormatError(
+            unit.path, f"{where}: no frame id in [{start}, {end}] (recording ids {int(ids[0])}..{int(ids[-1])})"
+        )
+    bodies = joints[keep][:, None]  # (T, 1, 20, 3), a copy (boolean indexing)
+    if not bodies.any():
+        raise SkeletonFormatError(unit.path, f"{where}: all joints are zero")
+    m = _HEADER_RE.match(unit.recording)
+    subject, take = (int(g) for g in m.groups()) if m else (-1, -1)
+    return [
+        RawSample(
+            name=unit.name, bodies=bodies, label=CLASS_NAMES.index(unit.action), subject=subject,
+            repetition=take, source=unit.path,
+        )
+    ]
+
+
+def _frame_range(unit: Segment, where: str) -> tuple[int, int]:
+    toks = unit.frames.split()
+    try:
+        start, end = (int(t) for t in toks)
+    except ValueError:
+        problem = f"{where}: frame range {unit.frames!r} is not two integer frame ids"
+        raise SkeletonFormatError(unit.path, problem) from None
+    if start > end:
+        raise SkeletonFormatError(unit.path, f"{where}: frame range {start} {end} ends before it starts")
+    return start, end
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    """``(mtime_ns, size)``: part of the cache key, so a rewritten file is parsed again."""
+    try:
+        st = Path(path).stat()
+    except OSError as e:
+        raise SkeletonFormatError(path, f"cannot read file: {e}") from None
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=2)
+def _recording(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Parse a recording once per process -> frame ids ``(R,)`` int64, joints ``(R, 20, 3)`` float32.
+
+    Both arrays are made read-only: they are shared by every segment cut from the cache.
+    """
+    rows = _float_rows(Path(path), _COLS)  # (R, 61)
+    col = rows[:, 0]
+    bad = (col != np.round(col)) | (np.abs(col) > 2**53)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise SkeletonFormatError(path, f"row {r + 1}: frame id {col[r]!r} is not an integer")
+    ids = col.astype(np.int64)
+    with np.errstate(over="ignore"):
+        joints = rows[:, 1:].astype(np.float32).reshape(-1, 20, 3)  # (R, 20, 3)
+    if not np.isfinite(joints).all():
+        r = int(np.flatnonzero(~np.isfinite(joints).all(axis=(1, 2)))[0])
+        raise SkeletonFormatError(path, f"row {r + 1}: coordinate too large for float32")
+    ids.flags.writeable = False
+    joints.flags.writeable = False
+    return ids, joints
+
+
+def _float_rows(path: Path, ncols: int) -> np.ndarray:
+    """Parse a whitespace-separated numeric table with ``ncols`` columns -> ``(R, ncols)`` float64.
+
+    Bulk conversion; the per-line scan only runs to locate an error. float64 keeps frame ids exact.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise SkeletonFormatError(path, f"cannot read file: {e}") from None
+    except UnicodeDecodeError:
+        raise SkeletonFormatError(path, "not a text file (invalid UTF-8)") from None
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        raise SkeletonFormatError(path, "empty file")
+    tokens = text.split()
+    if len(tokens) != ncols * len(lines):
+        for n, line in lines:
+            got = len(line.split())
+            if got != ncols:
+                raise SkeletonFormatError(path, f"line {n}: expected {ncols} values, got {got}")
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow -> inf, reported below
+            values = np.array(tokens, dtype=np.float64)
+    except ValueError:
+        for n, line in lines:
+            for tok in line.split():
+                try:
+                    float(tok)
+                except ValueError:
+                    raise SkeletonFormatError(path, f"line {n}: {tok[:40]!r} is not a number") from None
+        raise SkeletonFormatError(path, "unparseable numbers") from None
+    rows = values.reshape(len(lines), ncols)
+    finite = np.isfinite(rows).all(axis=1)
+    if not finite.all():
+        n = lines[int(np.flatnonzero(~finite)[0])][0]
+        raise SkeletonFormatError(path, f"line {n}: non-finite value (NaN or inf)")
+    return rows

@@ -1,0 +1,339 @@
+"""Procedurally generated skeleton actions: the embedded default dataset (no download).
+
+Every sample is a kinematic body (:mod:`~skelssl.data.synthetic_body`) of a subject with its own
+proportions and style, performing one of :data:`CLASS_NAMES` (:mod:`~skelssl.data.synthetic_motions`),
+seen by a Kinect-like camera from one of three views (rotations of -45, 0, +45 degrees about the
+vertical axis, like the NTU / N-UCLA cameras), with sensor jitter and occasional tracking glitches. The
+output is Kinect v2 camera space (METHODS.md §1: metres, y up, z = depth of about 2.4-3.6 m), in the
+``ntu25`` layout or, by joint selection, ``kinect20``.
+
+Determinism: sample ``i`` depends only on ``(seed, i)`` (its own ``numpy.random.Generator`` seeded by
+both; subject proportions depend on ``(seed, subject)``), so a store is reproducible and any sample can
+be regenerated alone. Labels are balanced: each block of ``len(CLASS_NAMES)`` consecutive indices holds
+every class once, in a seeded order.
+
+Nuisance factors (what makes the classes hard for a linear map of raw coordinates): sequence length
+30-120 frames, a random start and duration of the action inside it, a smooth time warp, amplitude,
+view, position, camera height and tilt, body size, handedness (mirrored actions), idle motion (breathing,
+head turns, fidgeting with the free hand), and the actor's slot in two-person actions.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from skelssl.core.layouts import get_layout
+from skelssl.data.sample import RawSample
+from skelssl.data.store import Store, StoreWriter
+from skelssl.data.synthetic_body import (
+    KINECT20_FROM_NTU25, L_EL, L_SH, LUMBAR, NECK, NUM_RIG, PITCH, ROLL, YAW, body_offsets, mirror_motion,
+    render, rest_angles,
+)
+from skelssl.data.synthetic_motions import ACTIONS, ActionSpec, Context, Motion, smooth_window
+
+__all__ = [
+    "CLASS_NAMES", "TWO_PERSON_CLASSES", "SUBJECTS", "VIEWS", "VIEW_YAW_DEG",
+    "generate_sample", "generate", "write_store",
+    "generate_untrimmed", "write_untrimmed_store", "write_ntu_skeleton_files",
+]
+
+CLASS_NAMES: tuple[str, ...] = tuple(a.name for a in ACTIONS)
+TWO_PERSON_CLASSES: tuple[int, ...] = tuple(i for i, a in enumerate(ACTIONS) if a.persons == 2)
+SUBJECTS = 10
+VIEWS = (1, 2, 3)
+VIEW_YAW_DEG = {1: -45.0, 2: 0.0, 3: 45.0}  # rotation of the scene about the vertical axis per camera
+
+# Stream tags mixed into the per-sample seeds, so that the different generators never share a stream.
+_TRIMMED, _ORDER, _SUBJECT, _UNTRIMMED, _NTU_FILE = 0x5A3D, 0x0DE2, 0x5B1E, 0x7E11, 0x47F1
+_NOISY = np.array([7, 11, 21, 22, 23, 24])  # hands, hand tips, thumbs: Kinect tracks them worst
+_NOISE_SCALE = np.ones(25)
+_NOISE_SCALE[_NOISY] = 2.5
+_NOISE_SCALE[[14, 15, 18, 19]] = 1.5
+
+
+@functools.lru_cache(maxsize=64)
+def _subjects(seed: int) -> tuple[dict, ...]:
+    """Body proportions and motion style of subjects ``1..SUBJECTS`` (a pure function of ``seed``)."""
+    out = []
+    for subject in range(1, SUBJECTS + 1):
+        rng = np.random.default_rng([seed, subject, _SUBJECT])
+        ratios = dict(trunk=rng.normal(1, 0.04), arm=rng.normal(1, 0.05), leg=rng.normal(1, 0.04),
+                      shoulder=rng.normal(1, 0.06), hip=rng.normal(1, 0.08), head=rng.normal(1, 0.05))
+        height = rng.uniform(1.55, 1.90)
+        out.append(dict(
+            height=height,
+            offsets=body_offsets(height, **ratios),
+            tempo=rng.uniform(0.8, 1.25),  # longer or shorter sequences
+            amp=rng.uniform(0.75, 1.2),  # larger or smaller movements
+            left_handed=bool(rng.random() < 0.25),
+            lean=rng.normal(0.0, 0.06),  # posture
+        ))
+    return tuple(out)
+
+
+def _label_of(index: int, seed: int) -> int:
+    """Balanced labels: block ``index // C`` is a seeded permutation of the ``C`` classes."""
+    c = len(CLASS_NAMES)
+    return int(np.random.default_rng([seed, index // c, _ORDER]).permutation(c)[index % c])
+
+
+def _timeline(rng: np.random.Generator, t: int, start: float, length: float) -> np.ndarray:
+    """Warped action phase per frame: 0 before ``start``, 1 after ``start + length``."""
+    s = np.clip((np.arange(t) - start) / length, 0.0, 1.0)
+    warp = rng.uniform(-0.7, 0.7)  # monotone for |warp| < 1: the action speeds up, then slows (or reverse)
+    return s + warp / (2 * np.pi) * np.sin(2 * np.pi * s)
+
+
+def _new_motion(t: int, persons: int, info: list[dict]) -> Motion:
+    ang = np.broadcast_to(rest_angles(), (t, persons, NUM_RIG, 4)).copy()
+    for p in range(persons):
+        ang[:, p, LUMBAR, PITCH] += info[p]["lean"]
+    return Motion(ang, np.zeros((t, persons, 3)), np.full((t, persons), 0.5), np.ones(persons))
+
+
+def _idle(m: Motion, rng: np.random.Generator, fidget: list[bool]) -> None:
+    """Breathing, weight shift, head turns and, for persons with a free left arm, a hand on the hip, an
+    arm across the belly or touching the face: poses shared by every class, which a classifier must
+    learn to ignore."""
+    t, persons = m.ang.shape[:2]
+    frames = np.arange(t)[:, None]  # (T, 1)
+
+    def wave(lo: float, hi: float) -> np.ndarray:  # (T, P) slow sinusoids of random period and phase
+        return np.sin(2 * np.pi * frames / rng.uniform(lo, hi, persons) + rng.uniform(0, 2 * np.pi, persons))
+
+    m.ang[:, :, LUMBAR, PITCH] += 0.015 * wave(50, 110)
+    m.ang[:, :, 0, ROLL] += 0.02 * wave(60, 150)
+    m.ang[:, :, NECK, YAW] += rng.uniform(0.0, 0.35, persons) * (0.6 * wave(40, 120) + 0.4 * wave(25, 60))
+    m.ang[:, :, NECK, PITCH] += 0.05 * wave(40, 120)
+    for p in range(persons):
+        if not fidget[p]:
+            continue
+        posture = rng.random()
+        if posture < 0.2:  # hand on the hip: elbow out, forearm bent inwards
+            m.ang[:, p, L_SH, ROLL] += 0.6
+            m.ang[:, p, L_SH, TWIST] -= 1.5
+            m.ang[:, p, L_EL, PITCH] -= 1.4
+        elif posture < 0.35:  # forearm across the belly
+            m.ang[:, p, L_SH, PITCH] -= 0.25
+            m.ang[:, p, L_SH, TWIST] -= 0.9
+            m.ang[:, p, L_EL, PITCH] -= 1.5
+        elif rng.random() < 0.45:  # touch the face for a while
+            a = rng.uniform(0.0, 0.6)
+            b = a + rng.uniform(0.25, 0.4)
+            w = smooth_window(np.linspace(0, 1, t), a, a + 0.1, b - 0.1, b)
+            m.ang[:, p, L_SH, PITCH] -= 1.9 * w
+            m.ang[:, p, L_SH, YAW] -= 0.4 * w
+            m.ang[:, p, L_EL, PITCH] -= 1.9 * w
+
+
+def _place(rng: np.random.Generator, persons: int, view: int, dist: float) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Headings ``(P,)``, floor positions ``(P, 2)``, floor height and camera tilt of a scene."""
+    yaw = np.deg2rad(VIEW_YAW_DEG[view]) + rng.normal(0.0, 0.2)
+    if persons == 1:
+        heading = np.array([np.pi + yaw])  # facing the camera, turned by the view
+        position = np.array([[rng.uniform(-0.8, 0.8), rng.uniform(2.2, 4.0)]])
+    else:
+        # Two persons face each other along an axis seen side-on from the front camera.
+        beta = np.pi / 2 + yaw + (np.pi if rng.random() < 0.5 else 0.0)
+        axis = np.array([np.sin(beta), np.cos(beta)])
+        mid = np.array([rng.uniform(-0.5, 0.5), rng.uniform(2.8, 3.8)])
+        heading = np.array([beta, beta + np.pi])
+        position = np.stack([mid - axis * dist / 2, mid + axis * dist / 2])
+    return heading, position, -rng.uniform(0.6, 1.2), rng.uniform(-0.15, 0.15)
+
+
+def _sensor(world: np.ndarray, rng: np.random.Generator, noise: bool) -> np.ndarray:
+    """Kinect-like jitter (worst on hands) and, sometimes, a joint that jumps away for a few frames."""
+    t, persons = world.shape[:2]
+    if noise:
+        sigma = rng.uniform(0.002, 0.009)
+        world = world + rng.standard_normal(world.shape) * (sigma * _NOISE_SCALE[None, None, :, None])
+        if rng.random() < 0.15:
+            p, j = rng.integers(persons), _NOISY[rng.integers(len(_NOISY))]
+            start = rng.integers(t)
+            world[start : start + rng.integers(1, 6), p, j] += rng.normal(0.0, 0.08, 3)
+    return world
+
+
+def _render_motion(m: Motion, info: list[dict], heading, position, floor_y, tilt, mirror: bool) -> np.ndarray:
+    ang, shift, support = (mirror_motion(m.ang, m.shift, m.support) if mirror else (m.ang, m.shift, m.support))
+    offsets = np.stack([i["offsets"] for i in info])
+    return render(ang, shift, support, m.plant, offsets, heading, position, floor_y, tilt)
+
+
+def _to_layout(bodies: np.ndarray, layout: str) -> np.ndarray:
+    layout_obj = get_layout(layout)
+    if layout_obj.name == "ntu25":
+        return bodies
+    if layout_obj.name == "kinect20":
+        return bodies[:, :, KINECT20_FROM_NTU25]
+    raise ValueError(f"synthetic data exists for the ntu25 and kinect20 layouts, not {layout_obj.name!r}")
+
+
+def generate_sample(index: int, layout: str = "ntu25", seed: int = 0, num_persons: int = 2,
+                    noise: bool = True) -> RawSample:
+    """One synthetic action sequence.
+
+    Args:
+        index: sample index (``>= 0``); the sample depends only on ``(seed, index)``.
+        layout: ``"ntu25"`` or ``"kinect20"``.
+        seed: dataset seed.
+        num_persons: person slots ``M`` (1 keeps only the actor of two-person actions).
+        noise: add sensor jitter and glitches (``False`` gives exact rigid bodies, for tests).
+
+    Returns:
+        A :class:`RawSample` with ``bodies`` ``(T, M, V, 3)`` float32 (``T`` in 30..120; the second slot
+        all zeros for one-person actions), ``label`` in ``0..len(CLASS_NAMES)-1``, ``subject`` in
+        ``1..SUBJECTS``, ``view`` in ``1..3``, ``repetition`` in ``1..2``, ``setup`` 1.
+    """
+    if index < 0 or seed < 0:
+        raise ValueError(f"index and seed must be >= 0, got index={index}, seed={seed}")
+    label = _label_of(index, seed)
+    spec: ActionSpec = ACTIONS[label]
+    rng = np.random.default_rng([seed, index, _TRIMMED])
+    subject, view, repetition = int(rng.integers(1, SUBJECTS + 1)), int(rng.integers(1, 4)), int(rng.integers(1, 3))
+    table = _subjects(seed)
+    people = [subject]
+    if spec.persons == 2:
+        other = int(rng.integers(1, SUBJECTS))
+        people.append(other + (other >= subject))  # a partner who is not the actor
+    info = [table[s - 1] for s in people]
+
+    t = int(np.clip(round(rng.uniform(38, 105) * info[0]["tempo"]), 30, 120))
+    length = t * rng.uniform(0.45, 0.95)
+    s = _timeline(rng, t, rng.uniform(0.0, t - length), length)
+    dist = rng.uniform(*spec.dist)
+    m = _new_motion(t, spec.persons, info)
+    _idle(m, rng, [spec.free_arm] * spec.persons)
+    heights = tuple(i["height"] for i in info)
+    spec.program(m, s, Context(rng, info[0]["amp"] * rng.uniform(0.8, 1.2), dist, int(length), heights))
+    mirror = info[0]["left_handed"] != (rng.random() < 0.2)  # people do not always use the same hand
+    world = _render_motion(m, info, *_place(rng, spec.persons, view, dist), mirror)
+    world = _sensor(world, rng, noise)
+
+    bodies = np.zeros((t, max(num_persons, spec.persons), 25, 3))
+    order = [1, 0] if spec.persons == 2 and rng.random() < 0.25 else [0, 1]  # trackers list bodies in any order
+    for slot, p in zip(order, range(spec.persons)):
+        bodies[:, slot] = world[:, p]
+    if num_persons < bodies.shape[1]:
+        bodies = bodies[:, order[:num_persons]] if spec.persons == 2 else bodies[:, :num_persons]
+    return RawSample(
+        name=f"SYN{seed:02d}_{index:06d}",
+        bodies=_to_layout(bodies, layout).astype(np.float32),
+        label=label, subject=subject, view=view, setup=1, repetition=repetition,
+        source=f"synthetic(seed={seed})",
+    )
+
+
+def generate(num_samples: int, layout: str = "ntu25", seed: int = 0, num_persons: int = 2,
+             start: int = 0) -> Iterator[RawSample]:
+    """Samples ``start .. start + num_samples - 1`` (see :func:`generate_sample`)."""
+    for i in range(start, start + num_samples):
+        yield generate_sample(i, layout=layout, seed=seed, num_persons=num_persons)
+
+
+def _store_info(seed: int, dataset: str, **more) -> dict:
+    return {"dataset": dataset, "format": "synthetic", "class_names": list(CLASS_NAMES),
+            "source": f"synthetic(seed={seed})", "seed": seed, **more}
+
+
+def write_store(out: str | Path, num_samples: int = 2000, layout: str = "ntu25", seed: int = 0,
+                progress: Callable[[int, int], None] | None = None, num_persons: int = 2) -> Store:
+    """Generate ``num_samples`` samples into a packed store, with label-fraction subsets.
+
+    Args:
+        out: the store folder (replaced atomically when complete).
+        num_samples: how many samples (indices ``0..num_samples-1``).
+        layout: ``"ntu25"`` or ``"kinect20"``.
+        seed: dataset seed.
+        progress: called as ``progress(done, total)`` after each sample.
+        num_persons: person slots ``M``.
+
+    Returns:
+        The opened :class:`Store` (dataset ``"synthetic"``, pipeline ``"synthetic"``); protocols
+        ``synthetic-xsub`` and ``synthetic-xview`` apply, and their subsets are saved in it.
+    """
+    from skelssl.data.protocols import compute_subsets, save_subsets
+
+    info = _store_info(seed, "synthetic", subjects=SUBJECTS, views=list(VIEWS))
+    with StoreWriter(out, layout, num_persons, pipeline="synthetic", info=info) as w:
+        for i in range(num_samples):
+            smp = generate_sample(i, layout=layout, seed=seed, num_persons=num_persons)
+            w.add(smp.name, smp.bodies, smp.meta(), source=smp.source)
+            if progress is not None:
+                progress(i + 1, num_samples)
+        store = w.close()
+    save_subsets(store, compute_subsets(store))
+    return store
+
+
+def generate_untrimmed(index: int, layout: str = "ntu25", seed: int = 0,
+                       num_actions: tuple[int, int] = (3, 6), num_persons: int = 2) -> RawSample:
+    """An untrimmed sequence: several actions of one subject separated by idle gaps (for detection).
+
+    Half of the sequences show a pair (the partner stands by, fidgets, and takes part in two-person
+    actions); the others one person (slot 1 all zeros). Only classes that return to the rest pose are
+    used (not sit down, stand up, push, pull, walk towards), so the segments chain smoothly.
+
+    Args:
+        index: sequence index; the sequence depends only on ``(seed, index)``.
+        layout: ``"ntu25"`` or ``"kinect20"``.
+        seed: dataset seed.
+        num_actions: inclusive range of the number of actions.
+        num_persons: person slots ``M``.
+
+    Returns:
+        A :class:`RawSample` with ``label`` -1 and ``frame_labels`` ``(T,)`` (class per frame, -1 in gaps).
+    """
+    if index < 0 or seed < 0:
+        raise ValueError(f"index and seed must be >= 0, got index={index}, seed={seed}")
+    rng = np.random.default_rng([seed, index, _UNTRIMMED])
+    subject, view = int(rng.integers(1, SUBJECTS + 1)), int(rng.integers(1, 4))
+    persons = 2 if rng.random() < 0.5 else 1
+    pool = [i for i, a in enumerate(ACTIONS) if a.returns_to_rest and a.persons <= persons]
+    labels = rng.choice(pool, size=int(rng.integers(num_actions[0], num_actions[1] + 1)))
+    lengths = rng.integers(35, 100, size=len(labels))
+    gaps = rng.integers(10, 50, size=len(labels) + 1)
+    t = int(lengths.sum() + gaps.sum())
+    table = _subjects(seed)
+    other = int(rng.integers(1, SUBJECTS))
+    info = [table[subject - 1], table[other + (other >= subject) - 1]][:persons]
+    dist = rng.uniform(1.0, 1.2)
+    heights = tuple(i["height"] for i in info) + (1.7,) * (2 - persons)
+    m = _new_motion(t, persons, info)
+    _idle(m, rng, [True] * persons)
+    frame_labels = np.full(t, -1, dtype=np.int32)
+    start = int(gaps[0])
+    for k, (label, length) in enumerate(zip(labels, lengths)):
+        s = _timeline(rng, t, start, float(length))
+        ctx = Context(rng, info[0]["amp"] * rng.uniform(0.8, 1.2), dist, int(length), heights)
+        ACTIONS[label].program(m, s, ctx)
+        frame_labels[start : start + length] = label
+        start += int(length + gaps[k + 1])
+    world = _render_motion(m, info, *_place(rng, persons, view, dist), info[0]["left_handed"])
+    world = _sensor(world, rng, True)
+    bodies = np.zeros((t, num_persons, 25, 3))
+    bodies[:, : min(persons, num_persons)] = world[:, :num_persons]
+    return RawSample(
+        name=f"SYNU{seed:02d}_{index:06d}", bodies=_to_layout(bodies, layout).astype(np.float32),
+        label=-1, subject=subject, view=view, setup=1, repetition=1, source=f"synthetic_untrimmed(seed={seed})",
+        frame_labels=frame_labels,
+    )
+
+
+def write_untrimmed_store(out: str | Path, num_sequences: int = 100, layout: str = "ntu25", seed: int = 0,
+                          num_actions: tuple[int, int] = (3, 6),
+                          progress: Callable[[int, int], None] | None = None) -> Store:
+    """Generate untrimmed sequences into a store with per-frame labels (dataset ``synthetic_untrimmed``)."""
+    info = _store_info(seed, "synthetic_untrimmed", subjects=SUBJECTS, views=list(VIEWS))
+    with StoreWriter(out, layout, 2, pipeline="synthetic", info=info) as w:
+        for i in range(num_sequences):
+            smp = generate_untrimmed(i, layout=layout, seed=seed, num_actions=num_actions)
+            w.add(smp.name, smp.bodies, smp.meta(), source=smp.source, frame_labels=smp.frame_labels)
+            if progress is not None:
+                progress(i + 1, num_sequences)
+        return w.close()

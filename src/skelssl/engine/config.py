@@ -1,0 +1,577 @@
+"""Typed run configuration: dataclasses, strict YAML recipes and checked dotted overrides.
+
+A run is described by one :class:`RunConfig` with seven sections (``data``, ``encoder``, ``method``,
+``optim``, ``schedule``, ``trainer``, ``eval``). Each default lives here and nowhere else. Recipes
+under ``configs/`` are YAML files loaded strictly: an unknown key is an error that names the key and
+the valid keys closest to it. A recipe may start with ``defaults: [base.yaml, ...]`` (paths relative
+to the recipe) whose contents are merged under it. Command-line overrides are dotted assignments
+(``optim.lr=1e-3``, ``trainer.devices=2``, ``encoder.kwargs.depth=4``): each value is parsed with
+``yaml.safe_load`` and coerced to the field's declared type ("1e-3" becomes the float 0.001).
+
+The free ``kwargs`` of the ``encoder`` and ``method`` sections are checked against the signature of
+the class they are given to when that class is built (:func:`checked_kwargs`), since only then is
+the class known. The ``eval`` section is free-form for the evaluation protocols.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import inspect
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "ComponentConfig",
+    "OptimConfig",
+    "ScheduleConfig",
+    "TrainerConfig",
+    "RunConfig",
+    "load_config",
+    "apply_overrides",
+    "from_dict",
+    "to_dict",
+    "save_config",
+    "config_hash",
+    "config_keys",
+    "checked_kwargs",
+    "build_encoder_from_config",
+    "build_method_from_config",
+]
+
+
+class ConfigError(ValueError):
+    """A recipe or override that does not fit the config schema (unknown key, wrong type, bad value)."""
+
+
+# -- the schema ------------------------------------------------------------------------------------
+
+
+@dataclass
+class DataConfig:
+    """Which samples to train on and how to batch them.
+
+    Attributes:
+        store: path of a packed store (``skelssl prepare`` output).
+        protocol: named split (``ntu60-xsub``, ...); ``None`` uses every sample of the store.
+        split: ``"train"``, ``"test"`` or ``"all"`` (the protocol's train, test or both).
+        max_frames: longer sequences are evenly subsampled to this many frames.
+        batch_size: samples per device per micro-batch.
+        num_workers: data-loader worker processes (the loader only slices the store).
+        label_fraction: use a seeded class-stratified fraction of the training split (semi-supervised).
+        subset_seed: which of the seeded label-fraction subsets.
+        drop_last: drop the incomplete last batch of each epoch (pre-training does).
+    """
+
+    store: str = ""
+    protocol: str | None = None
+    split: Literal["train", "test", "all"] = "train"
+    max_frames: int | None = None
+    batch_size: int = 64
+    num_workers: int = 0
+    label_fraction: float | None = None
+    subset_seed: int = 0
+    drop_last: bool = True
+
+
+@dataclass
+class ComponentConfig:
+    """A registered class by name plus the keyword arguments given to it (checked when it is built)."""
+
+    name: str = ""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser settings (see :func:`skelssl.engine.optim.build_optimizer`).
+
+    Attributes:
+        name: ``adamw``, ``adam`` or ``sgd``.
+        lr: peak learning rate (absolute, not scaled by batch size).
+        weight_decay: decay of the decayed parameter group.
+        betas, eps: Adam/AdamW.
+        momentum, nesterov: SGD.
+        no_decay: name fragments of parameters without weight decay; ``None`` lets the module decide
+            (its ``param_groups``); ``[]`` decays everything but 1-D tensors.
+    """
+
+    name: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    momentum: float = 0.9
+    nesterov: bool = False
+    no_decay: list[str] | None = None
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule over optimiser steps (see :mod:`skelssl.engine.optim`).
+
+    Attributes:
+        name: ``constant``, ``cosine``, ``linear`` (decay to ``min_lr``), ``step`` (x ``gamma`` every
+            ``step_size`` epochs) or ``multistep`` (x ``gamma`` at each of ``milestones`` epochs).
+        warmup_steps / warmup_epochs: linear warm-up from 0 (steps win when both are set; epochs may be
+            fractional).
+        min_lr: absolute end value of cosine/linear decay, floor of step/multistep.
+        total_steps: horizon of cosine/linear decay; ``None`` is the run's length (Hi-TRS decays over
+            50k updates but stops at 30k).
+        milestones: epochs at which multistep multiplies the lr by ``gamma``.
+        step_size: epochs between two ``step`` decays.
+        gamma: the multiplicative factor of step/multistep.
+    """
+
+    name: Literal["constant", "cosine", "linear", "step", "multistep"] = "constant"
+    warmup_steps: int = 0
+    warmup_epochs: float = 0.0
+    min_lr: float = 0.0
+    total_steps: int | None = None
+    milestones: list[int] = field(default_factory=list)
+    step_size: int = 1
+    gamma: float = 0.1
+
+
+@dataclass
+class TrainerConfig:
+    """How the one training loop runs (see :class:`skelssl.engine.loop.Trainer`).
+
+    Attributes:
+        epochs: passes over the training set.
+        max_steps: stop after this many optimiser steps (``None``: after ``epochs``).
+        accumulate: micro-batches per optimiser step (gradient accumulation).
+        grad_clip: max gradient 2-norm (``None``: no clipping).
+        precision: ``32-true``, ``bf16-mixed`` or ``16-mixed`` (forced to ``32-true`` on CPU).
+        accelerator, devices, num_nodes, strategy: passed to Lightning Fabric.
+        seed: the one seed every random stream of the run derives from.
+        log_every: optimiser steps between two log lines.
+        ckpt_every_steps: also checkpoint (``last/``) every this many steps.
+        ckpt_every_epochs: checkpoint (``last/``) every this many epochs (and always at the end).
+        keep_every_steps / keep_every_epochs: additionally keep ``step-XXXXXXX/`` / ``epoch-XXXX/`` copies.
+        progress: show progress bars (rank 0 only).
+        deterministic: ask torch for deterministic kernels.
+    """
+
+    epochs: int = 1
+    max_steps: int | None = None
+    accumulate: int = 1
+    grad_clip: float | None = None
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    seed: int = 0
+    log_every: int = 10
+    ckpt_every_steps: int | None = None
+    ckpt_every_epochs: int = 1
+    keep_every_steps: int | None = None
+    keep_every_epochs: int | None = None
+    progress: bool = True
+    deterministic: bool = False
+
+
+@dataclass
+class RunConfig:
+    """The whole resolved configuration of a run (saved as ``config.yaml`` and in every checkpoint)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    encoder: ComponentConfig = field(default_factory=ComponentConfig)
+    method: ComponentConfig = field(default_factory=ComponentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: dict[str, Any] = field(default_factory=dict)
+
+
+# -- coercion --------------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (Union, types.UnionType)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """``value`` converted to type ``tp``, or :class:`ConfigError` naming ``where``."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if _is_union(tp):
+        members = typing.get_args(tp)
+        if value is None:
+            if type(None) in members:
+                return None
+            raise ConfigError(f"{where}: null is not allowed (expected {_type_name(tp)})")
+        errors = []
+        # Try exact type matches first, so that ``int | str`` keeps 2 an int and "auto" a string.
+        ordered = sorted((m for m in members if m is not type(None)), key=lambda m: not _matches(value, m))
+        for member in ordered:
+            try:
+                return _coerce(value, member, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{where}: {value!r} is not a {_type_name(tp)}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        for choice in choices:
+            if value == choice and type(value) is type(choice):
+                return choice
+            if isinstance(choice, str) and not isinstance(value, bool) and str(value) == choice:
+                return choice
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping for section {tp.__name__}, got {value!r}")
+        return from_dict(tp, value, _prefix=where)
+    if origin in (list, tuple) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        item_tp = args[0] if args else Any
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        args = typing.get_args(tp)
+        val_tp = args[1] if len(args) == 2 else Any
+        return {str(k): _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        try:
+            number = float(value) if isinstance(value, (str, float)) else None
+        except ValueError:
+            number = None
+        if number is not None and number.is_integer():
+            return int(number)
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                # YAML 1.1 reads "1e-3" as a string (no dot); it is clearly meant as a number.
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    base = typing.get_origin(tp) or tp
+    if base is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if base is float:
+        return isinstance(value, float)
+    if base in (list, tuple):
+        return isinstance(value, (list, tuple))
+    if base is dict:
+        return isinstance(value, dict)
+    return isinstance(base, type) and isinstance(value, base)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def config_keys(cls: type = RunConfig, _prefix: str = "") -> list[str]:
+    """Every dotted key of a config dataclass (``["data", "data.store", ...]``)."""
+    keys = []
+    for name, tp in _hints(cls).items():
+        key = f"{_prefix}{name}"
+        keys.append(key)
+        if dataclasses.is_dataclass(tp):
+            keys.extend(config_keys(tp, key + "."))
+    return keys
+
+
+def _unknown(key: str, valid: list[str], where_keys: list[str] | None = None) -> ConfigError:
+    pool = where_keys if where_keys is not None else valid
+    close = difflib.get_close_matches(key, pool, n=4, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return ConfigError(f"unknown config key {key!r}{hint} (valid keys here: {', '.join(valid)})")
+
+
+def from_dict(cls: type, data: dict[str, Any], _prefix: str = "") -> Any:
+    """Build config dataclass ``cls`` from a plain mapping, strictly (unknown keys and bad types raise).
+
+    Args:
+        cls: a config dataclass (usually :class:`RunConfig`).
+        data: nested mapping as read from YAML; missing keys take their defaults.
+
+    Returns:
+        An instance of ``cls``.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{_prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = _hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{_prefix}.{key}" if _prefix else str(key)
+        if key not in hints:
+            valid = [f"{_prefix}.{k}" if _prefix else k for k in hints]
+            raise _unknown(dotted, valid, [k for k in config_keys(RunConfig)] + valid)
+        kwargs[key] = _coerce(value, hints[key], dotted)
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict (lists, not tuples) of a config dataclass; the YAML/JSON form."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    return plain(cfg)
+
+
+# -- recipes and overrides -------------------------------------------------------------------------
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: recipe includes itself through 'defaults'")
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such recipe")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe must be a mapping of sections")
+    defaults = data.pop("defaults", [])
+    if isinstance(defaults, str):
+        defaults = [defaults]
+    merged: dict[str, Any] = {}
+    for base in defaults:
+        merged = _deep_merge(merged, _read_recipe(path.parent / str(base), seen + (path,)))
+    return _deep_merge(merged, data)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides to a raw config mapping, checking each key exists.
+
+    Keys inside the free mappings (``encoder.kwargs``, ``method.kwargs``, ``eval``) may be new.
+
+    Returns:
+        A new mapping; values are parsed with ``yaml.safe_load`` (types are coerced later).
+    """
+    out = json.loads(json.dumps(data))  # deep copy of plain data
+    all_keys = config_keys(RunConfig)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. optim.lr=0.01)")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        parts = key.split(".")
+        if not key or any(not p for p in parts):
+            raise ConfigError(f"override {item!r}: empty key component")
+        cls: Any = RunConfig
+        node = out
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            if cls is not None:
+                hints = _hints(cls)
+                if part not in hints:
+                    prefix = ".".join(parts[:depth])
+                    valid = [f"{prefix}.{k}" if prefix else k for k in hints]
+                    raise _unknown(key, valid, all_keys)
+                tp = hints[part]
+                cls = tp if dataclasses.is_dataclass(tp) else None
+                free = cls is None and (typing.get_origin(tp) is dict or tp is dict)
+                if not last and cls is None and not free:
+                    raise ConfigError(f"override {key!r}: {'.'.join(parts[: depth + 1])} is a value, not a section")
+            if last:
+                node[part] = _parse_value(text)
+            else:
+                child = node.get(part)
+                if not isinstance(child, dict):
+                    child = {}
+                    node[part] = child
+                node = child
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a recipe (with its ``defaults``), apply dotted overrides and validate strictly.
+
+    Args:
+        path: YAML recipe; ``None`` starts from the defaults.
+        overrides: ``["optim.lr=0.01", "trainer.devices=2", ...]``.
+
+    Returns:
+        The resolved :class:`RunConfig`.
+
+    Raises:
+        ConfigError: unknown key (with the closest valid keys), wrong type or bad value.
+    """
+    data = _read_recipe(Path(path)) if path is not None else {}
+    data = apply_overrides(data, overrides)
+    try:
+        return from_dict(RunConfig, data)
+    except ConfigError as e:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{e}") from None
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block mappings, flow lists (``betas: [0.9, 0.999]``): the way recipes are written by hand."""
+
+
+_Dumper.add_representer(list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+
+
+def save_config(cfg: RunConfig | dict[str, Any], path: str | Path) -> Path:
+    """Write the resolved config as YAML (atomically); returns the path."""
+    from skelssl.data.store import atomic_write_text
+
+    data = cfg if isinstance(cfg, dict) else to_dict(cfg)
+    atomic_write_text(path, yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False))
+    return Path(path)
+
+
+def config_hash(cfg: RunConfig | dict[str, Any], length: int = 16) -> str:
+    """Stable hex digest (sha256) of the resolved config; equal configs give equal hashes."""
+    data = cfg if isinstance(cfg, dict) else to_dict(cfg)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+# -- building registered classes -------------------------------------------------------------------
+
+
+def checked_kwargs(target: Any, kwargs: dict[str, Any], section: str, given: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Check ``kwargs`` against the signature of ``target`` (a class or function) and coerce their types.
+
+    Args:
+        target: what the kwargs will be passed to.
+        kwargs: the free keyword arguments from the config.
+        section: dotted name for messages (``"encoder.kwargs"``).
+        given: argument names the caller passes itself (not allowed in ``kwargs``).
+
+    Returns:
+        ``kwargs`` with values coerced to annotated parameter types (where annotations resolve).
+
+    Raises:
+        ConfigError: unknown or duplicate argument, or a value of the wrong type.
+    """
+    fn = target.__init__ if inspect.isclass(target) else target
+    sig = inspect.signature(fn)
+    params = {n: p for n, p in sig.parameters.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL,)}
+    var_kw = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    named = {n: p for n, p in params.items() if p.kind != p.VAR_KEYWORD}
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # unresolvable forward references: skip coercion, keep the name check
+        hints = {}
+    label = getattr(target, "__name__", str(target))
+    out = {}
+    for key, value in kwargs.items():
+        if key in given:
+            raise ConfigError(f"{section}.{key}: set by skelssl itself for {label}, remove it from the config")
+        if key not in named and not var_kw:
+            valid = sorted(k for k in named if k not in given)
+            close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"{section}.{key}: {label} has no argument {key!r}{hint} (valid: {', '.join(valid)})")
+        tp = hints.get(key)
+        out[key] = _coerce(value, tp, f"{section}.{key}") if tp is not None else value
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    # A layout may be given as an object or by name.
+    return a == b or str(getattr(a, "name", a)) == str(getattr(b, "name", b))
+
+
+def build_encoder_from_config(section: ComponentConfig, **context: Any):
+    """Build the configured encoder; ``context`` (``in_channels``, ``layout``, ``num_persons`` from the
+    store) fills arguments the config leaves out, and a conflicting value is an error.
+
+    Returns:
+        The :class:`~skelssl.models.base.Encoder` (with its ``spec`` recorded).
+    """
+    from skelssl.models import ENCODERS, _ensure, build_encoder
+
+    if not section.name:
+        raise ConfigError("encoder.name: no encoder named in the config")
+    _ensure(section.name)
+    try:
+        cls = ENCODERS.get(section.name)
+    except KeyError as e:
+        raise ConfigError(f"encoder.name: {e.args[0]}") from None
+    kwargs = checked_kwargs(cls, dict(section.kwargs), "encoder.kwargs")
+    params = inspect.signature(cls.__init__).parameters
+    for key, value in context.items():
+        if key in kwargs:
+            if not _same(kwargs[key], value):
+                raise ConfigError(f"encoder.kwargs.{key}: config says {kwargs[key]!r} but the data has {value!r}")
+        elif key in params:
+            kwargs[key] = value
+    return build_encoder(section.name, **kwargs)
+
+
+def build_method_from_config(section: ComponentConfig, **given: Any):
+    """Build the configured method with ``given`` arguments (``encoder=...``) plus its checked kwargs."""
+    from skelssl.methods import get_method
+
+    if not section.name:
+        raise ConfigError("method.name: no method named in the config")
+    try:
+        cls = get_method(section.name)
+    except KeyError as e:
+        raise ConfigError(f"method.name: {e.args[0]}") from None
+    kwargs = checked_kwargs(cls, dict(section.kwargs), "method.kwargs", given=tuple(given))
+    return cls(**given, **kwargs)

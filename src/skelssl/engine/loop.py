@@ -1,0 +1,377 @@
+"""The one training loop: self-supervised pre-training, linear evaluation and fine-tuning.
+
+:class:`Trainer` runs on Lightning Fabric (CPU, one or several GPUs, several nodes; ``torchrun`` or
+Fabric's own launcher; bf16/fp16 mixed precision). What differs between jobs goes through the module
+(``training_step``, ``param_groups``, ``after_optimizer_step``) and two callbacks (``batch_transform``
+for batched augmentation on the device, ``evaluate`` after each epoch).
+
+Reproducibility: the sample order of epoch ``e`` is a permutation seeded by ``(seed, e)`` and sharded
+like ``DistributedSampler``; augmentation draws from a per-rank generator; checkpoints are taken at
+optimiser-step boundaries and hold the step, the position in the epoch and every random stream, so a
+run killed at any moment and resumed ends with the same weights as one never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from skelssl.data.dataset import collate
+from skelssl.engine import checkpoint as ckpt
+from skelssl.engine.config import TrainerConfig, config_hash, save_config
+from skelssl.engine.dist import all_gather_with_grad, make_fabric
+from skelssl.engine.logging import RunLogger, progress_bar, scalar
+from skelssl.engine.seed import capture_rng_state, derive_seed, module_generators, restore_rng_state, seed_all, set_deterministic
+
+__all__ = ["Trainer", "NonFiniteLossError", "TrainState", "epoch_batches", "num_batches"]
+
+_AUGMENT_KEY = "__trainer__.augment"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stops and its last good checkpoint is kept.
+
+    Attributes:
+        step: the optimiser step being computed (0-based: the number of steps completed before it).
+        epoch: the epoch (0-based).
+        batch: the micro-batch index within the epoch.
+        value: the offending loss value.
+    """
+
+    def __init__(self, step: int, epoch: int, batch: int, value: float, checkpoint: Path | None) -> None:
+        self.step, self.epoch, self.batch, self.value = step, epoch, batch, value
+        kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written yet"
+        super().__init__(f"non-finite loss ({value}) at step {step} (epoch {epoch}, batch {batch}); training stopped, {kept}")
+
+
+@dataclass
+class TrainState:
+    """Where a run is: optimiser steps taken, epoch, micro-batches of that epoch already consumed."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+
+
+def num_batches(n: int, batch_size: int, world: int = 1, drop_last: bool = True) -> int:
+    """Micro-batches per epoch on each rank for ``n`` samples (see :func:`epoch_batches`)."""
+    per_rank = n // world if drop_last else math.ceil(n / world)
+    return per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1, drop_last: bool = True) -> list[list[int]]:
+    """This rank's batches of sample indices for one epoch.
+
+    The order is a permutation seeded by ``(seed, epoch)`` only, identical on every rank; like
+    ``torch.utils.data.DistributedSampler`` it is cut (``drop_last``) or padded by wrapping around to a
+    multiple of ``world`` and rank ``r`` takes every ``world``-th index from ``r``. So the ranks' batch
+    ``k`` together hold the same samples as batch ``k`` of one process with ``world`` times the batch.
+
+    Returns:
+        ``num_batches(n, batch_size, world, drop_last)`` lists of indices.
+    """
+    g = torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch))
+    order = torch.randperm(n, generator=g).tolist()
+    if world > 1:
+        if drop_last:
+            order = order[: (n // world) * world]
+        else:
+            pad = (-n) % world
+            order = order + (order * math.ceil(pad / max(n, 1)))[:pad]
+        order = order[rank::world]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if drop_last and batches and len(batches[-1]) < batch_size:
+        batches.pop()
+    return batches
+
+
+class Trainer:
+    """Runs ``fit`` for any module with ``training_step``/``param_groups``/``after_optimizer_step``.
+
+    Args:
+        cfg: the ``trainer`` section of the run config.
+        run_dir: the run folder: ``config.yaml``, ``metrics.jsonl``, ``tb/``, ``checkpoints/``.
+        fabric: a launched ``lightning_fabric.Fabric``; default: built and launched from ``cfg``.
+    """
+
+    def __init__(self, cfg: TrainerConfig, run_dir: str | Path, fabric: Any = None) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.fabric = fabric if fabric is not None else make_fabric(cfg)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    @property
+    def is_main(self) -> bool:
+        return self.fabric.global_rank == 0
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def _save(self, name: str, raw: nn.Module, training_state: dict[str, Any], generators, config_dict) -> Path:
+        """Write checkpoint ``checkpoints/<name>`` from every rank (each adds its random streams)."""
+        fabric, path = self.fabric, self.ckpt_dir / name
+        if self.is_main:
+            ckpt.begin_checkpoint(path)
+        fabric.barrier()
+        ckpt.write_rank_state(ckpt.partial_path(path), fabric.global_rank, {"rng": capture_rng_state(generators)})
+        fabric.barrier()
+        if self.is_main:
+            ckpt.commit_checkpoint(ckpt.partial_path(path), path, raw.state_dict(), training_state, config_dict)
+        fabric.barrier()
+        return path
+
+    def _keep(self, name: str) -> None:
+        if self.is_main:
+            ckpt.copy_checkpoint(self.ckpt_dir / "last", self.ckpt_dir / name)
+        self.fabric.barrier()
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def fit(
+        self,
+        module: nn.Module,
+        train_dataset: Dataset,
+        *,
+        batch_size: int,
+        num_workers: int = 0,
+        optimizer_factory: Callable[[nn.Module], torch.optim.Optimizer],
+        scheduler_factory: Callable[[torch.optim.Optimizer, int, int], Any] | None = None,
+        batch_transform: Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]] | None = None,
+        resume: bool = False,
+        evaluate: Callable[[nn.Module, int], dict[str, float]] | None = None,
+        config_dict: dict[str, Any] | None = None,
+        drop_last: bool = True,
+        collate_fn: Callable[[list[Any]], Any] = collate,
+    ) -> dict[str, Any]:
+        """Train ``module`` on ``train_dataset``; returns a summary.
+
+        Args:
+            module: has ``training_step(batch) -> (loss, logs)``; optionally ``after_optimizer_step()``
+                and a ``gather`` attribute, which is set to :func:`~skelssl.engine.dist.all_gather_with_grad`.
+            train_dataset: map-style dataset (e.g. :class:`~skelssl.data.dataset.SkeletonDataset`).
+            batch_size: samples per device per micro-batch.
+            num_workers: loader worker processes.
+            optimizer_factory: ``module -> optimizer`` (:func:`skelssl.engine.optim.optimizer_factory`).
+            scheduler_factory: ``(optimizer, steps_per_epoch, total_steps) -> scheduler`` with ``step``,
+                ``state_dict``, ``load_state_dict`` (:func:`skelssl.engine.optim.scheduler_factory`).
+            batch_transform: ``(batch, generator) -> batch``, batched augmentation on the device.
+            resume: continue from ``run_dir/checkpoints/last`` when it exists.
+            evaluate: ``(module, epoch) -> metrics`` after each epoch (to ``metrics.jsonl`` as ``eval``).
+            config_dict: the resolved run config, saved as ``config.yaml`` and in every checkpoint.
+            drop_last: drop each epoch's incomplete last batch (pre-training does).
+            collate_fn: the batch collation (default :func:`skelssl.data.dataset.collate`).
+
+        Returns:
+            ``step``, ``epoch`` (epochs completed), ``loss`` (mean of the last log interval), ``eval``
+            (last metrics), ``eval_history``, ``elapsed_s`` (over all resumptions), ``resumed_from``
+            (step or ``None``), ``checkpoint`` (path of ``last``).
+
+        Raises:
+            NonFiniteLossError: the loss became NaN or infinite (the last good checkpoint is kept).
+        """
+        cfg, fabric = self.cfg, self.fabric
+        rank, world = fabric.global_rank, fabric.world_size
+        if cfg.deterministic:
+            set_deterministic(True)
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if config_dict is not None:
+                save_config(config_dict, self.run_dir / "config.yaml")
+
+        raw = module
+        if hasattr(raw, "gather"):
+            raw.gather = all_gather_with_grad
+        wrapped = fabric.setup_module(raw)
+        distributed = wrapped._forward_module is not raw
+        if distributed:
+            # Calls to training_step must pass through DDP's forward to synchronise gradients.
+            wrapped.mark_forward_method("training_step")
+        optimizer = optimizer_factory(raw)
+        opt = fabric.setup_optimizers(optimizer)
+
+        n = len(train_dataset)
+        nb = num_batches(n, batch_size, world, drop_last)
+        if nb == 0:
+            raise ValueError(f"{n} samples give no full batch of {batch_size} on each of {world} process(es)")
+        acc = max(1, int(cfg.accumulate))
+        steps_per_epoch = math.ceil(nb / acc)
+        total_steps = cfg.epochs * steps_per_epoch
+        if cfg.max_steps is not None:
+            total_steps = min(total_steps, int(cfg.max_steps))
+        scheduler = scheduler_factory(optimizer, steps_per_epoch, total_steps) if scheduler_factory else None
+
+        augment = torch.Generator(device=fabric.device)
+        augment.manual_seed(derive_seed(cfg.seed, "augment", rank))
+        generators = module_generators(raw)
+        generators[_AUGMENT_KEY] = augment
+        # Dropout and friends draw from the global streams; give each rank its own.
+        seed_all(derive_seed(cfg.seed, "global", rank))
+
+        state = TrainState()
+        extra: dict[str, Any] = {"eval_history": [], "elapsed_s": 0.0}
+        geometry = {"samples": n, "batch_size": batch_size, "world_size": world, "accumulate": acc, "drop_last": drop_last}
+        resumed_from = None
+        found = ckpt.find_checkpoint(self.run_dir) if resume else None
+        if found is not None:
+            loaded = ckpt.load_checkpoint(found)
+            saved = loaded.state
+            mismatch = {k: (saved.get("geometry", {}).get(k), v) for k, v in geometry.items() if saved.get("geometry", {}).get(k) != v}
+            if mismatch:
+                raise ckpt.CheckpointError(f"{found}: cannot resume exactly, the data geometry changed (saved, now): {mismatch}")
+            raw.load_state_dict(loaded.model, strict=True)
+            optimizer.load_state_dict(saved["optimizer"])
+            if scheduler is not None and saved.get("scheduler") is not None:
+                scheduler.load_state_dict(saved["scheduler"])
+            rank_state = loaded.rank_state(rank)
+            if rank_state is None:
+                raise ckpt.CheckpointError(f"{found}: no saved random state for rank {rank}")
+            pass
+            state = TrainState(int(saved["step"]), int(saved["epoch"]), int(saved["batch_in_epoch"]))
+            extra = {"eval_history": list(saved.get("eval_history", [])), "elapsed_s": float(saved.get("elapsed_s", 0.0))}
+            resumed_from = state.step
+
+        logger = RunLogger(self.run_dir, enabled=self.is_main, resume_step=resumed_from)
+        show = bool(cfg.progress) and self.is_main
+        epoch_bar = progress_bar(cfg.epochs, "epochs", show, position=0, initial=state.epoch)
+        step_bar = progress_bar(steps_per_epoch, "steps", show, position=1, leave=False)
+        started = time.perf_counter()
+        saved_step = state.step if found is not None else -1
+        last_loss: float | None = None
+        last_eval: dict[str, float] = dict(extra["eval_history"][-1]) if extra["eval_history"] else {}
+        window: dict[str, Any] = {}
+        logged_steps = 0
+        grad_norm = None
+
+        def done() -> bool:
+            return cfg.max_steps is not None and state.step >= cfg.max_steps
+
+        def training_state() -> dict[str, Any]:
+            return {
+                **asdict(state),
+                "sampler_seed": derive_seed(cfg.seed, "epoch", state.epoch),
+                "seed": cfg.seed,
+                "geometry": geometry,
+                "batches_per_epoch": nb,
+                "steps_per_epoch": steps_per_epoch,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "eval_history": extra["eval_history"],
+                "elapsed_s": extra["elapsed_s"] + time.perf_counter() - started,
+                "config_hash": config_hash(config_dict) if config_dict is not None else None,
+            }
+
+        def save(name: str = "last") -> None:
+            nonlocal saved_step
+            self._save(name, raw, training_state(), generators, config_dict)
+            saved_step = state.step
+
+        try:
+            while state.epoch < cfg.epochs and not done():
+                epoch, start = state.epoch, state.batch_in_epoch
+                batches = epoch_batches(n, batch_size, cfg.seed, epoch, rank, world, drop_last)
+                loader = DataLoader(
+                    train_dataset,
+                    batch_sampler=batches[start:],
+                    num_workers=num_workers,
+                    collate_fn=collate_fn,
+                    pin_memory=fabric.device.type == "cuda",
+                    # An explicit generator keeps the loader from drawing on the global stream.
+                    generator=torch.Generator().manual_seed(derive_seed(cfg.seed, "loader", epoch)),
+                )
+                wrapped.train()
+                step_bar.reset(total=steps_per_epoch)
+                step_bar.update(start // acc)
+                for i, batch in enumerate(loader, start):
+                    win_start = (i // acc) * acc
+                    win_len = min(acc, nb - win_start)
+                    last_micro = i + 1 == win_start + win_len
+                    batch = fabric.to_device(batch)
+                    if batch_transform is not None:
+                        batch = batch_transform(batch, augment)
+                    with fabric.no_backward_sync(wrapped, enabled=not last_micro):
+                        with fabric.autocast():
+                            loss, logs = (wrapped if distributed else raw).training_step(batch)
+                        # Mean over ranks: every rank sees the same value, so all stop together.
+                        value = float(fabric.all_reduce(loss.detach().float(), reduce_op="mean"))
+                        if not math.isfinite(value):
+                            last = ckpt.find_checkpoint(self.ckpt_dir / "last")
+                            raise NonFiniteLossError(state.step, epoch, i, value, last)
+                        fabric.backward(loss / win_len)
+                    window["loss"] = window.get("loss", 0.0) + value / win_len
+                    for key, v in (logs or {}).items():
+                        v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)
+                        window[key] = window.get(key, 0.0) + v / win_len
+                    if not last_micro:
+                        continue
+
+                    if cfg.grad_clip:
+                        grad_norm = fabric.clip_gradients(wrapped, opt, max_norm=cfg.grad_clip, error_if_nonfinite=False)
+                    lr = optimizer.param_groups[0]["lr"]
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                    if hasattr(raw, "after_optimizer_step"):
+                        raw.after_optimizer_step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    state.step += 1
+                    state.batch_in_epoch = i + 1
+                    logged_steps += 1
+                    step_bar.update(1)
+
+                    if state.step % max(1, cfg.log_every) == 0 or state.batch_in_epoch == nb or done():
+                        record = {k: scalar(v) / logged_steps for k, v in window.items()}
+                        last_loss = record["loss"]
+                        if grad_norm is not None:
+                            record["grad_norm"] = scalar(grad_norm)
+                        logger.log({"step": state.step, "epoch": epoch, "lr": lr, **record})
+                        step_bar.set_postfix(loss=f"{last_loss:.4g}", lr=f"{lr:.3g}")
+                        window, logged_steps = {}, 0
+                    if cfg.ckpt_every_steps and state.step % cfg.ckpt_every_steps == 0:
+                        save()
+                    if cfg.keep_every_steps and state.step % cfg.keep_every_steps == 0:
+                        if saved_step != state.step:
+                            save()
+                        self._keep(f"step-{state.step:07d}")
+                    if done():
+                        break
+
+                if state.batch_in_epoch >= nb:  # the epoch is complete
+                    state.epoch, state.batch_in_epoch = epoch + 1, 0
+                    if evaluate is not None:
+                        metrics = {k: scalar(v) for k, v in evaluate(raw, epoch).items()}
+                        wrapped.train()
+                        last_eval = {"epoch": epoch, "step": state.step, **metrics}
+                        extra["eval_history"].append(last_eval)
+                        logger.log({"step": state.step, "epoch": epoch, **metrics}, kind="eval")
+                    final = state.epoch >= cfg.epochs or done()
+                    if final or (cfg.ckpt_every_epochs and state.epoch % cfg.ckpt_every_epochs == 0):
+                        save()
+                    if cfg.keep_every_epochs and (state.epoch % cfg.keep_every_epochs == 0 or final):
+                        if saved_step != state.step:
+                            save()
+                        self._keep(f"epoch-{epoch:04d}")
+                    epoch_bar.update(1)
+            if saved_step != state.step:
+                save()
+        finally:
+            step_bar.close()
+            epoch_bar.close()
+            logger.close()
+
+        return {
+            "step": state.step,
+            "epoch": state.epoch,
+            "loss": last_loss,
+            "eval": last_eval,
+            "eval_history": list(extra["eval_history"]),
+            "elapsed_s": extra["elapsed_s"] + time.perf_counter() - started,
+            "resumed_from": resumed_from,
+            "checkpoint": str(self.ckpt_dir / "last"),
+        }

@@ -1,0 +1,172 @@
+"""Frozen-encoder feature extraction over a :class:`~skelssl.data.dataset.SkeletonDataset`.
+
+The encoder runs in ``eval()`` mode under ``torch.no_grad()``; its previous train/eval mode is
+restored afterwards. (ISC's retrieval script does neither, so its AGCN BatchNorm used batch
+statistics, METHODS.md §3.8-4; we follow the intent of a frozen encoder.)
+
+Several processes can share the work: each one passes its ``rank`` and ``world_size`` and a
+``gather`` function (for example Lightning Fabric's ``fabric.all_gather``); every process then
+returns the features of the *whole* dataset, in dataset order.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from skelssl.data.dataset import collate
+
+__all__ = ["extract_features", "run_model"]
+
+Batch = dict[str, torch.Tensor]
+Gather = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _gathered(gather: Gather, local: torch.Tensor, world_size: int) -> torch.Tensor:
+    """``gather`` a ``(n, ...)`` tensor into ``(world_size * n, ...)``.
+
+    Fabric's ``all_gather`` returns ``(world_size, n, ...)`` and, for a single process, the tensor
+    unchanged; both are accepted.
+    """
+    out = gather(local)
+    if out.ndim == local.ndim:
+        if world_size != 1 or out.shape != local.shape:
+            raise ValueError(f"gather returned shape {tuple(out.shape)} for a local {tuple(local.shape)}")
+        return out
+    if out.shape[0] != world_size:
+        raise ValueError(f"gather returned {out.shape[0]} parts, expected world_size={world_size}")
+    return out.reshape(-1, *local.shape[1:])
+
+
+@torch.no_grad()
+def run_model(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    batch_transform: Callable[[Batch], Batch] | None = None,
+    num_workers: int = 0,
+    progress: bool = False,
+    desc: str = "features",
+    gather: Gather | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``model(x, lengths)`` over a dataset in eval mode; outputs and labels in dataset order.
+
+    This is :func:`extract_features` for any module with the encoder call signature (an encoder, or
+    a :class:`~skelssl.evaluation.heads.Classifier` giving logits).
+
+    Returns:
+        ``outputs`` ``(N, D)`` float32 on the CPU and ``labels`` ``(N,)`` int64.
+    """
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("cannot extract features of an empty dataset")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside world_size {world_size}")
+    if world_size > 1 and gather is None:
+        raise ValueError("world_size > 1 needs a gather function to collect the other processes' features")
+    device = torch.device(device)
+    # Process r takes positions r, r + W, r + 2W, ...; shard sizes differ by at most one, and the
+    # shorter shards are padded (position -1) so every process gathers tensors of one size.
+    positions = torch.arange(rank, n, world_size)
+    shard_len = -(-n // world_size)
+    loader = DataLoader(
+        Subset(dataset, positions.tolist()) if world_size > 1 else dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+    )
+    was_training = model.training
+    model.eval()
+    outs, labels = [], []
+    try:
+        if progress:
+            from tqdm.auto import tqdm
+
+            loader = tqdm(loader, desc=desc, unit="batch", disable=rank != 0)
+        for batch in loader:
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            if batch_transform is not None:
+                batch = batch_transform(batch)
+            out = model(batch["x"], batch["lengths"])  # (B, D)
+            outs.append(out.float().cpu())
+            labels.append(batch["label"].cpu())
+    finally:
+        model.train(was_training)
+    feats = torch.cat(outs)  # (n_local, D)
+    labs = torch.cat(labels).long()
+    if gather is None:
+        return feats, labs
+
+    pad = shard_len - feats.shape[0]
+    pos = torch.cat([positions, positions.new_full((pad,), -1)])
+    feats = torch.cat([feats, feats.new_zeros(pad, feats.shape[1])])
+    ints = torch.stack([pos, torch.cat([labs, labs.new_zeros(pad)])], 1)  # (shard_len, 2): position, label
+    all_feats = _gathered(gather, feats.to(device), world_size).cpu()  # (W * shard_len, D)
+    all_ints = _gathered(gather, ints.to(device), world_size).cpu()
+    keep = all_ints[:, 0] >= 0
+    order = all_ints[keep, 0]
+    out_feats = torch.empty(n, feats.shape[1], dtype=torch.float32)
+    out_labels = torch.empty(n, dtype=torch.int64)
+    out_feats[order] = all_feats[keep]
+    out_labels[order] = all_ints[keep, 1]
+    return out_feats, out_labels
+
+
+def extract_features(
+    encoder: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    batch_transform: Callable[[Batch], Batch] | None = None,
+    num_workers: int = 0,
+    progress: bool = False,
+    gather: Gather | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled features of every sample of ``dataset`` from a frozen encoder.
+
+    Args:
+        encoder: an :class:`~skelssl.models.base.Encoder` (``forward(x, lengths) -> (N, D)``),
+            already on ``device``.
+        dataset: a :class:`~skelssl.data.dataset.SkeletonDataset` (items ``x``, ``length``, ``label``,
+            ``index``), batched with :func:`~skelssl.data.dataset.collate`.
+        batch_size: samples per forward pass.
+        device: where the batches go.
+        batch_transform: ``batch -> batch`` applied on ``device`` before the encoder, for deterministic
+            test-time views (e.g. ISC's centre 95 % crop resized to 64 frames).
+        num_workers: data-loader workers.
+        progress: show a tqdm bar (on rank 0); otherwise nothing is printed.
+        gather: across-process all-gather (``fabric.all_gather``); with it each process encodes its
+            shard and all processes return the full, ordered result.
+        rank: this process's rank (with ``gather``).
+        world_size: number of processes (with ``gather``).
+
+    Returns:
+        ``features`` ``(N, D)`` float32 on the CPU and ``labels`` ``(N,)`` int64, in dataset order.
+    """
+    return run_model(
+        encoder,
+        dataset,
+        batch_size=batch_size,
+        device=device,
+        batch_transform=batch_transform,
+        num_workers=num_workers,
+        progress=progress,
+        desc="features",
+        gather=gather,
+        rank=rank,
+        world_size=world_size,
+    )

@@ -1,0 +1,228 @@
+"""Classification heads and the encoder + head module that linear evaluation and fine-tuning train.
+
+:class:`Classifier` implements the engine's module interface (``training_step``, ``param_groups``,
+``after_optimizer_step``) so that linear probing, fine-tuning and semi-supervised training run in the
+same loop as pre-training.
+
+- Linear protocol (ISC §3.6, Hi-TRS §2.6, MAMP §8.8 in METHODS.md): the encoder is frozen *and stays
+  in eval mode* while the head trains: BatchNorm uses its running statistics, dropout is off.
+- ISC initialises the new fc N(0, 0.01) with zero bias; MAMP's probe puts a non-affine
+  ``BatchNorm1d(eps=1e-6)`` before that linear layer (``LinearHead(batch_norm=True)``).
+- MAMP's fine-tune head is Linear -> BatchNorm1d -> ReLU -> Linear with Xavier-uniform weights
+  (:class:`MLPHead`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from skelssl.evaluation.features import Gather, run_model
+from skelssl.evaluation.metrics import topk_accuracy
+
+__all__ = ["LinearHead", "MLPHead", "Classifier", "evaluate_classifier", "decay_groups"]
+
+
+class LinearHead(nn.Module):
+    """A linear classifier on pooled features, optionally after a non-affine BatchNorm.
+
+    Args:
+        in_dim: feature size ``D``.
+        num_classes: output classes.
+        batch_norm: put ``BatchNorm1d(D, affine=False, eps=1e-6)`` first (MAMP's linear probe); its
+            statistics update while the head trains.
+
+    Shape:
+        ``(N, D)`` -> ``(N, num_classes)``.
+    """
+
+    def __init__(self, in_dim: int, num_classes: int, batch_norm: bool = False) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(in_dim, affine=False, eps=1e-6) if batch_norm else nn.Identity()
+        self.fc = nn.Linear(in_dim, num_classes)
+        # ISC (action_classification.py) and MAMP (main_linprobe.py): weight ~ N(0, 0.01), bias 0.
+        nn.init.normal_(self.fc.weight, std=0.01)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(features))
+
+
+class MLPHead(nn.Module):
+    """Two-layer head ``Linear -> BatchNorm1d -> ReLU -> Linear`` (MAMP's fine-tune head).
+
+    Args:
+        in_dim: feature size ``D``.
+        num_classes: output classes.
+        hidden_dim: hidden width (MAMP: 2048).
+        batch_norm: BatchNorm1d after the first layer (MAMP: yes, momentum 0.1).
+        dropout: dropout on the input features.
+
+    Shape:
+        ``(N, D)`` -> ``(N, num_classes)``.
+    """
+
+    def __init__(self, in_dim: int, num_classes: int, hidden_dim: int = 2048, batch_norm: bool = True, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+            nn.Linear(in_dim, hidden_dim),
+            nn.BatchNorm1d(hidden_dim, momentum=0.1) if batch_norm else nn.Identity(),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, num_classes),
+        )
+        # MAMP's model-wide init runs after the head is built: Xavier-uniform weights, zero bias.
+        for m in self.net:
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)
+
+
+_NO_DECAY_HINTS = ("bias", "norm", "bn", "pos_embed", "temp_embed", "_pe", "token", "embedding")
+
+
+def decay_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Trainable parameters in two optimiser groups: with decay, and without (biases, norms, 1-D, embeddings).
+
+    The same rule as the methods' groups (Hi-TRS's no-decay list); repeated here because evaluation
+    never imports the methods layer.
+    """
+    decay, skip = [], []
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim <= 1 or any(h in name.lower() for h in _NO_DECAY_HINTS):
+            skip.append(p)
+        else:
+            decay.append(p)
+    groups = []
+    if decay:
+        groups.append({"params": decay, "weight_decay": weight_decay})
+    if skip:
+        groups.append({"params": skip, "weight_decay": 0.0})
+    return groups
+
+
+class Classifier(nn.Module):
+    """An encoder and a head trained on labels.
+
+    Args:
+        encoder: an :class:`~skelssl.models.base.Encoder` (``forward(x, lengths) -> (N, D)``).
+        head: ``(N, D) -> (N, num_classes)``.
+        freeze_encoder: linear protocol: the encoder's parameters get ``requires_grad=False`` and the
+            encoder stays in eval mode whatever ``.train()`` is called with.
+        label_smoothing: of the training cross-entropy (MAMP fine-tune: 0.1).
+        dropout: on the pooled features before the head (Hi-TRS fine-tune: 0.2).
+
+    Shape:
+        ``x`` ``(N, C, T, V, M)``, ``lengths`` ``(N,)`` -> logits ``(N, num_classes)``.
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, *, freeze_encoder: bool, label_smoothing: float = 0.0, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.freeze_encoder = bool(freeze_encoder)
+        self.label_smoothing = float(label_smoothing)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        if self.freeze_encoder:
+            self.encoder.requires_grad_(False)
+            self.encoder.eval()
+
+    def train(self, mode: bool = True) -> "Classifier":
+        super().train(mode)
+        if self.freeze_encoder:
+            # ISC and Hi-TRS keep the frozen backbone in eval(): BN running stats fixed, no dropout.
+            self.encoder.eval()
+        return self
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if self.freeze_encoder:
+            with torch.no_grad():  # no graph through a frozen encoder: less memory, same result
+                features = self.encoder(x, lengths)  # (N, D)
+        else:
+            features = self.encoder(x, lengths)  # (N, D)
+        return self.head(self.dropout(features))  # (N, num_classes)
+
+    # -- the engine's module interface -------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
+        """Cross-entropy on ``batch["label"]``; logs ``loss`` and top-1 ``acc`` (percent)."""
+        logits = self(batch["x"], batch.get("lengths"))
+        labels = batch["label"]
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        acc = (logits.detach().argmax(1) == labels).float().mean() * 100.0
+        return loss, {"loss": loss.detach(), "acc": acc}
+
+    def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """Only trainable parameters; no decay on biases and norms."""
+        return decay_groups(self, weight_decay)
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return []
+
+    def after_optimizer_step(self) -> None:
+        """Nothing to update after a step (no momentum targets)."""
+
+    def export_encoder(self) -> nn.Module:
+        """The (fine-tuned) encoder, for saving as an encoder checkpoint."""
+        return self.encoder
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` of a batch, without gradients (call ``.eval()`` first)."""
+        return self(batch["x"], batch.get("lengths"))
+
+
+def evaluate_classifier(
+    classifier: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    batch_transform: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+    *,
+    num_workers: int = 0,
+    progress: bool = False,
+    gather: Gather | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> dict[str, Any]:
+    """Test a classifier on a whole dataset (eval mode, no augmentation beyond ``batch_transform``).
+
+    Args:
+        classifier: a :class:`Classifier` (or any module ``(x, lengths) -> logits``) on ``device``.
+        dataset: the test split.
+        batch_size, device, batch_transform, num_workers, progress, gather, rank, world_size: as in
+            :func:`~skelssl.evaluation.features.extract_features`.
+
+    Returns:
+        ``{"top1": %, "top5": %, "loss": mean cross-entropy (no smoothing), "predictions": (N,) int64,
+        "labels": (N,) int64}``.
+    """
+    logits, labels = run_model(
+        classifier,
+        dataset,
+        batch_size=batch_size,
+        device=device,
+        batch_transform=batch_transform,
+        num_workers=num_workers,
+        progress=progress,
+        desc="evaluate",
+        gather=gather,
+        rank=rank,
+        world_size=world_size,
+    )
+    acc = topk_accuracy(logits, labels, ks=(1, 5))
+    return {
+        "top1": acc[1],
+        "top5": acc[5],
+        "loss": float(F.cross_entropy(logits, labels).item()),
+        "predictions": logits.argmax(1),
+        "labels": labels,
+    }

@@ -1,0 +1,201 @@
+"""Gather ``results.json`` files into one markdown table, with the published numbers beside ours.
+
+``skelssl report runs/*`` prints :func:`markdown_table` of :func:`collect`. One row per (method,
+encoder, task, protocol, metric, label fraction, pre-training source); results that differ only by
+seed are folded into ``mean ± std`` (sample std over seeds). A random-initialisation result (field
+``random_init: true``, or a method or run name ending in ``-random``) goes in the *random init*
+column of the matching row rather than a row of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+from skelssl.core.conventions import SkeletonFormatError
+from skelssl.evaluation.metrics import mean_std
+from skelssl.evaluation.published import method_key, published_for
+from skelssl.evaluation.results import RESULTS_FILE, read_results
+
+__all__ = ["collect", "markdown_table", "LEGEND"]
+
+LEGEND = (
+    "ours: final-epoch value, best epoch in brackets (both measured on the test split, as the papers' code "
+    "selects); mean ± sample std over seeds where there are several. published: the method's own number in "
+    "bold first; [READ] read from the paper's table or a public page, [RECALL] recalled and unverified, "
+    "[2nd-hand] quoted by a third party (METHODS.md §6, §8.9)."
+)
+
+_COLUMNS = ("method / encoder", "run", "task", "protocol", "metric", "ours", "random init", "published")
+
+
+def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Read every result under ``paths``.
+
+    Args:
+        paths: run folders (every ``results.json`` below is read) or ``results.json`` files.
+
+    Returns:
+        The results, each with ``_path`` (the file) and ``_run`` (its folder relative to the given
+        folder's parent, e.g. ``isc-xsub/linear``) added; each file once, in path order.
+    """
+    out: list[dict[str, Any]] = []
+    seen: set[Path] = set()
+    for given in paths:
+        given = Path(given)
+        if given.is_dir():
+            files = sorted(given.rglob(RESULTS_FILE))
+            base = given.resolve().parent
+        elif given.is_file():
+            files, base = [given], given.resolve().parent.parent
+        else:
+            raise SkeletonFormatError(given, "no such results file or run folder")
+        for f in files:
+            real = f.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            res = read_results(f)
+            res["_path"] = str(f)
+            try:
+                res["_run"] = real.parent.relative_to(base).as_posix()
+            except ValueError:
+                res["_run"] = real.parent.name
+            out.append(res)
+    return out
+
+
+def _is_random(res: dict[str, Any]) -> bool:
+    return bool(res.get("random_init")) or str(res.get("method", "")).endswith("-random") or str(res.get("_run", "")).endswith("-random")
+
+
+def _base_method(res: dict[str, Any]) -> str:
+    name = str(res.get("method") or "?")
+    return name[: -len("-random")] if name.endswith("-random") else name
+
+
+def _group_key(res: dict[str, Any]) -> tuple:
+    frac = res.get("label_fraction")
+    return (
+        _base_method(res),
+        str(res.get("encoder") or ""),
+        res["task"],
+        res["protocol"],
+        res["metric"],
+        None if frac is None else round(float(frac), 6),
+        str(res.get("pretrained_on") or ""),
+    )
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.2f}"
+
+
+def _ours(group: list[dict[str, Any]]) -> str:
+    """``final [best b]``, or ``mean ± std [best mean] (n=k)`` over seeds."""
+    if len(group) == 1:
+        res = group[0]
+        text = _fmt(res["final"])
+        if res.get("std") is not None:  # an evaluation that already averaged its seeds
+            text += f" ± {_fmt(float(res['std']))}"
+        if res["best"] is not None:
+            text += f" [best {_fmt(res['best']['value'])}]"
+        seeds = res.get("seeds")
+        if res.get("std") is not None and isinstance(seeds, list) and len(seeds) > 1:
+            text += f" (n={len(seeds)})"
+        return text
+    mean, std = mean_std(r["final"] for r in group)
+    text = f"{_fmt(mean)} ± {_fmt(std)}"
+    bests = [r["best"]["value"] for r in group if r["best"] is not None]
+    if bests:
+        text += f" [best {_fmt(mean_std(bests)[0])}]"
+    return text + f" (n={len(group)})"
+
+
+def _baseline_field(res: dict[str, Any]) -> str:
+    base = res.get("baseline")
+    if isinstance(base, (int, float)) and not isinstance(base, bool):
+        return _fmt(float(base))
+    if isinstance(base, dict) and isinstance(base.get("final"), (int, float)):
+        return _fmt(float(base["final"]))
+    return ""
+
+
+def _task_label(res: dict[str, Any]) -> str:
+    task = res["task"]
+    if res.get("label_fraction") is not None:
+        task += f" {float(res['label_fraction']) * 100:g}%"
+    if res.get("pretrained_on"):
+        task += f" (from {res['pretrained_on']})"
+    return task
+
+
+def _published(res: dict[str, Any]) -> str:
+    if res["metric"] not in ("top1", "acc", "accuracy"):
+        return ""  # every published number here is top-1 accuracy
+    rows = published_for(
+        res["task"],
+        res["protocol"],
+        label_fraction=None if res.get("label_fraction") is None else float(res["label_fraction"]),
+        pretrained_on=res.get("pretrained_on"),
+    )
+    mine = method_key(_base_method(res))
+    rows = sorted(rows, key=lambda r: method_key(r["method"]) != mine)  # stable: the method's own first
+    cells = []
+    for r in rows:
+        name = r["method"] + (f" ({r['variant']})" if r.get("variant") else "")
+        value = f"{r['value']:.1f}"
+        own = method_key(r["method"]) == mine
+        cells.append(f"**{name} {value}** [{r['source']}]" if own else f"{name} {value} [{r['source']}]")
+    return "; ".join(cells)
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _run_label(group: list[dict[str, Any]]) -> str:
+    runs = [str(r.get("_run") or Path(str(r.get("_path", "?"))).parent.name) for r in group]
+    return runs[0] if len(runs) == 1 else f"{runs[0]} (+{len(runs) - 1})"
+
+
+def markdown_table(results: list[dict[str, Any]], legend: bool = True) -> str:
+    """One markdown table of ``results`` (as returned by :func:`collect`), with the published numbers.
+
+    Args:
+        results: result dicts (the required keys of :mod:`skelssl.evaluation.results`; ``method``,
+            ``encoder``, ``label_fraction``, ``pretrained_on``, ``random_init``, ``std``, ``seeds``,
+            ``baseline`` are used when present).
+        legend: add a short paragraph under the table saying how to read the cells.
+
+    Returns:
+        The markdown text (ending with a newline).
+    """
+    if not results:
+        return "_no results found_\n"
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    random_groups: dict[tuple, list[dict[str, Any]]] = {}
+    for res in results:
+        (random_groups if _is_random(res) else groups).setdefault(_group_key(res), []).append(res)
+
+    rows: list[tuple[tuple, list[str]]] = []
+    for key, group in groups.items():
+        res = group[0]
+        baseline = random_groups.pop(key, None)
+        who = key[0] + (f" / {key[1]}" if key[1] and key[1] != key[0] else "")
+        cells = [who, _run_label(group), _task_label(res), res["protocol"], res["metric"], _ours(group),
+                 _ours(baseline) if baseline else _baseline_field(res), _published(res)]
+        rows.append((key, cells))
+    for key, group in random_groups.items():  # random-init results with no pre-trained partner
+        res = group[0]
+        who = f"{key[0]}-random" + (f" / {key[1]}" if key[1] and key[1] != key[0] else "")
+        cells = [who, _run_label(group), _task_label(res), res["protocol"], res["metric"], "", _ours(group), _published(res)]
+        rows.append((key, cells))
+    rows.sort(key=lambda kc: (kc[0][3], kc[0][2], kc[0][5] or 0.0, kc[0][6], kc[0][0], kc[0][1]))
+
+    lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "|".join("---" for _ in _COLUMNS) + "|"]
+    lines += ["| " + " | ".join(_escape(c) for c in cells) + " |" for _, cells in rows]
+    text = "\n".join(lines) + "\n"
+    if legend:
+        text += "\n" + LEGEND + "\n"
+    return text

@@ -1,0 +1,132 @@
+"""``results.json``: what every evaluation leaves in its run folder, and what ``skelssl report`` reads.
+
+Required fields (DESIGN.md "Evaluation outputs"):
+
+========================  ===========================================================================
+``task``                  one of :data:`TASKS`
+``protocol``              the split, named as :mod:`skelssl.data.protocols` names it (``ntu60-xsub``)
+``metric``                e.g. ``top1`` (percent), ``map@0.5``, ``mpjpe``
+``final``                 the metric at the last epoch (or the only value, for kNN)
+``best``                  ``{"epoch": e, "value": v}``, the best epoch on the test split (what ISC and
+                          MAMP report), or ``null`` where there are no epochs
+``train_samples``         labelled training samples used (after any label fraction)
+``test_samples``          test samples
+``seed``                  the run's seed
+``config_hash``           :func:`config_hash` of the resolved config
+``wall_seconds``          wall-clock time of the evaluation
+========================  ===========================================================================
+
+Any other JSON field may be added (``method``, ``encoder``, ``random_init``, ``label_fraction``,
+``seeds``, ``per_seed``, ``std``, ``baseline``, ``curve``, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from skelssl.core.conventions import SkeletonFormatError
+from skelssl.data.store import atomic_write_text
+
+__all__ = ["REQUIRED_KEYS", "TASKS", "RESULTS_FILE", "write_results", "read_results", "validate_results", "config_hash", "to_jsonable"]
+
+REQUIRED_KEYS = ("task", "protocol", "metric", "final", "best", "train_samples", "test_samples", "seed", "config_hash", "wall_seconds")
+TASKS = frozenset({"linear", "knn", "finetune", "semi", "transfer", "detect", "predict", "tsne"})
+RESULTS_FILE = "results.json"
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON types from dataclasses, paths, tuples, numpy and 0-d / small torch values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
+        return [to_jsonable(v) for v in items]
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if hasattr(obj, "tolist"):  # numpy arrays / scalars and torch tensors
+        return to_jsonable(obj.tolist())
+    if hasattr(obj, "name") and hasattr(obj, "num_joints"):  # a Layout: stored by name, as in encoder specs
+        return str(obj.name)
+    raise TypeError(f"cannot store a {type(obj).__name__} in JSON: {obj!r}")
+
+
+def config_hash(obj: Any) -> str:
+    """First 12 hex digits of the SHA-256 of ``obj`` as canonical JSON (sorted keys, no spaces).
+
+    Stable across processes and Python versions for the same content; dataclasses hash like the dict
+    of their fields.
+    """
+    text = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_results(results: dict[str, Any], where: str | Path = "results") -> None:
+    """Raise :class:`~skelssl.core.conventions.SkeletonFormatError` naming ``where`` and the problem."""
+    if not isinstance(results, dict):
+        raise SkeletonFormatError(where, f"results must be a JSON object, got {type(results).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in results]
+    if missing:
+        raise SkeletonFormatError(where, f"missing required key(s) {', '.join(missing)}")
+    if results["task"] not in TASKS:
+        raise SkeletonFormatError(where, f"task {results['task']!r} is not one of {', '.join(sorted(TASKS))}")
+    for key in ("protocol", "metric", "config_hash"):
+        if not isinstance(results[key], str) or not results[key]:
+            raise SkeletonFormatError(where, f"{key} must be a non-empty string, got {results[key]!r}")
+    if not _number(results["final"]):
+        raise SkeletonFormatError(where, f"final must be a finite number, got {results['final']!r}")
+    best = results["best"]
+    if best is not None:
+        if not isinstance(best, dict) or not {"epoch", "value"} <= set(best) or not _number(best["value"]):
+            raise SkeletonFormatError(where, f'best must be null or {{"epoch": e, "value": v}}, got {best!r}')
+    for key in ("train_samples", "test_samples"):
+        v = results[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise SkeletonFormatError(where, f"{key} must be a non-negative integer, got {v!r}")
+    if not isinstance(results["seed"], int) or isinstance(results["seed"], bool):
+        raise SkeletonFormatError(where, f"seed must be an integer, got {results['seed']!r}")
+    if not _number(results["wall_seconds"]) or results["wall_seconds"] < 0:
+        raise SkeletonFormatError(where, f"wall_seconds must be a non-negative number, got {results['wall_seconds']!r}")
+
+
+def write_results(out_dir: str | Path, results: dict[str, Any]) -> Path:
+    """Validate ``results`` and write ``out_dir/results.json`` atomically; returns its path.
+
+    Numpy / torch scalars, tuples and paths are converted to plain JSON first.
+    """
+    path = Path(out_dir) / RESULTS_FILE
+    data = to_jsonable(results)
+    validate_results(data, path)
+    try:
+        text = json.dumps(data, indent=1, allow_nan=False)
+    except ValueError as e:  # NaN / inf in an extra field
+        raise SkeletonFormatError(path, f"not valid JSON ({e})") from None
+    atomic_write_text(path, text + "\n")
+    return path
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Read and validate a ``results.json`` (or the one inside a run folder)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SkeletonFormatError(path, "no such results file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SkeletonFormatError(path, f"unreadable JSON ({e})") from None
+    validate_results(data, path)
+    return data

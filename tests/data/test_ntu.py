@@ -1,0 +1,313 @@
+"""NTU RGB+D ``.skeleton`` reader and writer.
+
+Real files (``../shared/data/ntu_rgbd_samples``, skipped when absent): frame and body counts from its
+SOURCE.md, metadata from the names, CRLF and LF, values bit-identical to ``float()``. Synthetic files:
+write/read round trip, body slots, the exclusion list, and malformed input, which must always raise
+``SkeletonFormatError`` naming the file (never another exception type, never hang).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skelssl.core.conventions import SkeletonFormatError
+from skelssl.data.formats import get_format, ntu
+
+pytestmark = pytest.mark.timeout(60)
+
+# SOURCE.md of ntu_rgbd_samples: name -> (frames, bodies).
+EXPECTED = {
+    "S001C001P001R001A001": (103, 1), "S002C001P003R001A003": (100, 1), "S004C002P003R001A017": (124, 1),
+    "S003C001P015R001A034": (71, 1), "S001C001P001R001A050": (74, 2), "S017C003P020R002A054": (42, 2),
+    "S017C003P020R002A055": (66, 2), "S017C003P020R002A056": (80, 2), "S017C003P020R002A058": (65, 2),
+}
+
+
+@pytest.fixture(scope="module")
+def ntu_dir(shared_data: Path) -> Path:
+    folder = shared_data / "ntu_rgbd_samples"
+    if not folder.is_dir():
+        pytest.skip(f"NTU sample files not found at {folder}")
+    return folder
+
+
+def _naive(path: Path) -> list[list[list[float]]]:
+    """The official read_skeleton grammar, one float() per value: frames -> bodies -> 25 x 12 rows."""
+    lines = path.read_text().splitlines()
+    i, frames = 1, []
+    for _ in range(int(lines[0])):
+        nb = int(lines[i])
+        i += 1
+        bodies = []
+        for _ in range(nb):
+            bodies.append([[float(v) for v in lines[i + 2 + j].split()] for j in range(25)])
+            i += 27
+        frames.append(bodies)
+    return frames
+
+
+def _random_bodies(rng: np.random.Generator, frames: int, slots: int) -> np.ndarray:
+    """Random-walk skeletons about 3 m in front of the camera, (T, B, 25, 3) float32."""
+    base = rng.normal(0, 0.3, size=(1, slots, 25, 3)) + np.array([0.0, 0.0, 3.0])
+    walk = np.cumsum(rng.normal(0, 0.01, size=(frames, slots, 25, 3)), axis=0)
+    return (base + walk).astype(np.float32)
+
+
+# -- real files ------------------------------------------------------------------------------------
+def test_module_contract():
+    assert get_format("ntu") is ntu
+    assert (ntu.NAME, ntu.LAYOUT, ntu.DATASET) == ("ntu", "ntu25", "ntu")
+
+
+def test_real_files_counts_meta_and_body_ids(ntu_dir: Path):
+    disc = ntu.discover(ntu_dir)
+    assert sorted(p.stem for p in disc.units) == sorted(EXPECTED)
+    assert disc.excluded == []
+    for path in disc.units:
+        [s] = ntu.read(path)
+        frames, bodies = EXPECTED[s.name]
+        assert s.bodies.shape == (frames, bodies, 25, 3) and s.bodies.dtype == np.float32
+        assert s.num_frames == frames
+        assert int((s.body_ids >= 0).sum(axis=1).max()) == bodies
+        meta = ntu.parse_sample_name(s.name)
+        assert (s.setup, s.view, s.subject, s.repetition, s.label) == (
+            meta["setup"], meta["view"], meta["subject"], meta["repetition"], meta["label"])
+        assert s.label == int(s.name[-3:]) - 1 and s.source == str(path)
+        present = s.body_ids >= 0
+        assert np.isfinite(s.bodies).all() and np.all(s.bodies[~present] == 0)
+        z = s.bodies[present][..., 2]
+        assert 0.5 < z[z != 0].min() and z.max() < 6.0  # camera-space metres in front of a Kinect
+        # The first body id, exactly as written (ids exceed 2**53; a float parse would change them).
+        first_id = int(path.read_text().splitlines()[2].split()[0])
+        assert first_id > 2**53 and s.body_ids[0, 0] == first_id
+    s = ntu.read(ntu_dir / "S017C003P020R002A054.skeleton")[0]
+    assert (s.setup, s.view, s.subject, s.repetition, s.label) == (17, 3, 20, 2, 53)
+
+
+def test_real_values_bit_identical_to_float(ntu_dir: Path):
+    """All 12 columns of every file equal float() of the text (E-notation tokens included)."""
+    for path in sorted(ntu_dir.glob("*.skeleton")):
+        [s] = ntu.read(path, fields=ntu.JOINT_FIELDS)
+        ref = np.zeros(s.bodies.shape, dtype=np.float64)
+        for t, bodies in enumerate(_naive(path)):
+            for m, rows in enumerate(bodies):
+                ref[t, m] = rows
+        assert np.array_equal(s.bodies, ref.astype(np.float32)), path.name
+    # The fast path itself is exact in float64 (not only after the float32 cast).
+    path = ntu_dir / "S001C001P001R001A050.skeleton"
+    lines = [ln for ln in path.read_bytes().splitlines() if len(ln.split()) == 12]
+    got = ntu.parse_number_block(b"\n".join(lines), 12, np.arange(12))
+    assert np.array_equal(got, np.array([[float(v) for v in ln.split()] for ln in lines]))
+
+
+def test_crlf_and_lf_both_parse(ntu_dir: Path, tmp_path: Path):
+    files = sorted(ntu_dir.glob("*.skeleton"))
+    crlf = [p for p in files if b"\r\n" in p.read_bytes()[:64]]
+    assert len(crlf) == 4 and len(files) - len(crlf) == 5  # as SOURCE.md says
+    lf = next(p for p in files if p not in crlf)
+    for src, convert in ((crlf[0], lambda b: b.replace(b"\r\n", b"\n")), (lf, lambda b: b.replace(b"\n", b"\r\n"))):
+        other = tmp_path / src.name
+        other.write_bytes(convert(src.read_bytes()))
+        a, b = ntu.read(src)[0], ntu.read(other)[0]
+        assert np.array_equal(a.bodies, b.bodies) and np.array_equal(a.body_ids, b.body_ids)
+
+
+# -- write / read ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("crlf", [False, True])
+def test_write_read_round_trip(tmp_path: Path, crlf: bool):
+    rng = np.random.default_rng(0)
+    bodies = _random_bodies(rng, 9, 3)
+    bodies[2] = 0  # a frame with no body
+    bodies[4, 2] = 0  # slots 0, 1 only
+    ids = np.array([[11, 22, 33]] * 9, dtype=np.int64) + 72057594037927936
+    path = ntu.write_skeleton_file(tmp_path / "S005C002P010R002A042.skeleton", bodies, body_ids=ids, crlf=crlf)
+    raw = path.read_bytes()
+    assert (b"\r\n" in raw) == crlf and raw.count(b"\n") == 1 + 9 + (3 * 8 - 1) * 27
+    lines = raw.decode().splitlines()
+    assert lines[0] == "9" and lines[1] == "3" and len(lines[2].split()) == 10 and lines[3] == "25"
+    assert all(len(lines[4 + j].split()) == 12 for j in range(25))
+    assert "0" in lines  # the empty frame's body count
+    [s] = ntu.read(path, fields=ntu.JOINT_FIELDS)
+    assert (s.setup, s.view, s.subject, s.repetition, s.label) == (5, 2, 10, 2, 41)
+    assert s.bodies.shape == (9, 3, 25, 12)
+    assert np.array_equal(s.bodies[..., :3], bodies)  # float32-exact
+    assert np.array_equal(s.body_ids[0], ids[0]) and np.all(s.body_ids[2] == -1) and s.body_ids[4, 2] == -1
+    tracked = s.bodies[s.body_ids >= 0]  # (K, 25, 12)
+    assert np.all(tracked[..., 11] == 2) and np.all(tracked[..., 7] == 1)  # tracked, identity quaternion
+    depth_x, color_y = tracked[..., 3], tracked[..., 6]
+    assert 0 < depth_x.min() and depth_x.max() < 512 and 0 < color_y.min() and color_y.max() < 1080
+
+
+def test_absent_slot_moves_up_and_max_bodies(tmp_path: Path):
+    rng = np.random.default_rng(1)
+    bodies = _random_bodies(rng, 4, 5)
+    bodies[1, 0] = 0  # frame 1: slot 0 empty -> its slot 1 body is listed first
+    path = ntu.write_skeleton_file(tmp_path / "x.skeleton", bodies)
+    s = ntu.read(path)[0]
+    assert s.bodies.shape == (4, 4, 25, 3)  # the official reader keeps 4
+    assert np.array_equal(s.bodies[1, 0], bodies[1, 1]) and np.array_equal(s.bodies[0], bodies[0, :4])
+    s2 = ntu.read(path, max_bodies=2)[0]
+    assert s2.bodies.shape == (4, 2, 25, 3) and np.array_equal(s2.bodies[3], bodies[3, :2])
+    assert (s.name, s.label, s.setup, s.view, s.subject, s.repetition) == ("x", -1, -1, -1, -1, -1)
+    s3 = ntu.read(path, fields=("z", "colorX"))[0]
+    assert s3.bodies.shape == (4, 4, 25, 2) and np.array_equal(s3.bodies[..., 0], s.bodies[..., 2])
+    with pytest.raises(ValueError, match="unknown NTU joint field"):
+        ntu.read(path, fields=("x", "w"))
+
+
+def test_parse_number_block_tricky_tokens():
+    tokens = ["-0", "0", "5.", ".5", "-.5", "1.960929E-05", "-7.766344E-05", "+3.25", "123456789012345",
+              "0.12345678901234567", "-1234.5678", "2", "1e3", "0.000001", "-99999.99999"]
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0, 3, 300), rng.normal(0, 1e-4, 100), rng.uniform(-2000, 2000, 200)])
+    tokens += [f"{v:.9g}" for v in values] + [f"{v:.7g}" for v in values] + [f"{v:.17g}" for v in values[:50]]
+    tokens += [f"{v:.6f}" for v in values]
+    tokens = tokens[: len(tokens) // 3 * 3]
+    block = "\n".join(" ".join(tokens[i:i + 3]) for i in range(0, len(tokens), 3)).encode()
+    got = ntu.parse_number_block(block, 3, np.array([0, 1, 2])).ravel()
+    ref = np.array([float(t) for t in tokens])
+    assert np.array_equal(got, ref) and np.array_equal(np.signbit(got), np.signbit(ref))
+    # Irregular spacing (tabs, double and trailing spaces) takes the normalising path, same values.
+    messy = block.replace(b" ", b"  \t", 7).replace(b"\n", b" \n", 5)
+    assert np.array_equal(ntu.parse_number_block(messy, 3, np.array([0, 1, 2])).ravel(), ref)
+    assert np.array_equal(ntu.parse_number_block(block, 3, np.array([2])).ravel(), ref[2::3])
+
+
+# -- discover and the exclusion list ---------------------------------------------------------------
+def test_exclusion_lists():
+    ntu60, ntu120 = ntu.missing_skeleton_samples(60), ntu.missing_skeleton_samples(120)
+    assert len(ntu60) == 302 and len(ntu120) == 535 and ntu60 <= ntu120
+    # The extra NTU-120 names are all from setups 18..32, so the 535 list is also right for NTU-60.
+    assert all(ntu.parse_sample_name(n)["setup"] >= 18 for n in ntu120 - ntu60)
+    assert all(ntu.parse_sample_name(n) is not None for n in ntu120)
+
+
+def test_discover(tmp_path: Path):
+    bodies = _random_bodies(np.random.default_rng(2), 3, 1)
+    missing = sorted(ntu.missing_skeleton_samples(60))[0]
+    names = ["S001C001P001R001A001", missing, "nested/S018C001P042R001A100", "other/S001C001P001R001A001"]
+    for name in names:
+        ntu.write_skeleton_file(tmp_path / f"{name}.skeleton", bodies)
+    (tmp_path / "._S001C001P001R001A002.skeleton").write_bytes(b"\x00\x05\x16\x07")
+    (tmp_path / "notes.txt").write_text("not a skeleton")
+    disc = ntu.discover(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in disc.units] == [
+        "S001C001P001R001A001.skeleton", "nested/S018C001P042R001A100.skeleton"]
+    reasons = {Path(p).name: r for p, r in disc.excluded}
+    assert reasons[f"{missing}.skeleton"] == ntu.MISSING_REASON
+    assert "duplicate" in reasons["S001C001P001R001A001.skeleton"] and "hidden" in reasons["._S001C001P001R001A002.skeleton"]
+    kept = ntu.discover(tmp_path, exclude_missing=False)
+    assert f"{missing}.skeleton" in {p.name for p in kept.units}
+    with pytest.raises(SkeletonFormatError, match="no such"):
+        ntu.discover(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SkeletonFormatError, match="no .skeleton files"):
+        ntu.discover(tmp_path / "empty")
+
+
+# -- malformed input -------------------------------------------------------------------------------
+def _text_of(bodies: np.ndarray, crlf: bool) -> str:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        return ntu.write_skeleton_file(Path(d) / "a.skeleton", bodies, crlf=crlf).read_bytes().decode()
+
+
+def _replace_line(text: str, index: int, new: str) -> str:
+    lines = text.split("\n")
+    lines[index] = new
+    return "\n".join(lines)
+
+
+def _field(text: str, line: int, col: int, value: str) -> str:
+    fields = text.split("\n")[line].split(" ")
+    fields[col] = value
+    return _replace_line(text, line, " ".join(fields))
+
+
+# Layout of the base file: line 0 "3"; frame 1: line 1 "2", body line 2, "25" line 3, joints 4..28,
+# body line 29, "25" 30, joints 31..55; frame 2: line 56 "1", body 57, "25" 58, joints 59..83; ...
+BAD = {
+    "empty": (lambda t: "", "empty file"),
+    "blank lines only": (lambda t: "\n \n\n", "empty file"),
+    "binary": (lambda t: "\x00\x01\x02garbage\xff" * 20, "line 1"),
+    "truncated in the middle": (lambda t: t[: t.index("\n", len(t) // 2) - 9], "truncated"),
+    "truncated in the last line": (lambda t: t.rstrip("\n")[:-9], "line 139: a joint line needs 12 fields, got 7"),
+    "truncated at a line end": (lambda t: "\n".join(t.split("\n")[:70]), "truncated"),
+    "frame count too large": (lambda t: _replace_line(t, 0, "4"), "ends after 3 of the 4 frames"),
+    "frame count too small": (lambda t: _replace_line(t, 0, "2"), "frame count does not match"),
+    "frame count zero": (lambda t: _replace_line(t, 0, "0"), "frame count is 0"),
+    "garbled frame count": (lambda t: _replace_line(t, 0, "3a"), "line 1"),
+    "garbled number": (lambda t: _field(t, 10, 1, "0.1x5"), "line 11: bad number '0.1x5'"),
+    "two dots": (lambda t: _field(t, 40, 0, "1.2.3"), "line 41: bad number '1.2.3'"),
+    "misplaced minus": (lambda t: _field(t, 60, 2, "3-1"), "line 61: bad number '3-1'"),
+    "garbled unread column": (lambda t: _field(t, 12, 5, "12#4"), "line 13: bad number '12#4'"),
+    "nan": (lambda t: _field(t, 5, 0, "nan"), "line 6: non-finite value 'nan'"),
+    "NaN in unread column": (lambda t: _field(t, 7, 8, "NaN"), "line 8: non-finite value 'NaN'"),
+    "inf": (lambda t: _field(t, 33, 2, "-inf"), "non-finite value '-inf'"),
+    "overflowing exponent": (lambda t: _field(t, 34, 1, "1e999"), "line 35: non-finite value '1e999'"),
+    "wrong joint count": (lambda t: _replace_line(t, 30, "24"), "line 31: expected the joint count 25, got '24'"),
+    "joint line missing a field": (lambda t: _replace_line(t, 20, t.split("\n")[20].rsplit(" ", 1)[0]), "line 21: a joint line needs 12 fields, got 11"),
+    "joint line with an extra field": (lambda t: _replace_line(t, 45, t.split("\n")[45] + " 7"), "line 46: a joint line needs 12 fields, got 13"),
+    "garbled body count": (lambda t: _replace_line(t, 56, "x"), "line 57: expected the body count of frame 2"),
+    "huge body count": (lambda t: _replace_line(t, 56, "999999999"), "declares 999999999 bodies"),
+    "negative body count": (lambda t: _replace_line(t, 56, "-1"), "negative body count"),
+    "bad body id": (lambda t: _field(t, 2, 0, "7205759403793110x"), "line 3: bad body id"),
+    "body id past 64 bits": (lambda t: _field(t, 85, 0, "9" * 25), "line 86: body id 9999"),
+    "short body line": (lambda t: _replace_line(t, 29, "72057594037931101 0 1"), "line 30: a body line needs 10 fields, got 3"),
+}
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("crlf", [False, True], ids=["lf", "crlf"])
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_malformed_files_raise_format_error(tmp_path: Path, case: str, crlf: bool):
+    damage, expected = BAD[case]
+    text = damage(_text_of(_bodies_for_bad(), crlf=False))
+    path = tmp_path / "S001C001P001R001A001.skeleton"
+    data = text.encode("latin-1")
+    path.write_bytes(data.replace(b"\n", b"\r\n") if crlf else data)
+    with pytest.raises(SkeletonFormatError) as err:
+        ntu.read(path)
+    assert err.value.path == str(path) and str(path) in str(err.value)
+    assert expected in err.value.problem
+
+
+def _bodies_for_bad() -> np.ndarray:
+    bodies = _random_bodies(np.random.default_rng(3), 3, 2)
+    bodies[1, 1] = 0  # frame 2 has one body
+    return bodies
+
+
+def test_mutation_fuzz_only_format_errors(tmp_path: Path):
+    """Seeded random damage: the reader returns finite float32 bodies or raises SkeletonFormatError."""
+    rng = np.random.default_rng(7)
+    base = _text_of(_random_bodies(rng, 2, 2), crlf=False).encode()
+    path = tmp_path / "S001C001P001R001A001.skeleton"
+    outcomes = {"read": 0, "error": 0}
+    for trial in range(300):
+        data = bytearray(base)
+        for _ in range(int(rng.integers(1, 4))):
+            at = int(rng.integers(0, len(data)))
+            kind = int(rng.integers(0, 4))
+            if kind == 0:
+                del data[at:at + int(rng.integers(1, 40))]
+            elif kind == 1:
+                data[at:at] = bytes(rng.choice(list(b"0123456789.-+eE \n\r\tnax"), size=int(rng.integers(1, 6))))
+            elif kind == 2:
+                data[at] = int(rng.integers(0, 256))
+            else:
+                data = data[:at]
+        path.write_bytes(bytes(data))
+        try:
+            [s] = ntu.read(path)
+        except SkeletonFormatError as e:
+            assert str(path) in str(e)
+            outcomes["error"] += 1
+            continue
+        assert s.bodies.dtype == np.float32 and np.isfinite(s.bodies).all() and s.bodies.shape[2:] == (25, 3)
+        outcomes["read"] += 1
+    assert outcomes["error"] > 100  # the damage is mostly detected

@@ -1,0 +1,57 @@
+"""A tiny training run in its own process, for the kill-and-resume test.
+
+Usage: ``python _train_toy.py STORE RUN_DIR [--resume] [--slow SECONDS]``. ``--slow`` sleeps that long
+per micro-batch once the first checkpoint exists, so the test can kill the process mid-epoch.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+torch.set_num_threads(1)
+
+from _toys import build_toy, scale_transform  # noqa: E402  (this file's folder is sys.path[0])
+
+from skelssl.data.dataset import SkeletonDataset  # noqa: E402
+from skelssl.engine.config import OptimConfig, ScheduleConfig, TrainerConfig  # noqa: E402
+from skelssl.engine.loop import Trainer  # noqa: E402
+from skelssl.engine.optim import optimizer_factory, scheduler_factory  # noqa: E402
+
+TRAINER = TrainerConfig(
+    epochs=3, accumulate=2, grad_clip=1.0, accelerator="cpu", seed=3, log_every=1, ckpt_every_steps=2, progress=False
+)
+OPTIM = OptimConfig(name="adamw", lr=3e-3, weight_decay=0.05)
+SCHEDULE = ScheduleConfig(name="cosine", warmup_steps=3, min_lr=1e-4)
+
+
+def main(argv: list[str]) -> None:
+    store, run_dir = Path(argv[0]), Path(argv[1])
+    resume = "--resume" in argv
+    slow = float(argv[argv.index("--slow") + 1]) if "--slow" in argv else 0.0
+    first_ckpt = run_dir / "checkpoints" / "last" / "state.json"
+
+    def transform(batch, generator):
+        if slow and first_ckpt.exists():
+            time.sleep(slow)
+        return scale_transform(batch, generator)
+
+    method = build_toy(seed=0)
+    trainer = Trainer(TRAINER, run_dir)
+    trainer.fit(
+        method,
+        SkeletonDataset(store),
+        batch_size=4,
+        optimizer_factory=optimizer_factory(OPTIM),
+        scheduler_factory=scheduler_factory(SCHEDULE),
+        batch_transform=transform,
+        resume=resume,
+        config_dict={"trainer": {"seed": 3}},
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

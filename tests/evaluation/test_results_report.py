@@ -1,0 +1,157 @@
+"""results.json validation and writing, config hashes, published numbers, and the report table."""
+
+import dataclasses
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from skelssl.core.conventions import SkeletonFormatError
+from skelssl.data.protocols import PROTOCOLS
+from skelssl.evaluation.published import PUBLISHED, method_key, published_for
+from skelssl.evaluation.report import collect, markdown_table
+from skelssl.evaluation.results import REQUIRED_KEYS, config_hash, read_results, write_results
+
+
+def result(**over):
+    base = {
+        "task": "linear", "protocol": "ntu60-xsub", "metric": "top1", "final": 70.0,
+        "best": {"epoch": 60, "value": 71.0}, "train_samples": 40091, "test_samples": 16487,
+        "seed": 0, "config_hash": "abc123def456", "wall_seconds": 12.5,
+    }
+    base.update(over)
+    return base
+
+
+def test_write_read_round_trip_with_numpy_values(tmp_path):
+    res = result(final=np.float32(70.25), train_samples=np.int64(40091), method="isc", curve=np.arange(3))
+    path = write_results(tmp_path / "run", res)
+    assert path == tmp_path / "run" / "results.json"
+    back = read_results(tmp_path / "run")
+    assert back["final"] == 70.25 and back["train_samples"] == 40091 and back["curve"] == [0, 1, 2]
+    assert json.loads(path.read_text())["method"] == "isc"
+    assert [p.name for p in path.parent.iterdir()] == ["results.json"]  # no temporary file left
+
+
+@pytest.mark.parametrize("key", REQUIRED_KEYS)
+def test_missing_key_raises(tmp_path, key):
+    res = result()
+    del res[key]
+    with pytest.raises(SkeletonFormatError, match=key):
+        write_results(tmp_path, res)
+    assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.parametrize(
+    "over, problem",
+    [
+        ({"task": "retrieval"}, "task"),
+        ({"final": float("nan")}, "final"),
+        ({"final": "70"}, "final"),
+        ({"best": {"value": 3.0}}, "best"),
+        ({"train_samples": -1}, "train_samples"),
+        ({"seed": 1.5}, "seed"),
+        ({"extra": float("inf")}, "JSON"),
+    ],
+)
+def test_invalid_values_raise(tmp_path, over, problem):
+    with pytest.raises(SkeletonFormatError, match=problem):
+        write_results(tmp_path, result(**over))
+    write_results(tmp_path, result(best=None))  # null best (kNN: no epochs) is fine
+
+
+def test_read_bad_file_names_it(tmp_path):
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(SkeletonFormatError, match="results.json"):
+        read_results(tmp_path / "results.json")
+    with pytest.raises(SkeletonFormatError, match="no such"):
+        read_results(tmp_path / "nothing")
+
+
+def test_config_hash_is_canonical():
+    @dataclasses.dataclass
+    class Cfg:
+        b: list
+        a: int
+
+    h = config_hash({"a": 1, "b": [1, 2]})
+    assert h == hashlib.sha256(b'{"a":1,"b":[1,2]}').hexdigest()[:12]
+    assert config_hash({"b": (1, 2), "a": 1}) == h == config_hash(Cfg(b=[1, 2], a=1))
+    assert config_hash({"a": 2, "b": [1, 2]}) != h
+    assert len(h) == 12 and int(h, 16) >= 0
+
+
+def test_published_numbers_are_well_formed():
+    known = set(PROTOCOLS) | {"pku2-xsub"}
+    seen = set()
+    for row in PUBLISHED:
+        assert row["source"] in {"READ", "RECALL", "2nd-hand"}, row
+        assert row["protocol"] in known, row
+        assert row["task"] in {"linear", "knn", "finetune", "semi", "transfer"}, row
+        assert 0 < row["value"] < 100 and row["ref"]
+        key = (row["method"], row["task"], row["protocol"], row.get("label_fraction"), row.get("pretrained_on"), row.get("variant"), row["source"])
+        assert key not in seen, key
+        seen.add(key)
+    spot = {(r["method"], r["task"], r["protocol"], r.get("variant")): r for r in PUBLISHED if "label_fraction" not in r}
+    # Spot checks against METHODS.md §6 and §8.9.
+    assert spot[("ISC", "linear", "ntu60-xsub", None)]["value"] == 76.3
+    assert spot[("ISC", "knn", "ntu60-xview", None)]["value"] == 82.6
+    assert spot[("Hi-TRS", "finetune", "ntu60-xview", None)]["value"] == 95.7
+    assert spot[("MAMP", "linear", "ntu120-xset", "released checkpoint")]["value"] == 79.5
+    assert spot[("MAMP", "linear", "pku2-xsub", "paper")]["source"] == "2nd-hand"
+    semi = published_for("semi", "ntu60-xsub", label_fraction=0.2)
+    assert [(r["method"], r["value"], r["source"]) for r in semi] == [("ISC", 70.8, "READ")]
+    assert published_for("semi", "ntu60-xsub") == []  # a fraction is needed to compare semi numbers
+    assert [r["value"] for r in published_for("transfer", "pku2-xsub", pretrained_on="ntu120-xsub")] == [73.2]
+    assert method_key("Hi-TRS") == method_key("hi_trs") == "hitrs"
+
+
+def test_report_table_puts_published_and_random_beside_ours(tmp_path):
+    runs = tmp_path / "runs"
+    write_results(runs / "isc-xsub" / "linear", result(method="isc", encoder="gru", final=70.0))
+    write_results(runs / "isc-xsub" / "knn", result(method="isc", encoder="gru", task="knn", final=55.5, best=None))
+    write_results(runs / "isc-random-xsub" / "linear", result(method="isc-random", encoder="gru", final=20.0, best={"epoch": 3, "value": 21.0}))
+    for seed, final in enumerate((40.0, 42.0, 44.0)):
+        write_results(
+            runs / f"hitrs-s{seed}" / "semi",
+            result(method="hitrs", encoder="hitrs", task="semi", protocol="ntu60-xview", label_fraction=0.01, seed=seed, final=final, best={"epoch": 50, "value": final + 1}),
+        )
+    write_results(runs / "mt" / "linear", result(method="motion_transformer", protocol="ntu120-xset", final=50.0, best=None))
+
+    results = collect([runs])
+    assert len(results) == 7
+    assert {r["_run"] for r in results} >= {"runs/isc-xsub/linear", "runs/hitrs-s1/semi"}
+    assert collect([runs / "mt" / "linear" / "results.json"])[0]["final"] == 50.0
+    with pytest.raises(SkeletonFormatError):
+        collect([tmp_path / "missing"])
+
+    table = markdown_table(results)
+    lines = [ln for ln in table.splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header == ["method / encoder", "run", "task", "protocol", "metric", "ours", "random init", "published"]
+    rows = {}
+    for ln in lines[2:]:
+        cells = [c.strip() for c in ln.strip("|").split("|")]
+        assert len(cells) == len(header), ln
+        rows[(cells[0], cells[2], cells[3])] = dict(zip(header, cells))
+    assert len(rows) == 4  # the random-init result sits beside ISC linear, the seeds are folded
+
+    isc = rows[("isc / gru", "linear", "ntu60-xsub")]
+    assert isc["ours"] == "70.00 [best 71.00]"
+    assert isc["random init"] == "20.00 [best 21.00]"
+    assert isc["published"].startswith("**ISC 76.3** [READ]")  # the method's own number first
+    assert "MAMP (released checkpoint) 85.0 [READ]" in isc["published"] and "AimCLR 74.3 [READ]" in isc["published"]
+
+    knn = rows[("isc / gru", "knn", "ntu60-xsub")]
+    assert knn["ours"] == "55.50" and knn["published"] == "**ISC 62.5** [READ]"
+
+    semi = rows[("hitrs", "semi 1%", "ntu60-xview")]
+    assert semi["ours"] == "42.00 ± 2.00 [best 43.00] (n=3)"
+    assert semi["run"] == "runs/hitrs-s0/semi (+2)"
+    assert "**Hi-TRS 42.9** [READ]" in semi["published"] and "MAMP (paper) 68.7 [RECALL]" in semi["published"]
+
+    mt = rows[("motion_transformer", "linear", "ntu120-xset")]
+    assert mt["published"].startswith("ISC 67.9 [READ]")  # no Motion-Transformer number exists
+    assert "[RECALL] recalled and unverified" in table
+    assert markdown_table([]).strip() == "_no results found_"

@@ -1,0 +1,131 @@
+"""Contrastive losses against deliberately naive loop implementations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from skelssl.methods.losses import info_nce, info_nce_logits, nt_xent, nt_xent_logits, top1_accuracy
+
+torch.set_num_threads(1)
+
+
+def unit(v: torch.Tensor) -> torch.Tensor:
+    return v / v.norm()
+
+
+def naive_info_nce_queue(q, k, queue, t):
+    total = 0.0
+    for i in range(q.shape[0]):
+        qi = unit(q[i])
+        pos = math.exp(float(qi @ unit(k[i])) / t)
+        neg = sum(math.exp(float(qi @ unit(n)) / t) for n in queue)
+        total += -math.log(pos / (pos + neg))
+    return total / q.shape[0]
+
+
+def naive_info_nce_batch(q, keys, t, offset):
+    total = 0.0
+    for i in range(q.shape[0]):
+        qi = unit(q[i])
+        scores = [math.exp(float(qi @ unit(k)) / t) for k in keys]
+        total += -math.log(scores[offset + i] / sum(scores))
+    return total / q.shape[0]
+
+
+def naive_nt_xent(z1_all, z2_all, t, local_rows):
+    """SimCLR eq. 1 over the 2B embeddings [z1_all; z2_all], averaged over the local anchors' pairs."""
+    b = z1_all.shape[0]
+    z = [unit(v) for v in torch.cat([z1_all, z2_all])]
+    total, count = 0.0, 0
+    for view in range(2):
+        for i in local_rows:
+            a = view * b + i
+            p = (1 - view) * b + i
+            denom = sum(math.exp(float(z[a] @ z[k]) / t) for k in range(2 * b) if k != a)
+            total += -math.log(math.exp(float(z[a] @ z[p]) / t) / denom)
+            count += 1
+    return total / count
+
+
+def randn(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).float()
+
+
+def test_info_nce_queue_matches_naive():
+    q, k, queue = randn(5, 8, seed=0), randn(5, 8, seed=1), randn(12, 8, seed=2)
+    got = info_nce(q, k, 0.07, negatives=queue)
+    assert got.dtype == torch.float32
+    assert abs(float(got) - naive_info_nce_queue(q, k, queue, 0.07)) < 1e-4
+    logits, target = info_nce_logits(q, k, 0.07, negatives=queue)
+    assert logits.shape == (5, 13) and (target == 0).all()
+
+
+@pytest.mark.parametrize("offset", [0, 4])
+def test_info_nce_in_batch_matches_naive(offset):
+    q = randn(4, 6, seed=3)
+    keys = randn(12, 6, seed=4)  # e.g. the keys of 3 processes gathered, this one at rows 4..7
+    keys_local = keys if offset else keys[:4]
+    got = info_nce(q, keys_local, 0.2, offset=offset)
+    assert abs(float(got) - naive_info_nce_batch(q, keys_local, 0.2, offset)) < 1e-5
+
+
+def test_nt_xent_matches_naive_single_and_gathered():
+    z1, z2 = randn(6, 5, seed=5), randn(6, 5, seed=6)
+    got = nt_xent(z1, z2, 0.5)
+    assert abs(float(got) - naive_nt_xent(z1, z2, 0.5, range(6))) < 1e-5
+    logits, target = nt_xent_logits(z1, z2, 0.5)
+    assert logits.shape == (12, 11) and torch.equal(target, torch.arange(6).repeat(2))  # 2N - 2 negatives each
+    # Gathered over 3 "processes": this process holds rows 4..5 of a global batch of 6.
+    got = nt_xent(z1[4:], z2[4:], 0.5, z1_all=z1, z2_all=z2, offset=4)
+    assert abs(float(got) - naive_nt_xent(z1, z2, 0.5, range(4, 6))) < 1e-5
+
+
+def test_losses_ignore_embedding_scale_and_validate_shapes():
+    z1, z2 = randn(4, 3, seed=7), randn(4, 3, seed=8)
+    assert torch.allclose(nt_xent(z1, z2, 0.1), nt_xent(3 * z1, 0.5 * z2, 0.1), atol=1e-6)
+    with pytest.raises(ValueError):
+        nt_xent(z1, z2[:3], 0.1)
+    with pytest.raises(ValueError):
+        nt_xent(z1, z2, 0.0)
+    with pytest.raises(ValueError):
+        info_nce(z1, z2, 0.1, negatives=randn(5, 4))  # D mismatch
+    with pytest.raises(ValueError):
+        info_nce(z1, z2[:2], 0.1, negatives=randn(5, 3))  # a queue needs paired keys
+    with pytest.raises(ValueError):
+        info_nce(z1, z2, 0.1, offset=1)  # no room for 4 positives
+    with pytest.raises(ValueError):
+        nt_xent(z1.view(-1), z2.view(-1), 0.1)
+
+
+def test_perfect_alignment_gives_top1_of_one():
+    z = torch.eye(8)
+    logits, target = nt_xent_logits(z, z.clone(), 0.1)
+    assert float(top1_accuracy(logits, target)) == 1.0
+    logits, target = info_nce_logits(z, z.clone(), 0.1)
+    assert float(top1_accuracy(logits, target)) == 1.0
+
+
+@pytest.mark.parametrize("which", ["nt_xent", "info_nce_batch", "info_nce_queue"])
+def test_loss_decreases_under_gradient_descent(which):
+    z1 = randn(16, 8, seed=9).requires_grad_()
+    z2 = randn(16, 8, seed=10).requires_grad_()
+    queue = randn(32, 8, seed=11)
+
+    def loss_fn():
+        if which == "nt_xent":
+            return nt_xent(z1, z2, 0.2)
+        if which == "info_nce_batch":
+            return info_nce(z1, z2, 0.2)
+        return info_nce(z1, z2, 0.2, negatives=queue)
+
+    first = float(loss_fn().detach())
+    for _ in range(50):  # plain gradient descent on the free embeddings
+        z1.grad = z2.grad = None
+        loss_fn().backward()
+        with torch.no_grad():
+            z1 -= 0.5 * z1.grad
+            z2 -= 0.5 * z2.grad
+    assert float(loss_fn().detach()) < 0.5 * first
