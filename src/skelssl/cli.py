@@ -140,7 +140,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     name = str(store.names[i])
     label = int(store.labels[i])
     title = name + (f" ({store.class_names[label]})" if 0 <= label < len(store.class_names) else "")
-    out = animate(frames, store.layout, args.out, fps=args.fps, title=title)
+    # agcn rotates the spine onto +z; every other pipeline keeps the camera's y-up.
+    up = "z" if store.pipeline == "agcn" else "y"
+    out = animate(frames, store.layout, args.out, fps=args.fps, title=title, up=up)
     print(f"wrote {out} ({len(frames)} frames)")
     return 0
 

@@ -117,10 +117,12 @@ def test_report_table_puts_published_and_random_beside_ours(tmp_path):
             runs / f"hitrs-s{seed}" / "semi",
             result(method="hitrs", encoder="hitrs", task="semi", protocol="ntu60-xview", label_fraction=0.01, seed=seed, final=final, best={"epoch": 50, "value": final + 1}),
         )
+    # A run folder named "-random" marks a random-init baseline too.
+    write_results(runs / "hitrs-random" / "semi", result(method="hitrs", encoder="hitrs", task="semi", protocol="ntu60-xview", label_fraction=0.01, final=12.0, best=None))
     write_results(runs / "mt" / "linear", result(method="motion_transformer", protocol="ntu120-xset", final=50.0, best=None))
 
     results = collect([runs])
-    assert len(results) == 7
+    assert len(results) == 8
     assert {r["_run"] for r in results} >= {"runs/isc-xsub/linear", "runs/hitrs-s1/semi"}
     assert collect([runs / "mt" / "linear" / "results.json"])[0]["final"] == 50.0
     with pytest.raises(SkeletonFormatError):
@@ -149,6 +151,7 @@ def test_report_table_puts_published_and_random_beside_ours(tmp_path):
     semi = rows[("hitrs", "semi 1%", "ntu60-xview")]
     assert semi["ours"] == "42.00 ± 2.00 [best 43.00] (n=3)"
     assert semi["run"] == "runs/hitrs-s0/semi (+2)"
+    assert semi["random init"] == "12.00"
     assert "**Hi-TRS 42.9** [READ]" in semi["published"] and "MAMP (paper) 68.7 [RECALL]" in semi["published"]
 
     mt = rows[("motion_transformer", "linear", "ntu120-xset")]

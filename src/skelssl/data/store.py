@@ -49,6 +49,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; results and stores are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -104,6 +105,7 @@ class StoreWriter:
         self.info = dict(info or {})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent))
+        os.chmod(self._tmp, 0o755)
         self._frames_file = open(self._tmp / "frames.npy", "wb")
         self._frames_file.write(b"\0" * _HEADER_BYTES)
         self._hash = hashlib.blake2b(digest_size=16)

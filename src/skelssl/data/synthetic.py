@@ -30,7 +30,7 @@ from skelssl.core.layouts import get_layout
 from skelssl.data.sample import RawSample
 from skelssl.data.store import Store, StoreWriter
 from skelssl.data.synthetic_body import (
-    KINECT20_FROM_NTU25, L_EL, L_SH, LUMBAR, NECK, NUM_RIG, PITCH, ROLL, YAW, body_offsets, mirror_motion,
+    KINECT20_FROM_NTU25, L_EL, L_SH, LUMBAR, NECK, NUM_RIG, PITCH, ROLL, TWIST, YAW, body_offsets, mirror_motion,
     render, rest_angles,
 )
 from skelssl.data.synthetic_motions import ACTIONS, ActionSpec, Context, Motion, smooth_window
@@ -305,7 +305,7 @@ def generate_untrimmed(index: int, layout: str = "ntu25", seed: int = 0,
     dist = rng.uniform(1.0, 1.2)
     heights = tuple(i["height"] for i in info) + (1.7,) * (2 - persons)
     m = _new_motion(t, persons, info)
-    _idle(m, rng, [True] * persons)
+    _idle(m, rng, [False] * persons)  # postures would clash with the chained actions
     frame_labels = np.full(t, -1, dtype=np.int32)
     start = int(gaps[0])
     for k, (label, length) in enumerate(zip(labels, lengths)):

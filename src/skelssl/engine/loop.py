@@ -232,7 +232,7 @@ class Trainer:
             rank_state = loaded.rank_state(rank)
             if rank_state is None:
                 raise ckpt.CheckpointError(f"{found}: no saved random state for rank {rank}")
-            pass
+            restore_rng_state(rank_state["rng"], generators)
             state = TrainState(int(saved["step"]), int(saved["epoch"]), int(saved["batch_in_epoch"]))
             extra = {"eval_history": list(saved.get("eval_history", [])), "elapsed_s": float(saved.get("elapsed_s", 0.0))}
             resumed_from = state.step

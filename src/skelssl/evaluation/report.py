@@ -3,7 +3,7 @@
 ``skelssl report runs/*`` prints :func:`markdown_table` of :func:`collect`. One row per (method,
 encoder, task, protocol, metric, label fraction, pre-training source); results that differ only by
 seed are folded into ``mean ± std`` (sample std over seeds). A random-initialisation result (field
-``random_init: true``, or a method or run name ending in ``-random``) goes in the *random init*
+``random_init: true``, or a method name or run-folder name ending in ``-random``) goes in the *random init*
 column of the matching row rather than a row of its own.
 """
 
@@ -66,7 +66,10 @@ def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
 
 
 def _is_random(res: dict[str, Any]) -> bool:
-    return bool(res.get("random_init")) or str(res.get("method", "")).endswith("-random") or str(res.get("_run", "")).endswith("-random")
+    """Random-init baseline: flagged, or a method name or run-folder component ending in ``-random``."""
+    if res.get("random_init") or str(res.get("method", "")).endswith("-random"):
+        return True
+    return any(part.endswith("-random") for part in str(res.get("_run", "")).split("/"))
 
 
 def _base_method(res: dict[str, Any]) -> str:

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import warnings
+
 import numpy as np
 
 from skelssl.core.layouts import Layout, get_layout
@@ -47,6 +49,23 @@ def _check_frames(frames: np.ndarray, layout: Layout, up: str) -> np.ndarray:
     return np.where(np.isfinite(xyz).all(axis=-1, keepdims=True), xyz, 0.0)
 
 
+def _present_joints(xyz: np.ndarray) -> np.ndarray:
+    """``(T, M, V)`` joints to draw.
+
+    A zero joint is normally a dropped joint and is not drawn, but pipelines that centre the skeleton
+    (``agcn``, ``ctrgcn``) put one joint of body 0 exactly at the origin. So a zero joint is drawn
+    when the origin lies inside the bounding box of that person's other joints in that frame, which
+    never happens in camera coordinates (the camera is metres away from the body).
+    """
+    nonzero = xyz.any(axis=-1)  # (T, M, V)
+    big = np.where(nonzero[..., None], xyz, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanmin(big, axis=2), np.nanmax(big, axis=2)  # (T, M, 3)
+    inside = np.nan_to_num((lo <= 0) & (hi >= 0), nan=0).all(axis=-1)  # (T, M)
+    return nonzero | (inside[..., None] & nonzero.any(axis=-1, keepdims=True))
+
+
 class _SkeletonPlot:
     """The axes and artists of one drawing; :meth:`show` moves the artists to another frame.
 
@@ -58,7 +77,7 @@ class _SkeletonPlot:
         from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
         self.ax, self.xyz = ax, xyz
-        self.present = xyz.any(axis=-1)  # (T, M, V) joints to draw
+        self.present = _present_joints(xyz)  # (T, M, V) joints to draw
         bones = np.array(layout.bones, dtype=np.int64).reshape(-1, 2)  # (n_bones, 2) child, parent
         self.bone_child, self.bone_parent = bones[:, 0], bones[:, 1]
         self.bones_coll, self.joints = [], []
