@@ -163,22 +163,46 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # -- training and evaluation commands ----------------------------------------------------------------
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    from skelssl.engine.config import ConfigError, load_config
     from skelssl.engine.tasks import pretrain
 
-    pretrain(args.recipe, args.out, overrides=args.overrides, resume=args.resume,
-             devices=args.devices, num_nodes=args.nodes, accelerator=args.accelerator, progress=True)
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.resume:
+        raise CLIError(f"{out} is not empty: pass --resume to continue that run, or choose another --out")
+    overrides = list(args.overrides)
+    if args.devices is not None:
+        overrides.append(f"trainer.devices={args.devices}")
+    if args.nodes is not None:
+        overrides.append(f"trainer.num_nodes={args.nodes}")
+    if args.accelerator is not None:
+        overrides.append(f"trainer.accelerator={args.accelerator}")
+    try:
+        cfg = load_config(args.recipe, overrides)
+    except (ConfigError, FileNotFoundError) as e:
+        raise CLIError(str(e)) from None
+    summary = pretrain(cfg, out, resume=args.resume)
+    print(f"pre-trained {summary['step']} steps ({summary['epoch']} epochs) in {summary['elapsed_s']:.0f} s; "
+          f"final loss {summary['loss']:.4g}; encoder {summary['encoder']}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from skelssl.engine.tasks import evaluate
+    from skelssl.core.conventions import StoreError
+    from skelssl.engine.checkpoint import CheckpointError
+    from skelssl.engine.config import ConfigError
+    from skelssl.engine.evaluate import evaluate
 
-    results = evaluate(
-        args.task, args.run, store=args.store, protocol=args.protocol, out=args.out,
-        overrides=args.overrides, random_init=args.random_init, devices=args.devices,
-        accelerator=args.accelerator, progress=True,
-    )
-    print(json.dumps({k: results[k] for k in ("task", "protocol", "metric", "final", "best") if k in results}))
+    try:
+        results = evaluate(
+            args.task, args.run, store=args.store, protocol=args.protocol, out=args.out,
+            overrides=args.overrides, random_init=args.random_init, devices=args.devices,
+            accelerator=args.accelerator, progress=True, resume=args.resume,
+        )
+    except (ConfigError, CheckpointError, StoreError, KeyError, ValueError) as e:
+        raise CLIError(str(e).strip("'\"")) from None
+    best = results.get("best")
+    best_txt = f" (best {best['value']:.2f} at epoch {best['epoch']})" if best and best.get("epoch") is not None else ""
+    print(f"{results['task']} {results['protocol']}: {results['metric']} {results['final']:.2f}{best_txt}")
     return 0
 
 
@@ -261,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--protocol", required=True)
     s.add_argument("--out", default=None)
     s.add_argument("--random-init", action="store_true", help="same encoder architecture, random weights")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted linear/fine-tune evaluation")
     add_device_args(s)
     s.add_argument("overrides", nargs="*", metavar="key=value")
     s.set_defaults(func=cmd_eval)
@@ -277,7 +302,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # key=value overrides may come anywhere after the command (argparse only takes positionals that
+    # are contiguous), so collect the ones it leaves over.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        bad = [e for e in extra if "=" not in e or e.startswith("-") or not hasattr(args, "overrides")]
+        if bad:
+            parser.error(f"unrecognized arguments: {' '.join(bad)}")
+        args.overrides = list(args.overrides) + extra
     try:
         return int(args.func(args) or 0)
     except CLIError as e:

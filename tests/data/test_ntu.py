@@ -96,11 +96,14 @@ def test_real_values_bit_identical_to_float(ntu_dir: Path):
             for m, rows in enumerate(bodies):
                 ref[t, m] = rows
         assert np.array_equal(s.bodies, ref.astype(np.float32)), path.name
-    # The fast path itself is exact in float64 (not only after the float32 cast).
+    # Both readers, and in float64 (not only after the float32 cast).
     path = ntu_dir / "S001C001P001R001A050.skeleton"
-    lines = [ln for ln in path.read_bytes().splitlines() if len(ln.split()) == 12]
-    got = ntu.parse_number_block(b"\n".join(lines), 12, np.arange(12))
-    assert np.array_equal(got, np.array([[float(v) for v in ln.split()] for ln in lines]))
+    data, cols = path.read_bytes(), np.arange(12)
+    fast = ntu._read_regular(data, cols, 4)
+    assert fast is not None  # a real file takes the fast path
+    ref = np.array([[float(v) for v in ln.split()] for ln in data.splitlines() if len(ln.split()) == 12])
+    assert np.array_equal(fast[3], ref)
+    assert np.array_equal(ntu._read_checked(data, path, cols, 4)[3], ref)
 
 
 def test_crlf_and_lf_both_parse(ntu_dir: Path, tmp_path: Path):
@@ -141,6 +144,18 @@ def test_write_read_round_trip(tmp_path: Path, crlf: bool):
     assert 0 < depth_x.min() and depth_x.max() < 512 and 0 < color_y.min() and color_y.max() < 1080
 
 
+def test_irregular_spacing_reads_the_same(tmp_path: Path):
+    bodies = _random_bodies(np.random.default_rng(4), 3, 2)
+    text = _text_of(bodies, crlf=False)
+    lines = text.split("\n")
+    lines[5] = lines[5].replace(" ", "  \t", 3) + "  "  # tabs, double and trailing spaces
+    lines[2] = lines[2].replace(" ", "   ")
+    path = tmp_path / "S001C001P001R001A001.skeleton"
+    path.write_text("\n".join(lines))
+    assert ntu._read_regular(path.read_bytes(), np.arange(3), 4) is None  # the reference reader takes it
+    assert np.array_equal(ntu.read(path)[0].bodies, bodies)
+
+
 def test_absent_slot_moves_up_and_max_bodies(tmp_path: Path):
     rng = np.random.default_rng(1)
     bodies = _random_bodies(rng, 4, 5)
@@ -158,22 +173,63 @@ def test_absent_slot_moves_up_and_max_bodies(tmp_path: Path):
         ntu.read(path, fields=("x", "w"))
 
 
-def test_parse_number_block_tricky_tokens():
-    tokens = ["-0", "0", "5.", ".5", "-.5", "1.960929E-05", "-7.766344E-05", "+3.25", "123456789012345",
-              "0.12345678901234567", "-1234.5678", "2", "1e3", "0.000001", "-99999.99999"]
+def _tokens_through_fast_path(tokens: list[str]) -> np.ndarray:
+    """The vectorised decimal conversion of ``tokens`` (NaN where it defers to float())."""
+    text = "x" * 16 + " ".join(tokens)  # 16 bytes of lead-in: every token has a full window
+    ends = np.cumsum([len(t) + 1 for t in tokens]) - 1 + 16
+    lengths = np.array([len(t) for t in tokens])
+    return ntu._decimal_tokens(np.frombuffer(text.encode(), np.uint8), ends - lengths, ends)
+
+
+def test_decimal_tokens_bit_identical_to_float():
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.normal(0, 3, 300), rng.normal(0, 1e-4, 100), rng.uniform(-2000, 2000, 200)])
-    tokens += [f"{v:.9g}" for v in values] + [f"{v:.7g}" for v in values] + [f"{v:.17g}" for v in values[:50]]
-    tokens += [f"{v:.6f}" for v in values]
-    tokens = tokens[: len(tokens) // 3 * 3]
-    block = "\n".join(" ".join(tokens[i:i + 3]) for i in range(0, len(tokens), 3)).encode()
-    got = ntu.parse_number_block(block, 3, np.array([0, 1, 2])).ravel()
+    tokens = ["-0", "0", "5.", ".5", "-.5", "123456789012345", "-1234.5678", "2", "0.000001", "-99999.99999",
+              "00012.50", "-0.0000000000001", "99999999999999.", "1.00000000000000"]
+    tokens += [f"{v:.9g}" for v in values] + [f"{v:.7g}" for v in values] + [f"{v:.6f}" for v in values]
+    got = _tokens_through_fast_path(tokens)
     ref = np.array([float(t) for t in tokens])
-    assert np.array_equal(got, ref) and np.array_equal(np.signbit(got), np.signbit(ref))
-    # Irregular spacing (tabs, double and trailing spaces) takes the normalising path, same values.
-    messy = block.replace(b" ", b"  \t", 7).replace(b"\n", b" \n", 5)
-    assert np.array_equal(ntu.parse_number_block(messy, 3, np.array([0, 1, 2])).ravel(), ref)
-    assert np.array_equal(ntu.parse_number_block(block, 3, np.array([2])).ravel(), ref[2::3])
+    deferred = np.isnan(got)  # only exponent forms and 16+ characters are left to float()
+    assert all("e" in t or len(t) > 15 for t, d in zip(tokens, deferred) if d) and deferred.mean() < 0.1
+    assert np.array_equal(got[~deferred], ref[~deferred])
+    assert np.array_equal(np.signbit(got[~deferred]), np.signbit(ref[~deferred]))
+    # Forms left to float(): exponents, '+', 16+ characters, garbage.
+    others = ["1.960929E-05", "+3.25", "1e3", "0.12345678901234567", "1234567890123456", "1.2.3", "3-1",
+              "-", ".", "--1", "1-", "abc", "1,5"]
+    assert np.isnan(_tokens_through_fast_path(others)).all()
+
+
+def test_fast_and_checked_readers_agree_on_damaged_files():
+    """Whenever the fast reader accepts a file, the line-by-line reference gives the same result."""
+    rng = np.random.default_rng(11)
+    bodies = _random_bodies(rng, 3, 3)
+    bodies[1, 2] = 0
+    bodies[2, 1:] = 0
+    cols = np.array([0, 1, 2, 5, 11])
+    taken = 0
+    for trial in range(400):
+        data = bytearray(_text_of(bodies, crlf=bool(trial % 2)).encode())
+        for _ in range(int(rng.integers(1, 3))):
+            at = int(rng.integers(0, len(data)))
+            kind = int(rng.integers(0, 3))
+            if kind == 0:
+                del data[at:at + int(rng.integers(1, 3))]
+            elif kind == 1:
+                data[at:at] = bytes(rng.choice(list(b"0123456789.-+eE  \n\r\t"), size=int(rng.integers(1, 3))))
+            else:
+                data[at] = int(rng.choice(list(b"0123456789.- \n")))
+        data = bytes(data)
+        fast = ntu._read_regular(data, cols, 2)
+        try:
+            ref = ntu._read_checked(data, Path("x.skeleton"), cols, 2)
+        except SkeletonFormatError:
+            ref = None
+        if fast is not None:
+            taken += 1
+            assert ref is not None
+            assert fast[:2] == ref[:2] and [k[:3] for k in fast[2]] == [k[:3] for k in ref[2]]
+            assert np.array_equal(fast[3], ref[3])
+    assert taken > 20  # some damage leaves a valid file, and the fast path reads it
 
 
 # -- discover and the exclusion list ---------------------------------------------------------------

@@ -86,7 +86,7 @@ class ToyMethod(Method):
         with torch.no_grad():
             n, size = keys.shape[0], self.queue.shape[0]
             idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % size
-            self.queue[idx] = keys
+            self.queue[idx] = keys.to(self.queue.dtype)  # bf16 under autocast
             self.queue_ptr.copy_((self.queue_ptr + n) % size)
         self.calls += 1
         if self.nan_at_call is not None and self.calls >= self.nan_at_call:

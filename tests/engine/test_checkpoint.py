@@ -170,3 +170,28 @@ def test_encoder_round_trip_and_strict_load(tmp_path):
         ck.load_encoder(tmp_path / "plain.safetensors")
     with pytest.raises(ck.CheckpointError, match="spec"):
         ck.save_encoder(tmp_path / "x.safetensors", nn.Linear(2, 2))
+
+
+def test_rng_capture_restore_through_a_checkpoint(tmp_path):
+    import random
+
+    from skelssl.engine.seed import capture_rng_state, derive_seed, module_generators, restore_rng_state, seed_all
+
+    assert derive_seed(1, "epoch", 0) == derive_seed(1, "epoch", 0) != derive_seed(0, "epoch", 1)
+    model = build_toy()
+    gens = module_generators(nn.Sequential(model))
+    assert list(gens) == ["0.generator"] and gens["0.generator"] is model.generator
+
+    def draw():
+        return (random.random(), float(np.random.rand()), float(torch.rand(())), float(torch.rand((), generator=model.generator)))
+
+    seed_all(11)
+    draw()
+    ck.save_checkpoint(tmp_path / "c", {}, {}, rank_state={"rng": capture_rng_state(gens)})
+    first = draw()
+    seed_all(99)
+    torch.rand((), generator=model.generator)
+    restore_rng_state(ck.load_checkpoint(tmp_path / "c").rank_state(0)["rng"], gens)
+    assert draw() == first
+    with pytest.raises(KeyError, match="generators differ"):
+        restore_rng_state(capture_rng_state(gens), {})

@@ -158,3 +158,10 @@ def test_build_components_from_config():
     assert isinstance(method, ToyMethod) and method.queue.shape[0] == 8
     with pytest.raises(ConfigError, match="method.kwargs.queue"):
         build_method_from_config(ComponentConfig(TOY_METHOD, {"queue": 8}), encoder=enc)
+
+
+def test_empty_sections_read_as_defaults(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("optim:\neval:\nencoder:\n  name: gru\n  kwargs:\n")
+    cfg = load_config(path)
+    assert cfg.optim == RunConfig().optim and cfg.eval == {} and cfg.encoder == ComponentConfig("gru", {})

@@ -144,3 +144,46 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, store, f
     assert loaded.state["step"] == 3
     assert all(torch.isfinite(v).all() for v in loaded.model.values() if v.is_floating_point())
     assert max(json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_make_fabric_follows_torchrun_and_forces_fp32_on_cpu(monkeypatch):
+    from skelssl.engine.dist import make_fabric
+
+    env = {"TORCHELASTIC_RUN_ID": "t", "RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2",
+           "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    fabric = make_fabric(TrainerConfig(accelerator="cpu", devices=1, precision="bf16-mixed"), launch=False)
+    assert fabric.world_size == 4 and fabric.global_rank == 1 and fabric.local_rank == 1
+    assert type(fabric._precision).__name__ == "Precision"  # plain fp32 on CPU
+
+
+class DtypeProbe(Regression):
+    dtypes: list = []
+
+    def training_step(self, batch):
+        x = batch["x"].sum(2) / batch["lengths"].view(-1, 1, 1, 1)
+        self.dtypes.append(self.lin(x.flatten(1)).dtype)
+        return super().training_step(batch)
+
+
+def test_bf16_mixed_precision_runs_under_autocast(tmp_path, store):
+    probe = DtypeProbe()
+    out = trainer(tmp_path, Fabric(accelerator="cpu", precision="bf16-mixed"), max_steps=2).fit(
+        probe, SkeletonDataset(store), batch_size=4, optimizer_factory=optimizer_factory(OptimConfig())
+    )
+    assert probe.dtypes == [torch.bfloat16] * 2 and out["loss"] is not None and probe.lin.weight.dtype == torch.float32
+
+
+class ShoutingRegression(Regression):
+    def training_step(self, batch):
+        loss, _ = super().training_step(batch)
+        return loss, {"loss": 1e6, "mse": loss.detach()}
+
+
+def test_logs_cannot_shadow_the_engine_loss(tmp_path, store, fabric):
+    trainer(tmp_path, fabric, max_steps=3).fit(
+        ShoutingRegression(), SkeletonDataset(store), batch_size=4, optimizer_factory=optimizer_factory(OptimConfig())
+    )
+    records = read_metrics(tmp_path)
+    assert len(records) == 3 and all(r["loss"] == pytest.approx(r["mse"]) for r in records)

@@ -156,3 +156,48 @@ def test_evaluate_classifier_matches_manual(tmp_path):
     assert out["top1"] == pytest.approx(100.0 * (logits.argmax(1) == labels).float().mean().item())
     assert out["top5"] == pytest.approx(100.0)  # 4 classes: top-5 contains everything
     assert out["loss"] == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-5)
+
+
+# -- metrics used by the heads' evaluation ------------------------------------------------------------
+
+
+def test_topk_confusion_and_mean_std():
+    from skelssl.evaluation.metrics import confusion_matrix, mean_std, topk_accuracy
+
+    logits = torch.tensor([[3.0, 2.0, 1.0], [1.0, 3.0, 2.0], [1.0, 2.0, 3.0], [3.0, 1.0, 2.0]])
+    labels = torch.tensor([0, 2, 0, 1])
+    assert topk_accuracy(logits, labels, ks=(1, 2, 5)) == {1: 25.0, 2: 50.0, 5: 100.0}
+    cm = confusion_matrix(logits.argmax(1), labels, 3)
+    assert cm.tolist() == [[1, 0, 1], [1, 0, 0], [0, 1, 0]]  # rows: true class, columns: predicted
+    mean, std = mean_std([40.0, 42.0, 44.0])
+    assert mean == 42.0 and std == pytest.approx(2.0)
+    assert mean_std([5.0]) == (5.0, 0.0)
+
+
+def test_accumulators_sum_exactly_over_processes():
+    from skelssl.evaluation.metrics import ClassificationAccumulator, RunningMean
+
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(30, 6, generator=g), torch.randint(0, 6, (30,), generator=g)
+    whole = ClassificationAccumulator(ks=(1, 5), num_classes=6)
+    whole.update(logits, labels)
+    parts = [ClassificationAccumulator(ks=(1, 5), num_classes=6) for _ in range(2)]
+    parts[0].update(logits[:11], labels[:11])  # uneven shards
+    parts[1].update(logits[11:], labels[11:])
+    # A fake all_reduce(sum) over the two "processes": each call sums the matching tensors.
+    states = [torch.cat([p.correct, torch.tensor([p.loss_sum, float(p.count)], dtype=torch.float64)]) for p in parts]
+    summed, confusions = sum(states), sum(p.confusion for p in parts)
+    calls = iter([summed, confusions])
+    parts[0].reduce(lambda t: next(calls))
+    ref, got = whole.compute(), parts[0].compute()
+    assert got.keys() == ref.keys() and all(got[k] == pytest.approx(ref[k]) for k in ref)
+    assert torch.equal(parts[0].confusion, whole.confusion)
+    assert ref["top1"] == pytest.approx(100.0 * (logits.argmax(1) == labels).float().mean().item())
+    assert ref["loss"] == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-6)
+
+    meter = RunningMean()
+    meter.update({"loss": torch.tensor(2.0), "acc": 50.0}, n=3)
+    meter.update({"loss": 1.0, "acc": 100.0}, n=1)
+    assert meter.compute() == {"loss": pytest.approx(1.75), "acc": pytest.approx(62.5)}
+    meter.reduce(lambda t: t * 2)  # two identical processes: means unchanged
+    assert meter.compute()["loss"] == pytest.approx(1.75)

@@ -21,6 +21,11 @@ torch.set_num_threads(1)
 # name -> size arguments of a tiny variant (in_channels, layout and num_persons are set by the tests).
 TINY: dict[str, dict] = {
     "stgcn": {"channels": (8, 16), "strides": (1, 2), "temporal_kernel": 3},
+    "motion_transformer": {"preset": "tiny", "frames": 24},
+    "hitrs": {"preset": "tiny"},
+    "gru": {"hidden_size": 8, "num_layers": 2},
+    "agcn": {"channels": (8, 16), "strides": (1, 2), "temporal_kernel": 3},
+    "hcn": {"channels": 4, "frames": 16},
 }
 
 # Import every encoder module so that everything registered is tested.

@@ -109,6 +109,8 @@ def _idle(m: Motion, rng: np.random.Generator, fidget: list[bool]) -> None:
     m.ang[:, :, 0, ROLL] += 0.02 * wave(60, 150)
     m.ang[:, :, NECK, YAW] += rng.uniform(0.0, 0.35, persons) * (0.6 * wave(40, 120) + 0.4 * wave(25, 60))
     m.ang[:, :, NECK, PITCH] += 0.05 * wave(40, 120)
+    # Slow drift of the standing place (shuffling feet), up to ~25 cm over the sequence.
+    m.shift[:, :, [0, 2]] += np.linspace(0.0, 1.0, t)[:, None, None] * rng.normal(0.0, 0.12, (persons, 2))
     for p in range(persons):
         if not fidget[p]:
             continue
@@ -132,15 +134,15 @@ def _idle(m: Motion, rng: np.random.Generator, fidget: list[bool]) -> None:
 
 def _place(rng: np.random.Generator, persons: int, view: int, dist: float) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Headings ``(P,)``, floor positions ``(P, 2)``, floor height and camera tilt of a scene."""
-    yaw = np.deg2rad(VIEW_YAW_DEG[view]) + rng.normal(0.0, 0.2)
+    yaw = np.deg2rad(VIEW_YAW_DEG[view] + rng.uniform(-35.0, 35.0))  # people never face a camera exactly
     if persons == 1:
         heading = np.array([np.pi + yaw])  # facing the camera, turned by the view
-        position = np.array([[rng.uniform(-0.8, 0.8), rng.uniform(2.2, 4.0)]])
+        position = np.array([[rng.uniform(-1.1, 1.1), rng.uniform(2.1, 4.2)]])
     else:
         # Two persons face each other along an axis seen side-on from the front camera.
         beta = np.pi / 2 + yaw + (np.pi if rng.random() < 0.5 else 0.0)
         axis = np.array([np.sin(beta), np.cos(beta)])
-        mid = np.array([rng.uniform(-0.5, 0.5), rng.uniform(2.8, 3.8)])
+        mid = np.array([rng.uniform(-0.7, 0.7), rng.uniform(2.8, 4.0)])
         heading = np.array([beta, beta + np.pi])
         position = np.stack([mid - axis * dist / 2, mid + axis * dist / 2])
     return heading, position, -rng.uniform(0.6, 1.2), rng.uniform(-0.15, 0.15)
@@ -204,7 +206,7 @@ def generate_sample(index: int, layout: str = "ntu25", seed: int = 0, num_person
     info = [table[s - 1] for s in people]
 
     t = int(np.clip(round(rng.uniform(38, 105) * info[0]["tempo"]), 30, 120))
-    length = t * rng.uniform(0.45, 0.95)
+    length = t * rng.uniform(0.35, 1.0)
     s = _timeline(rng, t, rng.uniform(0.0, t - length), length)
     dist = rng.uniform(*spec.dist)
     m = _new_motion(t, spec.persons, info)
@@ -216,7 +218,7 @@ def generate_sample(index: int, layout: str = "ntu25", seed: int = 0, num_person
     world = _sensor(world, rng, noise)
 
     bodies = np.zeros((t, max(num_persons, spec.persons), 25, 3))
-    order = [1, 0] if spec.persons == 2 and rng.random() < 0.25 else [0, 1]  # trackers list bodies in any order
+    order = [1, 0] if spec.persons == 2 and rng.random() < 0.4 else [0, 1]  # trackers list bodies in any order
     for slot, p in zip(order, range(spec.persons)):
         bodies[:, slot] = world[:, p]
     if num_persons < bodies.shape[1]:

@@ -19,11 +19,13 @@ faces the camera has their left side at smaller x, as in the NTU files.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 __all__ = [
     "NUM_RIG", "LUMBAR", "PITCH", "YAW", "ROLL", "TWIST", "RIG_PARENTS", "MIRROR", "KINECT20_FROM_NTU25",
-    "body_offsets", "rest_angles", "mirror_motion", "forward_kinematics", "render",
+    "Scene", "body_offsets", "rest_angles", "mirror_motion", "forward_kinematics", "render",
 ]
 
 # Joint indices (NTU order) used by the action programs.
@@ -64,10 +66,12 @@ def _depth_levels() -> list[np.ndarray]:
     return [np.flatnonzero(depth == d) for d in range(1, int(depth.max()) + 1)]
 
 
-_LEVELS = _depth_levels()
-_LEVEL_PARENTS = [np.asarray(RIG_PARENTS)[lv] for lv in _LEVELS]
 # Joints with children: only their rotations are ever used (a leaf's rotation moves nothing).
 _INNER = np.array(sorted({p for j, p in enumerate(RIG_PARENTS) if j != p} | {0}))
+_SLOT = np.full(NUM_RIG, -1)
+_SLOT[_INNER] = np.arange(len(_INNER))
+# Per tree depth: the joints, their parents, and which of them have children.
+_STEPS = [(lv, np.asarray(RIG_PARENTS)[lv], np.flatnonzero(_SLOT[lv] >= 0)) for lv in _depth_levels()]
 
 
 def body_offsets(height: float, trunk: float = 1.0, arm: float = 1.0, leg: float = 1.0, shoulder: float = 1.0,
@@ -161,55 +165,67 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a[:, 0, None] * b[None, 0] + a[:, 1, None] * b[None, 1] + a[:, 2, None] * b[None, 2]
 
 
+def _fk(ang: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """Batch-last forward kinematics: ``(4, 26, N)`` angles, ``(3, 26, N)`` offsets -> ``(3, 26, N)``."""
+    local = _rotations(ang[:, _INNER])  # (3, 3, J_inner, N)
+    glob = np.empty_like(local)
+    pos = np.zeros(off.shape, dtype=np.float32)
+    glob[:, :, _SLOT[0]] = local[:, :, _SLOT[0]]
+    # One step per tree depth: every joint of a level has its parent already placed.
+    for level, parents, inner in _STEPS:
+        rp = glob[:, :, _SLOT[parents]]  # (3, 3, L, N)
+        pos[:, level] = pos[:, parents] + (rp * off[None, :, level]).sum(1)
+        if len(inner):
+            glob[:, :, _SLOT[level[inner]]] = _matmul(rp[:, :, inner], local[:, :, _SLOT[level[inner]]])
+    return pos
+
+
 def forward_kinematics(angles: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Joint positions in each body's own frame, pelvis at the origin.
+    """Joint positions in the body's own frame, pelvis at the origin.
 
     Args:
-        angles: ``(T, P, 26, 4)`` joint angles (radians).
-        offsets: ``(P, 26, 3)`` rest offsets of each person's rig.
+        angles: ``(N, 26, 4)`` joint angles (radians), one row per person and frame.
+        offsets: ``(N, 26, 3)`` rest offsets of the rig of each row.
 
     Returns:
-        ``(T, P, 26, 3)`` float32 positions.
+        ``(N, 26, 3)`` float32 positions.
     """
-    t, p = angles.shape[:2]
-    # Batch-last float32 layout: joints first, then (T*P); the products below are element-wise.
-    ang = np.ascontiguousarray(angles.astype(np.float32).transpose(3, 2, 0, 1)).reshape(4, NUM_RIG, t * p)
-    off = np.broadcast_to(offsets.astype(np.float32).transpose(2, 1, 0)[:, :, None, :], (3, NUM_RIG, t, p))
-    off = off.reshape(3, NUM_RIG, t * p)
-    local = _rotations(ang[:, _INNER])  # (3, 3, J_inner, T*P)
-    glob = np.empty_like(local)
-    slot = np.full(NUM_RIG, -1)
-    slot[_INNER] = np.arange(len(_INNER))
-    pos = np.zeros((3, NUM_RIG, t * p), dtype=np.float32)
-    glob[:, :, slot[0]] = local[:, :, slot[0]]
-    # One step per tree depth: every joint of a level has its parent already placed.
-    for level, parents in zip(_LEVELS, _LEVEL_PARENTS):
-        rp = glob[:, :, slot[parents]]  # (3, 3, L, T*P)
-        pos[:, level] = pos[:, parents] + (rp * off[None, :, level]).sum(1)
-        inner = slot[level] >= 0
-        if inner.any():
-            glob[:, :, slot[level[inner]]] = _matmul(rp[:, :, inner], local[:, :, slot[level[inner]]])
-    return pos.reshape(3, NUM_RIG, t, p).transpose(2, 3, 1, 0)
+    ang = np.ascontiguousarray(np.asarray(angles, dtype=np.float32).transpose(2, 1, 0))
+    off = np.ascontiguousarray(np.asarray(offsets, dtype=np.float32).transpose(2, 1, 0))
+    return _fk(ang, off).transpose(2, 1, 0)
 
 
-def _yaw_matrix(psi: np.ndarray) -> np.ndarray:
-    c, s = np.cos(psi), np.sin(psi)
-    m = np.zeros(psi.shape + (3, 3))
-    m[..., 0, 0], m[..., 0, 2], m[..., 1, 1], m[..., 2, 0], m[..., 2, 2] = c, s, 1.0, -s, c
-    return m
+@dataclass
+class Scene:
+    """Everything :func:`render` needs. A row is one person in one frame; rows of many sequences may be
+    stacked, since every operation is per row (a sequence renders the same alone or in a batch).
+
+    Args:
+        angles: ``(N, 26, 4)`` joint angles.
+        shift: ``(N, 3)`` displacement in the body's frame (x left, y up, z forward).
+        support: ``(N,)`` weight of the left foot (1 - weight on the right) for the planted correction.
+        plant: ``(N,)`` strength of the planted-feet correction.
+        person: ``(N,)`` index of the row's person in the per-person arrays below.
+        offsets: ``(Q, 26, 3)`` rig offsets of each person.
+        heading: ``(Q,)`` yaw of each body in camera space (0 faces away from the camera, pi faces it).
+        position: ``(Q, 2)`` floor position ``(x, z)`` of each pelvis.
+        floor_y: ``(Q,)`` camera-space height of the floor under each person (the Kinect sits above it).
+        tilt: ``(Q,)`` camera pitch in radians.
+    """
+
+    angles: np.ndarray
+    shift: np.ndarray
+    support: np.ndarray
+    plant: np.ndarray
+    person: np.ndarray
+    offsets: np.ndarray
+    heading: np.ndarray
+    position: np.ndarray
+    floor_y: np.ndarray
+    tilt: np.ndarray
 
 
-def render(
-    angles: np.ndarray,
-    shift: np.ndarray,
-    support: np.ndarray,
-    plant: np.ndarray,
-    offsets: np.ndarray,
-    heading: np.ndarray,
-    position: np.ndarray,
-    floor_y: float,
-    tilt: float,
-) -> np.ndarray:
+def render(scene: Scene) -> np.ndarray:
     """Place posed bodies in Kinect camera space.
 
     Each frame the body is lowered until its lowest foot joint touches the floor (so squats and sitting
@@ -218,37 +234,25 @@ def render(
     ``shift`` (body frame) is added, the body is turned to its heading and put at its floor position,
     and the whole scene is tilted like a Kinect pitched up or down.
 
-    Args:
-        angles: ``(T, P, 26, 4)`` joint angles.
-        shift: ``(T, P, 3)`` displacement in each body's frame (x left, y up, z forward).
-        support: ``(T, P)`` weight of the left foot (1 - weight on the right) for the planted correction.
-        plant: ``(P,)`` strength of the planted-feet correction.
-        offsets: ``(P, 26, 3)`` rig offsets.
-        heading: ``(P,)`` yaw of each body in camera space (0 faces away from the camera, pi faces it).
-        position: ``(P, 2)`` floor position ``(x, z)`` of each pelvis.
-        floor_y: camera-space height of the floor (negative: the Kinect sits above it).
-        tilt: camera pitch in radians.
-
     Returns:
-        ``(T, P, 25, 3)`` float64 joint positions (the virtual joint dropped).
+        ``(N, 25, 3)`` float32 joint positions (the virtual joint dropped).
     """
-    t, p = angles.shape[:2]
-    rest = np.broadcast_to(rest_angles(), (1, p, NUM_RIG, 4))
-    pos = forward_kinematics(np.concatenate([angles, rest]), offsets)  # (T+1, P, 26, 3)
-    pos, rest_pos = pos[:t], pos[t:]
-    ground = -pos[:, :, FEET, 1].min(axis=2)  # (T, P)
-    w = support[..., None]  # (T, P, 1)
-    feet = w * pos[:, :, L_ANK, :] + (1 - w) * pos[:, :, R_ANK, :]
-    feet_rest = w * rest_pos[:, :, L_ANK, :] + (1 - w) * rest_pos[:, :, R_ANK, :]
-    corr = -(feet - feet_rest) * plant[None, :, None]  # (T, P, 3)
-    corr[..., 1] = ground
-    pos = pos[:, :, :25] + (corr + shift)[:, :, None, :]
-    rot = _yaw_matrix(np.asarray(heading, dtype=np.float64))  # (P, 3, 3)
-    world = np.einsum("pab,tpvb->tpva", rot, pos)
-    world[..., 0] += position[None, :, None, 0]
-    world[..., 1] += floor_y
-    world[..., 2] += position[None, :, None, 1]
-    c, s = np.cos(tilt), np.sin(tilt)
-    y, z = world[..., 1].copy(), world[..., 2].copy()
-    world[..., 1], world[..., 2] = c * y - s * z, s * y + c * z
-    return world
+    q = len(scene.offsets)
+    offsets = np.ascontiguousarray(scene.offsets.astype(np.float32).transpose(2, 1, 0))  # (3, 26, Q)
+    rest = np.broadcast_to(rest_angles().astype(np.float32).T[:, :, None], (4, NUM_RIG, q))
+    rest_pos = _fk(rest, offsets)[:, [L_ANK, R_ANK]][:, :, scene.person]  # (3, 2, N)
+    ang = np.ascontiguousarray(scene.angles.astype(np.float32).transpose(2, 1, 0))
+    pos = _fk(ang, np.ascontiguousarray(offsets[:, :, scene.person]))  # (3, 26, N)
+    w = scene.support.astype(np.float32)
+    feet = w * (pos[:, L_ANK] - rest_pos[:, 0]) + (1 - w) * (pos[:, R_ANK] - rest_pos[:, 1])  # (3, N)
+    corr = -feet * scene.plant.astype(np.float32) + scene.shift.T.astype(np.float32)
+    corr[1] = scene.shift[:, 1] - pos[1, FEET].min(axis=0)  # lowest foot on the floor
+    x, y, z = pos[:, :25] + corr[:, None, :]  # each (25, N)
+    psi = scene.heading[scene.person]
+    c, s = np.cos(psi).astype(np.float32), np.sin(psi).astype(np.float32)
+    x, z = c * x + s * z + scene.position[scene.person, 0], -s * x + c * z + scene.position[scene.person, 1]
+    y = y + scene.floor_y[scene.person]
+    tilt = scene.tilt[scene.person]
+    c, s = np.cos(tilt).astype(np.float32), np.sin(tilt).astype(np.float32)
+    y, z = c * y - s * z, s * y + c * z
+    return np.stack([x, y, z], axis=-1).transpose(1, 0, 2).astype(np.float32)  # (N, 25, 3)

@@ -101,9 +101,14 @@ def _wave(m: Motion, s: np.ndarray, ctx: Context) -> None:
     h = smooth_window(s, 0.0, 0.2, 0.8, 1.0)
     n = ctx.cycles(2, 5, period=12)
     osc = np.sin(2 * np.pi * n * rise(s, 0.2, 0.8))
-    a[:, R_SH, ROLL] -= h * (1.8 + 0.4 * ctx.amp)  # arm out to the side and up
-    a[:, R_SH, TWIST] -= h * 1.5  # elbow hinge turned forward: the forearm bends upward
-    a[:, R_EL, PITCH] -= h * (1.2 + 0.45 * ctx.amp * osc)
+    if ctx.rng.random() < 0.65:  # forearm wave: upper arm out, forearm up and swinging at the elbow
+        a[:, R_SH, ROLL] -= h * ctx.rng.uniform(1.5, 2.4)
+        a[:, R_SH, TWIST] -= h * 1.5  # elbow hinge turned forward: the forearm bends upward
+        a[:, R_EL, PITCH] -= h * (1.2 + 0.45 * ctx.amp * osc)
+    else:  # whole-arm wave overhead, swinging at the shoulder
+        a[:, R_SH, ROLL] -= h * (2.7 + 0.3 * ctx.amp * osc)
+        a[:, R_SH, PITCH] -= h * ctx.rng.uniform(0.0, 0.5)
+        a[:, R_EL, PITCH] -= h * 0.3
 
 
 def _clap(m: Motion, s: np.ndarray, ctx: Context) -> None:
@@ -111,26 +116,34 @@ def _clap(m: Motion, s: np.ndarray, ctx: Context) -> None:
     h = smooth_window(s, 0.0, 0.2, 0.85, 1.0)
     n = ctx.cycles(3, 8, period=9)
     close = 0.5 - 0.5 * np.cos(2 * np.pi * n * rise(s, 0.2, 0.85))  # 1 = palms together
-    a[:, _SHOULDERS, PITCH] -= (h * (0.55 + 0.25 * ctx.amp))[:, None]
+    level = ctx.rng.uniform(0.3, 1.3)  # belly-high to face-high
+    a[:, _SHOULDERS, PITCH] -= (h * level * (0.75 + 0.25 * ctx.amp))[:, None]
     a[:, _SHOULDERS, YAW] += (h * (0.25 + 0.45 * close))[:, None] * _INWARD
-    a[:, _ELBOWS, PITCH] -= (h * 1.05)[:, None]
+    a[:, _ELBOWS, PITCH] -= (h * (1.35 - 0.3 * level))[:, None]
 
 
 def _punches(a: np.ndarray, s: np.ndarray, ctx: Context, start: float, end: float, alternate: bool,
              inward: float = 0.0) -> list[float]:
-    """Guard pose with 1-3 straight punches; returns the impact phases."""
+    """Guard pose with 1-3 punches (all straight or all hooks); returns the impact phases."""
     guard = smooth_window(s, start - 0.15, start, end, end + 0.15)
     a[:, _SHOULDERS, PITCH] -= (guard * 0.55)[:, None]
     a[:, _SHOULDERS, YAW] += (guard * 0.2)[:, None] * _INWARD
     a[:, _ELBOWS, PITCH] -= (guard * 1.9)[:, None]
     n = ctx.cycles(1, 3, period=18)
     hits = list(np.linspace(start, end, n + 2)[1:-1])
+    hook = ctx.rng.random() < 0.35
     for k, c in enumerate(hits):
         sh, el, side = (R_SH, R_EL, 1.0) if (k % 2 == 0 or not alternate) else (L_SH, L_EL, -1.0)
         p = pulse(s, c, 0.045)
-        a[:, sh, PITCH] -= p * (0.95 + 0.2 * ctx.amp)
-        a[:, sh, YAW] += p * side * inward
-        a[:, el, PITCH] += p * 1.8  # straighten the elbow
+        if hook:  # elbow stays bent, the fist swings round in front of the face
+            a[:, sh, PITCH] -= p * 0.6
+            a[:, sh, ROLL] -= p * side * 0.9
+            a[:, sh, YAW] += p * side * (0.5 + inward)
+            a[:, el, PITCH] += p * 0.5
+        else:  # straight: the elbow extends
+            a[:, sh, PITCH] -= p * (0.95 + 0.2 * ctx.amp)
+            a[:, sh, YAW] += p * side * inward
+            a[:, el, PITCH] += p * 1.8
         a[:, LUMBAR, YAW] += p * side * 0.3  # the trunk turns into the punch
     return hits
 
@@ -144,9 +157,14 @@ def _kick(m: Motion, s: np.ndarray, ctx: Context) -> None:
     c = ctx.rng.uniform(0.4, 0.6)
     chamber = pulse(s, c - 0.07, 0.09)
     ext = pulse(s, c, 0.06)
-    a[:, R_HIP, PITCH] -= 0.9 * chamber + (0.8 + 0.4 * ctx.amp) * ext
     a[:, R_KNEE, PITCH] += 1.7 * chamber * (1.0 - ext)
-    a[:, LUMBAR, PITCH] -= 0.25 * ext  # lean back against the kick
+    if ctx.rng.random() < 0.7:  # front kick
+        a[:, R_HIP, PITCH] -= 0.9 * chamber + (0.6 + 0.5 * ctx.amp) * ext
+        a[:, LUMBAR, PITCH] -= 0.25 * ext  # lean back against the kick
+    else:  # side kick: the leg goes out sideways, the trunk leans away
+        a[:, R_HIP, PITCH] -= 0.9 * chamber
+        a[:, R_HIP, ROLL] -= (0.7 + 0.4 * ctx.amp) * ext
+        a[:, LUMBAR, ROLL] -= 0.35 * ext
     a[:, _SHOULDERS, ROLL] += (0.45 * smooth_window(s, c - 0.25, c - 0.1, c + 0.1, c + 0.25))[:, None] * _OUTWARD
     m.support[:, 0] = 0.5 + 0.5 * smooth_window(s, c - 0.3, c - 0.15, c + 0.15, c + 0.3)  # stand on the left
 
@@ -159,23 +177,34 @@ def _squat(m: Motion, s: np.ndarray, ctx: Context) -> None:
     a[:, _KNEES, PITCH] += (1.95 * depth)[:, None]
     a[:, _ANKLES, PITCH] -= (0.45 * depth)[:, None]  # keeps the feet flat
     a[:, LUMBAR, PITCH] += 0.5 * depth
-    a[:, _SHOULDERS, PITCH] -= (1.3 * depth)[:, None]  # arms forward for balance
+    if ctx.rng.random() < 0.6:
+        a[:, _SHOULDERS, PITCH] -= (1.3 * depth)[:, None]  # arms forward for balance
+    else:  # hands behind the head
+        a[:, _SHOULDERS, ROLL] += (2.3 * rise(s, 0.0, 0.1) * (1 - rise(s, 0.9, 1.0)))[:, None] * _OUTWARD
+        a[:, _SHOULDERS, TWIST] += (-1.5 * rise(s, 0.0, 0.1) * (1 - rise(s, 0.9, 1.0)))[:, None] * _OUTWARD
+        a[:, _ELBOWS, PITCH] -= (2.0 * rise(s, 0.0, 0.1) * (1 - rise(s, 0.9, 1.0)))[:, None]
 
 
 def _jump(m: Motion, s: np.ndarray, ctx: Context) -> None:
     a = m.ang[:, 0]
     n = ctx.cycles(1, 3, period=28)
     height = 0.12 + 0.12 * ctx.amp * ctx.rng.uniform(0.6, 1.2)
+    jack = ctx.rng.random() < 0.3  # jumping jacks: arms and legs open sideways in the air
+    crouch_depth = ctx.rng.uniform(0.5, 1.2)
     for c in np.linspace(0.0, 1.0, n + 2)[1:-1]:
         w = 0.35 / (n + 1)
-        crouch = pulse(s, c - 0.55 * w, 0.25 * w) + pulse(s, c + 0.55 * w, 0.25 * w)
+        crouch = (pulse(s, c - 0.55 * w, 0.25 * w) + pulse(s, c + 0.55 * w, 0.25 * w)) * crouch_depth
         x = np.clip((s - (c - 0.3 * w)) / (0.6 * w), 0.0, 1.0)
         flight = 4 * x * (1 - x)  # parabola of the airborne part
         a[:, _HIPS, PITCH] -= (1.0 * crouch)[:, None]
         a[:, _KNEES, PITCH] += (1.4 * crouch)[:, None]
         a[:, _ANKLES, PITCH] += (-0.4 * crouch + 0.6 * flight)[:, None]
         a[:, LUMBAR, PITCH] += 0.35 * crouch
-        a[:, _SHOULDERS, PITCH] += (0.6 * crouch - 2.2 * flight)[:, None]  # swing back, then up
+        if jack:
+            a[:, _SHOULDERS, ROLL] += (2.4 * flight)[:, None] * _OUTWARD
+            a[:, _HIPS, ROLL] += (0.35 * flight)[:, None] * _OUTWARD
+        else:
+            a[:, _SHOULDERS, PITCH] += (0.6 * crouch - 2.2 * flight)[:, None]  # swing back, then up
         m.shift[:, 0, 1] += height * flight
 
 
@@ -185,9 +214,13 @@ def _throw(m: Motion, s: np.ndarray, ctx: Context) -> None:
     windup = smooth_window(s, c - 0.35, c - 0.12, c - 0.06, c + 0.02)
     release = pulse(s, c + 0.04, 0.05)
     follow = smooth_window(s, c + 0.02, c + 0.1, c + 0.15, c + 0.38)
-    a[:, R_SH, PITCH] -= (2.7 + 0.3 * ctx.amp) * windup + 1.4 * release + 0.5 * follow
-    a[:, R_SH, ROLL] -= 0.45 * windup
-    a[:, R_EL, PITCH] -= 1.5 * windup
+    if ctx.rng.random() < 0.7:  # overarm: the hand goes up behind the head, then over the top
+        a[:, R_SH, PITCH] -= (2.7 + 0.3 * ctx.amp) * windup + 1.4 * release + 0.5 * follow
+        a[:, R_SH, ROLL] -= 0.45 * windup
+        a[:, R_EL, PITCH] -= 1.5 * windup
+    else:  # underarm: the straight arm swings back, then forward and up
+        a[:, R_SH, PITCH] += 0.9 * windup - (1.2 + 0.4 * ctx.amp) * release - 0.8 * follow
+        a[:, R_EL, PITCH] += 0.15 * windup
     a[:, LUMBAR, YAW] += -0.45 * windup + 0.35 * follow
     a[:, LUMBAR, PITCH] += -0.2 * windup + 0.35 * follow
     a[:, L_SH, PITCH] -= 1.0 * windup  # the free arm points at the target
@@ -204,11 +237,11 @@ def _sit(m: Motion, down: np.ndarray, lean: np.ndarray) -> None:
 
 
 def _sit_down(m: Motion, s: np.ndarray, ctx: Context) -> None:
-    _sit(m, rise(s, 0.15, 0.85), pulse(s, 0.55, 0.18) * ctx.amp)
+    _sit(m, rise(s, 0.15, 0.85) * ctx.rng.uniform(0.8, 1.1), pulse(s, 0.55, 0.18) * ctx.amp)
 
 
 def _stand_up(m: Motion, s: np.ndarray, ctx: Context) -> None:
-    _sit(m, 1.0 - rise(s, 0.15, 0.85), pulse(s, 0.4, 0.18) * ctx.amp)
+    _sit(m, (1.0 - rise(s, 0.15, 0.85)) * ctx.rng.uniform(0.8, 1.1), pulse(s, 0.4, 0.18) * ctx.amp)
 
 
 def _bow(m: Motion, s: np.ndarray, ctx: Context) -> None:
@@ -223,10 +256,11 @@ def _bow(m: Motion, s: np.ndarray, ctx: Context) -> None:
 def _pick_up(m: Motion, s: np.ndarray, ctx: Context) -> None:
     a = m.ang[:, 0]
     h = smooth_window(s, 0.1, 0.4, 0.5, 0.8) * (0.8 + 0.2 * ctx.amp)
-    a[:, LUMBAR, PITCH] += 1.0 * h
-    a[:, _HIPS, PITCH] -= (0.7 * h)[:, None]
-    a[:, _KNEES, PITCH] += (1.1 * h)[:, None]
-    a[:, _ANKLES, PITCH] -= (0.4 * h)[:, None]
+    knees = ctx.rng.uniform(0.0, 1.0)  # 0: stoop with straight legs (like a bow), 1: squat down
+    a[:, LUMBAR, PITCH] += (1.3 - 0.6 * knees) * h
+    a[:, _HIPS, PITCH] -= (1.3 * knees * h)[:, None]
+    a[:, _KNEES, PITCH] += ((0.1 + 1.8 * knees) * h)[:, None]
+    a[:, _ANKLES, PITCH] -= (0.5 * knees * h)[:, None]
     a[:, _SHOULDERS, PITCH] -= (0.8 * h)[:, None]  # arms hang towards the floor
     a[:, R_SH, PITCH] -= 0.35 * h  # the right hand reaches for the object
     a[:, R_EL, PITCH] += 0.2 * h
@@ -240,7 +274,7 @@ def _reach_up(m: Motion, s: np.ndarray, ctx: Context) -> None:
     h = smooth_window(s, 0.1, 0.35, 0.65, 0.9)
     arms = [R_SH, L_SH] if ctx.rng.random() < 0.3 else [R_SH]
     for sh in arms:
-        a[:, sh, PITCH] -= (2.6 + 0.3 * ctx.amp) * h
+        a[:, sh, PITCH] -= (ctx.rng.uniform(2.0, 2.7) + 0.3 * ctx.amp) * h  # up, or up and forward
         a[:, sh + 1, PITCH] += 0.2 * h  # straight elbow (elbow = shoulder + 1)
     a[:, _ANKLES, PITCH] += (0.45 * h)[:, None]  # up on the toes
     a[:, NECK, PITCH] -= 0.35 * h  # look up
@@ -285,9 +319,11 @@ def _push(m: Motion, s: np.ndarray, ctx: Context) -> None:
     c = ctx.rng.uniform(0.4, 0.55)
     prep = smooth_window(s, c - 0.25, c - 0.1, c + 0.05, c + 0.3)
     thrust = smooth_window(s, c - 0.08, c, c + 0.06, c + 0.3)
-    a[:, _SHOULDERS, PITCH] -= (1.3 * prep)[:, None]
-    a[:, _SHOULDERS, YAW] += (0.2 * prep)[:, None] * _INWARD
-    a[:, _ELBOWS, PITCH] += (-1.5 * prep + 1.35 * thrust)[:, None]
+    arms = _SHOULDERS if ctx.rng.random() < 0.7 else [R_SH]  # two hands or one
+    elbows = [sh + 1 for sh in arms]
+    a[:, arms, PITCH] -= (1.3 * prep)[:, None]
+    a[:, arms, YAW] += (0.2 * prep)[:, None] * (_INWARD if len(arms) == 2 else 1.0)
+    a[:, elbows, PITCH] += (-1.5 * prep + 1.35 * thrust)[:, None]
     a[:, LUMBAR, PITCH] += 0.25 * thrust
     m.shift[:, 0, 2] += 0.15 * rise(s, c - 0.12, c + 0.03)
     back = rise(s, c, c + 0.25) * (0.25 + 0.25 * ctx.amp)  # the partner is pushed away
@@ -305,9 +341,11 @@ def _pull(m: Motion, s: np.ndarray, ctx: Context) -> None:
     c2 = c1 + ctx.rng.uniform(0.15, 0.25)
     reach = smooth_window(s, c1 - 0.2, c1, c2 + 0.1, c2 + 0.3)
     pull = smooth_window(s, c2 - 0.05, c2 + 0.1, c2 + 0.2, 1.0)
-    a[:, _SHOULDERS, PITCH] -= (1.3 * reach - 0.8 * pull)[:, None]
-    a[:, _SHOULDERS, YAW] += (0.2 * reach)[:, None] * _INWARD
-    a[:, _ELBOWS, PITCH] += (0.15 * reach - 1.6 * pull)[:, None]
+    arms = _SHOULDERS if ctx.rng.random() < 0.6 else [R_SH]  # two hands or one
+    elbows = [sh + 1 for sh in arms]
+    a[:, arms, PITCH] -= (1.3 * reach - 0.8 * pull)[:, None]
+    a[:, arms, YAW] += (0.2 * reach)[:, None] * (_INWARD if len(arms) == 2 else 1.0)
+    a[:, elbows, PITCH] += (0.15 * reach - 1.6 * pull)[:, None]
     a[:, LUMBAR, PITCH] -= 0.3 * pull  # lean back to pull
     m.shift[:, 0, 2] -= 0.15 * rise(s, c2, c2 + 0.15)
     towards = rise(s, c2, c2 + 0.22) * (0.2 + 0.2 * ctx.amp)  # the partner is dragged closer
@@ -334,10 +372,12 @@ def _punch_person(m: Motion, s: np.ndarray, ctx: Context) -> None:
 def _walk_towards(m: Motion, s: np.ndarray, ctx: Context) -> None:
     stop = ctx.rng.uniform(0.75, 1.05)  # where they stop, pelvis to pelvis
     total = max(ctx.dist - stop, 0.2)
-    share = ctx.rng.uniform(0.35, 0.65)
+    share = ctx.rng.uniform(0.35, 0.65) if ctx.rng.random() < 0.7 else 1.0  # sometimes only one walks
     progress = rise(s, 0.08, 0.85)
     gait = smooth_window(s, 0.05, 0.15, 0.78, 0.9)
     for p, dist in ((0, total * share), (1, total * (1 - share))):
+        if dist <= 0:
+            continue
         a = m.ang[:, p]
         steps = max(1.0, dist / 0.65)  # one step is about 0.65 m
         phi = np.pi * steps * progress + (p * np.pi / 2)

@@ -169,6 +169,7 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
     path = Path(path)
     if atomic:
         atomic_write_bytes(path, data)
+        os.chmod(path, 0o644)  # the temporary file was private (mkstemp); the result is not
     else:
         _fsync_write(path, data)
     return path

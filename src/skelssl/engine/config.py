@@ -20,6 +20,7 @@ import difflib
 import hashlib
 import inspect
 import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -233,6 +234,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             if isinstance(choice, str) and not isinstance(value, bool) and str(value) == choice:
                 return choice
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
+    if value is None and (dataclasses.is_dataclass(tp) or origin is dict or tp is dict):
+        value = {}  # an empty YAML section (``eval:``) reads as null
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping for section {tp.__name__}, got {value!r}")
@@ -479,6 +482,7 @@ def save_config(cfg: RunConfig | dict[str, Any], path: str | Path) -> Path:
 
     data = cfg if isinstance(cfg, dict) else to_dict(cfg)
     atomic_write_text(path, yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False))
+    os.chmod(path, 0o644)  # atomic_write_text's temporary file is private (mkstemp)
     return Path(path)
 
 

@@ -8,6 +8,7 @@ unconditionally.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -102,23 +103,27 @@ def all_gather_with_grad(x: torch.Tensor, fabric: Any = None) -> torch.Tensor:
 def make_fabric(cfg: Any, launch: bool = True):
     """Build (and launch) the Lightning Fabric for a :class:`~skelssl.engine.config.TrainerConfig`.
 
-    On CPU the precision is forced to ``32-true`` (mixed precision is a GPU feature here). Launched
-    under ``torchrun``/SLURM, Fabric detects the environment; otherwise ``devices``/``num_nodes`` > 1
-    make Fabric's launcher start the other processes by re-running the command.
+    On CPU the precision is forced to ``32-true`` (mixed precision is a GPU feature here). Under
+    ``torchrun`` the devices and nodes are taken from its environment (``LOCAL_WORLD_SIZE``,
+    ``WORLD_SIZE``) and Fabric joins its process group; under SLURM Fabric detects the job. Otherwise
+    ``devices``/``num_nodes`` > 1 make Fabric's launcher start the other processes by re-running the
+    command.
     """
     from lightning_fabric import Fabric
+    from lightning_fabric.plugins.environments import TorchElasticEnvironment
 
     accelerator = cfg.accelerator
     if accelerator == "auto":
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
     precision = cfg.precision if accelerator not in ("cpu",) else "32-true"
-    fabric = Fabric(
-        accelerator=accelerator,
-        devices=cfg.devices,
-        num_nodes=cfg.num_nodes,
-        strategy=cfg.strategy,
-        precision=precision,
-    )
+    devices, num_nodes, strategy = cfg.devices, cfg.num_nodes, cfg.strategy
+    if TorchElasticEnvironment.detect():
+        # Under torchrun the process layout is torchrun's; Fabric insists devices x nodes match it.
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        devices, num_nodes = local, max(1, int(os.environ["WORLD_SIZE"]) // local)
+        if strategy == "auto" and devices * num_nodes > 1:
+            strategy = "ddp"
+    fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy, precision=precision)
     if launch:
         fabric.launch()
     return fabric

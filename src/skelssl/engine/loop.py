@@ -33,6 +33,7 @@ from skelssl.engine.seed import capture_rng_state, derive_seed, module_generator
 __all__ = ["Trainer", "NonFiniteLossError", "TrainState", "epoch_batches", "num_batches"]
 
 _AUGMENT_KEY = "__trainer__.augment"
+_RESERVED = frozenset({"kind", "step", "epoch", "lr", "loss", "grad_norm"})
 
 
 class NonFiniteLossError(RuntimeError):
@@ -170,7 +171,7 @@ class Trainer:
 
         Returns:
             ``step``, ``epoch`` (epochs completed), ``loss`` (mean of the last log interval), ``eval``
-            (last metrics), ``eval_history``, ``elapsed_s`` (over all resumptions), ``resumed_from``
+            (last metrics, with their ``epoch`` and ``step``), ``eval_history``, ``elapsed_s`` (over all resumptions), ``resumed_from``
             (step or ``None``), ``checkpoint`` (path of ``last``).
 
         Raises:
@@ -306,6 +307,8 @@ class Trainer:
                         fabric.backward(loss / win_len)
                     window["loss"] = window.get("loss", 0.0) + value / win_len
                     for key, v in (logs or {}).items():
+                        if key in _RESERVED:  # the engine's own (rank-averaged) values win
+                            continue
                         v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)
                         window[key] = window.get(key, 0.0) + v / win_len
                     if not last_micro:

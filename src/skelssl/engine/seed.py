@@ -70,7 +70,7 @@ def capture_rng_state(generators: dict[str, torch.Generator] | None = None) -> d
     Returns:
         A nested dict of JSON values and tensors (saved by :mod:`skelssl.engine.checkpoint` without
         pickle): ``python`` (list), ``numpy`` (dict with the key as a uint32 tensor), ``torch`` (uint8
-        tensor), ``cuda`` (list of uint8 tensors, one per visible device), ``generators``.
+        tensor), ``cuda`` (the current CUDA device's state, when CUDA is in use), ``generators``.
     """
     version, internal, gauss_next = random.getstate()
     np_state = np.random.get_state(legacy=False)
@@ -84,7 +84,9 @@ def capture_rng_state(generators: dict[str, torch.Generator] | None = None) -> d
             "gauss": float(np_state["gauss"]),
         },
         "torch": torch.get_rng_state(),
-        "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+        # Only the current device: each data-parallel process owns one GPU, and touching the others
+        # would create a CUDA context on every GPU from every process.
+        "cuda": [torch.cuda.get_rng_state()] if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
         "generators": {name: g.get_state() for name, g in (generators or {}).items()},
     }
     return state
@@ -111,8 +113,8 @@ def restore_rng_state(state: dict[str, Any], generators: dict[str, torch.Generat
     )
     torch.set_rng_state(state["torch"].to(torch.uint8).cpu())
     cuda = state.get("cuda") or []
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda[0].to(torch.uint8).cpu())
     saved = state.get("generators", {})
     gens = generators or {}
     if set(saved) != set(gens):

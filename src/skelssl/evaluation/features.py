@@ -11,7 +11,7 @@ returns the features of the *whole* dataset, in dataset order.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -55,6 +55,7 @@ def run_model(
     gather: Gather | None = None,
     rank: int = 0,
     world_size: int = 1,
+    collate_fn: Callable[[list[Any]], Batch] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``model(x, lengths)`` over a dataset in eval mode; outputs and labels in dataset order.
 
@@ -83,7 +84,7 @@ def run_model(
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
-        collate_fn=collate,
+        collate_fn=collate_fn or collate,
         pin_memory=device.type == "cuda",
     )
     was_training = model.training

@@ -192,6 +192,7 @@ def evaluate_classifier(
     gather: Gather | None = None,
     rank: int = 0,
     world_size: int = 1,
+    collate_fn: Callable[[list[Any]], dict[str, torch.Tensor]] | None = None,
 ) -> dict[str, Any]:
     """Test a classifier on a whole dataset (eval mode, no augmentation beyond ``batch_transform``).
 
@@ -217,6 +218,7 @@ def evaluate_classifier(
         gather=gather,
         rank=rank,
         world_size=world_size,
+        collate_fn=collate_fn,
     )
     acc = topk_accuracy(logits, labels, ks=(1, 5))
     return {

@@ -17,19 +17,21 @@ bodies past ``max_bodies`` are checked but not kept. Slots are *not* matched acr
 id; ``body_ids`` is returned so that a pipeline can.
 
 Speed: a straightforward reader (``readline``/``split``/``float`` per value, as the official code
-does) spends nearly all its time in Python per joint line. Here Python only walks the frame and body
-header lines; the joint lines of a file are joined into one buffer and their numbers are converted by
-vectorised digit arithmetic (:func:`parse_number_block`), which gives bit-for-bit the same doubles as
-``float()``.
+does) spends nearly all its time in Python per joint line. Here a regular file (the common case) is
+read by :func:`_read_regular`: Python touches one header line per frame and one id per body; line and
+field boundaries come from ``flatnonzero`` over the whole file, and the numbers are converted by
+vectorised digit arithmetic that gives bit-for-bit the doubles ``float()`` gives. Anything irregular
+(odd spacing, a damaged file) goes to :func:`_read_checked`, a line-by-line reader that is the
+reference for the fast one and names the line of the first problem.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Sequence
 from importlib import resources
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -141,154 +143,7 @@ def discover(source: str | Path, exclude_missing: bool = True, **opts: Any) -> D
     return Discovery(units=units, excluded=excluded)
 
 
-# -- fast decimal numbers ----------------------------------------------------------------------------
-class NumberBlockError(Exception):
-    """A problem on 0-based ``line`` of a number block; the caller maps it to a file line."""
-
-    def __init__(self, line: int, problem: str) -> None:
-        super().__init__(f"line {line}: {problem}")
-        self.line = line
-        self.problem = problem
-
-
-_NUMBER_CHARS = b"0123456789.-+eE \n"
-_BAD_CHAR = re.compile(rb"[^0-9.eE+\- \n]")
-# Tokens of up to 15 characters go through the vectorised path: 15 digits stay below 2**53, so the
-# digit sums below are exact integers in float64.
-_MAX_FAST = 15
-_POW10 = 10.0 ** np.arange(_MAX_FAST + 1)  # exact doubles 1 .. 1e15
-_POW10_INT = 10 ** np.arange(_MAX_FAST + 1, dtype=np.int64)
-
-
-def parse_number_block(block: bytes, num_fields: int, cols: np.ndarray) -> np.ndarray:
-    """Convert columns of a block of lines holding ``num_fields`` decimal numbers each.
-
-    Equivalent to ``[[float(line.split()[c]) for c in cols] for line in block.split(b"\\n")]`` plus
-    checks, but the numbers are converted by array arithmetic on the bytes: a token
-    ``-?d*.d*`` of at most 15 characters is read as the integer of its digits ``M`` and the count of
-    decimals ``f``; ``M`` and ``10**f`` are exact doubles, so ``M / 10**f`` is the correctly rounded
-    value, the same double ``float()`` returns (Clinger's fast path). Other tokens (exponents,
-    ``+``, long ones) go to ``float()`` one by one; NTU files have a handful per file.
-
-    Args:
-        block: lines joined by ``\\n`` (no trailing newline), fields separated by spaces.
-        num_fields: how many fields every line must have.
-        cols: the 0-based columns to convert.
-
-    Returns:
-        ``(L, len(cols))`` float64.
-
-    Raises:
-        NumberBlockError: a line with another field count; a token that is not a finite decimal.
-    """
-    buf = np.frombuffer(block, dtype=np.uint8)
-    bounds = _token_bounds(buf, num_fields, cols)
-    if bounds is None:
-        # Irregular spacing (tabs, double or trailing spaces) or a wrong field count: name the bad
-        # line, or normalise the spacing and take the fast path.
-        lines = block.split(b"\n")
-        for i, line in enumerate(lines):
-            if len(line.split()) != num_fields:
-                raise NumberBlockError(i, f"a joint line needs {num_fields} fields, got {len(line.split())}")
-        block = b"\n".join(b" ".join(line.split()) for line in lines)
-        buf = np.frombuffer(block, dtype=np.uint8)
-        bounds = _token_bounds(buf, num_fields, cols)
-        if bounds is None:  # unreachable once every line has num_fields fields; never loop on it
-            raise NumberBlockError(0, "irregular field separators")
-    if block.translate(None, _NUMBER_CHARS):  # every field, read or not, must be made of these
-        raise _token_error(block, _BAD_CHAR.search(block).start())
-    tok_start, tok_end = bounds  # (C * L,) each, column-major
-    values = _decimal_tokens(buf, tok_start, tok_end)
-    for k in np.flatnonzero(np.isnan(values)):  # NaN marks the tokens the vectorised path left
-        value = None
-        try:
-            value = float(block[tok_start[k]:tok_end[k]])
-        except ValueError:
-            pass
-        if value is None or not math.isfinite(value):
-            raise _token_error(block, int(tok_start[k]), non_finite=value is not None)
-        values[k] = value
-    return values.reshape(len(cols), -1).T  # (L, C)
-
-
-def _token_bounds(buf: np.ndarray, num_fields: int, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Byte offsets ``(start, end)`` of the tokens in columns ``cols`` of every line, column-major
-    (``(C * L,)`` each), when every line is ``num_fields`` fields split by single spaces; ``None``
-    otherwise (the caller then looks closer)."""
-    n = buf.size
-    newlines = np.flatnonzero(buf == 10)
-    num_lines = newlines.size + 1
-    spaces = np.flatnonzero(buf == 32)
-    if spaces.size != (num_fields - 1) * num_lines:
-        return None
-    line_start = np.empty(num_lines, dtype=np.int64)
-    line_start[0] = 0
-    line_start[1:] = newlines + 1
-    line_end = np.empty(num_lines, dtype=np.int64)
-    line_end[:-1] = newlines
-    line_end[-1] = n
-    if num_fields == 1:
-        return (line_start, line_end) if (line_end > line_start).all() else None
-    # Row r's spaces strictly inside line r, no two adjacent: with the total right, every line
-    # then has exactly num_fields non-empty fields.
-    if (np.diff(spaces) < 2).any():
-        return None
-    spaces = spaces.reshape(num_lines, num_fields - 1)
-    if not ((spaces[:, 0] > line_start).all() and (spaces[:, -1] < line_end - 1).all()):
-        return None
-    starts = [line_start if c == 0 else spaces[:, c - 1] + 1 for c in cols]
-    ends = [line_end if c == num_fields - 1 else spaces[:, c] for c in cols]
-    return np.concatenate(starts), np.concatenate(ends)
-
-
-def _decimal_tokens(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Values of the tokens ``buf[start:end]`` of the form ``-?d*.?d*``; NaN for any other token."""
-    length = (end - start).astype(np.int32)
-    if length.size == 0:
-        return np.empty(0, dtype=np.float64)
-    width = int(min(length.max(), _MAX_FAST))
-    # Right-align the tokens in a (width, k) window with '0' in the columns before a token's start
-    # (leading zeros change nothing), so that row j always weighs 10**(width-1-j).
-    padded = np.concatenate([np.full(width, 48, dtype=np.uint8), buf])
-    row = np.arange(width, dtype=np.int32)[:, None]
-    chars = np.take(padded, end.astype(np.int32) + row)  # (width, k)
-    inside = row >= width - length  # (width, k): the token's own columns
-    digits = chars - np.uint8(48)  # a non-digit wraps to >= 10
-    non_digit = (digits >= 10) & inside
-    is_dot = (chars == 46) & inside
-    num_non_digits = np.add.reduce(non_digit, axis=0, dtype=np.uint8)  # (k,)
-    num_dots = np.add.reduce(is_dot, axis=0, dtype=np.uint8)
-    neg = np.take(padded, start.astype(np.int32) + width) == 45  # a leading '-'
-    # Valid here: at most one '.', a '-' only in front, at least one digit; the rest go to float().
-    ok = (length <= width) & (num_dots <= 1) & (num_non_digits == num_dots + neg) & (length > num_non_digits)
-    digits *= inside & ~non_digit
-    # The dot's row counts as a digit place, so the digits left of it weigh 10x too much: split the
-    # digit sum at 10**decimals and scale the left part back, in exact integers (all < 2**53).
-    weighted = (_POW10[width - 1::-1] @ digits.astype(np.float64)).astype(np.int64)  # (k,)
-    has_dot = num_dots == 1
-    dot_row = np.add.reduce(is_dot * row.astype(np.uint8), axis=0, dtype=np.uint8).astype(np.int64)
-    decimals = np.where(has_dot, width - 1 - dot_row, 0)
-    scale = _POW10_INT[decimals]
-    right = weighted % scale
-    mantissa = np.where(has_dot, right + (weighted - right) // 10, weighted)
-    values = mantissa / _POW10[decimals]
-    np.negative(values, out=values, where=neg)
-    values[~ok] = np.nan
-    return values
-
-
-def _token_error(block: bytes, pos: int, non_finite: bool = False) -> NumberBlockError:
-    """The error for the token around byte ``pos`` of ``block``."""
-    line = block.count(b"\n", 0, pos)
-    a = max(block.rfind(b" ", 0, pos), block.rfind(b"\n", 0, pos)) + 1
-    ends = [i for i in (block.find(b" ", pos), block.find(b"\n", pos)) if i >= 0]
-    token = block[a:min(ends) if ends else len(block)][:40].decode("ascii", "replace")
-    if non_finite or token.lstrip("+-").lower() in ("nan", "inf", "infinity"):
-        return NumberBlockError(line, f"non-finite value {token!r}")
-    return NumberBlockError(line, f"bad number {token!r}")
-
-
-# -- read ------------------------------------------------------------------------------------------
+# -- the line-by-line reference reader ------------------------------------------------------
 def _field_columns(fields: Sequence[str]) -> np.ndarray:
     if isinstance(fields, str):
         fields = (fields,)
@@ -364,6 +219,232 @@ def _walk(lines: list[bytes], path: Path, max_bodies: int):
     return num_frames, kept, nmax
 
 
+def _read_checked(data: bytes, path: Path, cols: np.ndarray, max_bodies: int):
+    """Read any file line by line, naming the first problem; the reference for :func:`_read_regular`.
+
+    The rule both readers apply: every byte is a digit, ``.``, ``-``, ``+``, ``e``, ``E``, a space or
+    a line break; every joint line has 12 fields; the requested fields are finite decimal numbers.
+
+    Returns:
+        ``(num_frames, nmax, kept, values)``: ``kept`` lists ``(frame, slot, body_id, first joint
+        line)`` per kept body; ``values`` is ``(len(kept) * 25, C)`` float64.
+    """
+    lines = data.splitlines()  # LF, CRLF (official zips) and lone CR alike
+    num_frames, kept, nmax = _walk(lines, path, max_bodies)
+    bad = _BAD_CHAR.search(data.replace(b"\t", b" "))
+    if bad:
+        line = len(data[:bad.start() + 1].splitlines())
+        token = lines[line - 1].decode("latin-1").split()
+        word = next((w for w in token if _BAD_CHAR.search(w.encode("latin-1"))), "?")[:30]
+        what = "non-finite value" if word.lstrip("+-").lower() in ("nan", "inf", "infinity") else "bad number"
+        raise SkeletonFormatError(path, f"line {line}: {what} {word!r}")
+    values = np.zeros((len(kept) * NUM_JOINTS, len(cols)))
+    row = 0
+    for first in (k[3] for k in kept):
+        for i in range(first, first + NUM_JOINTS):
+            fields = lines[i].split()
+            if len(fields) != len(JOINT_FIELDS):
+                raise SkeletonFormatError(
+                    path, f"line {i + 1}: a joint line needs {len(JOINT_FIELDS)} fields, got {len(fields)}")
+            for c, col in enumerate(cols):
+                try:
+                    values[row, c] = value = float(fields[col])
+                except ValueError:
+                    raise SkeletonFormatError(path, f"line {i + 1}: bad number {fields[col][:30].decode()!r}") from None
+                if not math.isfinite(value):
+                    raise SkeletonFormatError(path, f"line {i + 1}: non-finite value {fields[col][:30].decode()!r}")
+            row += 1
+    return num_frames, nmax, kept, values
+
+
+# -- fast decimal numbers --------------------------------------------------------------------------
+_FILE_CHARS = b"0123456789.-+eE \r\n"  # every byte of a regular file is one of these
+_BAD_CHAR = re.compile(rb"[^0-9.eE+\- \r\n]")
+_POW10 = 10.0 ** np.arange(16)  # exact doubles 1 .. 1e15
+_POW10_INT = 10 ** np.arange(16, dtype=np.int64)
+_ONE_PER_BYTE = np.uint64(0x0101010101010101)
+_DOT_MAGIC = np.uint64(0x0706050403020100)
+# A token of length L right-aligned in 16 bytes (two little-endian words): _KEEP[L] keeps its bytes,
+# _FILL[L] puts ASCII '0' in the 16 - L bytes before it.
+_KEEP = np.array([[0xFF if j >= 16 - n else 0 for j in range(16)] for n in range(17)], dtype=np.uint8)
+_FILL = np.where(_KEEP == 0, np.uint8(48), np.uint8(0))
+_KEEP, _FILL = _KEEP.view("V16").ravel(), _FILL.view("V16").ravel()  # (17,) 16-byte items
+# (shift, multiplier, lane mask): 8 digit bytes -> 4 two-digit -> 2 four-digit -> 1 eight-digit lane.
+_SWAR_STEPS = (
+    (np.uint64(8), np.uint64(10), np.uint64(0x00FF00FF00FF00FF)),
+    (np.uint64(16), np.uint64(100), np.uint64(0x0000FFFF0000FFFF)),
+    (np.uint64(32), np.uint64(10000), np.uint64(0x00000000FFFFFFFF)),
+)
+
+
+def _decimal_tokens(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Values of the tokens ``buf[start:end]`` of the form ``-?d*.?d*``; NaN for any other token.
+
+    A token of at most 15 characters is the integer ``M`` of its digits over ``10**f`` (``f``
+    decimals); ``M < 10**15 < 2**53`` and ``10**f`` are exact doubles, so ``M / 10**f`` is the
+    correctly rounded value, the double ``float()`` returns (Clinger's fast path). To get ``M``, each
+    token is right-aligned in a 16-byte window (two little-endian uint64 read at unaligned offsets),
+    the bytes before it become '0', and the digits are combined eight at a time with the SWAR
+    multiply-shift steps of simdjson's ``parse_eight_digits_unrolled``. Temporaries are reused in
+    place: fresh pages cost more than the arithmetic on some virtual machines.
+
+    Shape:
+        ``start``, ``end``: ``(k,)`` byte offsets; returns ``(k,)`` float64.
+    """
+    length = end - start
+    k = length.size
+    if k == 0 or buf.size < 16 or sys.byteorder != "little":  # (the byte tricks assume little-endian)
+        return np.full(k, np.nan)
+    # items[i] = the 16 bytes buf[i:i+16] as one raw item (numpy copies unaligned items itself).
+    items = np.ndarray((buf.size - 15,), dtype="V16", buffer=buf, strides=(1,))
+    first = np.maximum(end - 16, 0)  # a token ending before byte 16 goes to float()
+    window = items[first].view(np.uint64).reshape(k, 2)  # bytes buf[end-16:end-8], buf[end-8:end]
+    # Keep the token's own bytes (the last `length` of the 16) and put '0' in front of them.
+    fit = np.minimum(length, 16)
+    mask = np.empty(k, dtype="V16")
+    scratch = mask.view(np.uint64).reshape(k, 2)
+    window &= np.take(_KEEP, fit, out=mask).view(np.uint64).reshape(k, 2)
+    window |= np.take(_FILL, fit, out=mask).view(np.uint64).reshape(k, 2)
+    chars = window.view(np.uint8).reshape(k, 16)  # column j = byte end-16+j
+
+    digits = scratch.view(np.uint8).reshape(k, 16)
+    np.subtract(chars, np.uint8(48), out=digits)  # a non-digit wraps to >= 10
+    non_digit = digits >= 10
+    is_dot = np.equal(chars, 46, out=chars.view(np.bool_))  # (the characters are not needed again)
+    num_non_digits = _bytes_set(non_digit)  # (k,)
+    num_dots = _bytes_set(is_dot)
+    neg = np.take(buf, start) == 45  # a leading '-'
+    # Valid here: at most 15 characters, at most one '.', a '-' only in front, at least one digit.
+    ok = (length <= 15) & (end >= 16) & (num_dots <= 1) & (num_non_digits == num_dots + neg)
+    ok &= num_non_digits < length
+    np.invert(non_digit, out=non_digit)
+    digits *= non_digit  # '.', '-' -> 0
+    lanes = scratch  # (k, 2): 8 digits each, the first character in the low byte
+    shifted = non_digit.view(np.uint64)
+    for shift, mult, mask in _SWAR_STEPS:
+        np.right_shift(lanes, shift, out=shifted)
+        lanes *= mult
+        lanes += shifted
+        lanes &= mask
+    weighted = lanes[:, 0].astype(np.int64) * 100_000_000 + lanes[:, 1].astype(np.int64)  # 16 columns
+    # The dot's column counts as a digit place, so the digits left of it weigh 10x too much: split
+    # at 10**decimals and scale the left part back, in exact integers.
+    has_dot = num_dots == 1
+    # Columns right of the dot: a word holding the dot's single 0x01 byte at byte b, times
+    # 0x0706050403020100, carries 7 - b into its top byte.
+    dot_words = is_dot.view(np.uint64)  # (k, 2)
+    after_dot = (dot_words * _DOT_MAGIC) >> np.uint64(56)
+    decimals = (after_dot[:, 1] + (after_dot[:, 0] + np.uint64(8)) * (dot_words[:, 0] != 0)).astype(np.int64)
+    decimals *= has_dot
+    scale = _POW10_INT[decimals]
+    right = weighted % scale
+    values = np.where(has_dot, right + (weighted - right) // 10, weighted) / _POW10[decimals]
+    np.negative(values, out=values, where=neg)
+    values[~ok] = np.nan
+    return values
+
+
+def _bytes_set(mask: np.ndarray) -> np.ndarray:
+    """Per row, how many of the 16 bytes of a ``(k, 16)`` bool mask are set (a SWAR byte sum)."""
+    words = mask.view(np.uint64)  # (k, 2), bytes 0 or 1
+    return ((words[:, 0] * _ONE_PER_BYTE) >> np.uint64(56)) + ((words[:, 1] * _ONE_PER_BYTE) >> np.uint64(56))
+
+
+def _fields_ok(spaces: np.ndarray, start: np.ndarray, end: np.ndarray, num_spaces: int) -> np.ndarray | None:
+    """Index in ``spaces`` of each line's first space when every line ``[start, end)`` holds exactly
+    ``num_spaces`` spaces, none at either end (``spaces`` has no two adjacent); else ``None``."""
+    first = np.searchsorted(spaces, start)
+    last = first + (num_spaces - 1)
+    if last.max() >= spaces.size or not ((spaces[first] > start).all() and (spaces[last] < end - 1).all()):
+        return None
+    after = np.minimum(last + 1, spaces.size - 1)
+    return first if ((last + 1 >= spaces.size) | (spaces[after] > end)).all() else None
+
+
+def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
+    """The common case, fast: a well-formed file with single spaces between fields.
+
+    Same result as :func:`_read_checked`, or ``None`` at the first irregularity of any kind (that
+    reader then reads the file again and names the problem).
+    """
+    if data.translate(None, _FILE_CHARS):
+        return None
+    buf = np.frombuffer(data, dtype=np.uint8)
+    is_char = buf == 10  # reused for the spaces below
+    ends = np.flatnonzero(is_char)
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(data))
+    starts = np.zeros_like(ends)
+    starts[1:] = ends[:-1] + 1
+    if b"\r" in data:  # CRLF: drop the CR at each line end; any other CR is irregular
+        cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
+        if int(np.count_nonzero(cr)) != data.count(b"\r"):
+            return None
+        ends = ends - cr
+    # Python reads one line per frame, the body count; everything else is checked in bulk below.
+    num_lines, line_start, line_end = ends.size, starts.item, ends.item
+    try:
+        num_frames = int(data[:line_end(0)])
+        counts, i = [], 1
+        for _ in range(num_frames):
+            nb = int(data[line_start(i):line_end(i)])  # (IndexError past the end)
+            i += 1 + (2 + NUM_JOINTS) * nb
+            if nb < 0 or i > num_lines:
+                return None
+            counts.append(nb)
+    except (ValueError, IndexError):
+        return None
+    if num_frames <= 0 or (i < num_lines and data[line_start(i):].strip()):
+        return None
+    counts = np.array(counts, dtype=np.int64)  # (T,)
+    headers = np.concatenate([[1], 1 + np.cumsum(1 + (2 + NUM_JOINTS) * counts)[:-1]])  # (T,)
+    frame = np.repeat(np.arange(num_frames), counts)  # (K_all,) frame of every body
+    slot = np.arange(frame.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    body_line = headers[frame] + 1 + (2 + NUM_JOINTS) * slot
+    if frame.size == 0:
+        return num_frames, 0, [], np.zeros((0, len(cols)))
+    spaces = np.flatnonzero(np.equal(buf, 32, out=is_char))
+    pairs = np.ndarray((buf.size - 1,), dtype="<u2", buffer=buf, strides=(1,))  # bytes i, i+1
+    if spaces.size == 0 or np.equal(pairs, 0x2020, out=is_char[:-1]).any():  # "  ": an empty field
+        return None
+    count_line = starts[body_line + 1]  # each must read exactly "25"
+    if not ((ends[body_line + 1] - count_line == 2).all() and (buf[count_line] == 50).all()
+            and (buf[count_line + 1] == 53).all()):
+        return None
+    body_spaces = _fields_ok(spaces, starts[body_line], ends[body_line], BODY_FIELDS - 1)
+    if body_spaces is None:
+        return None
+    keep = slot < max_bodies
+    frame, slot, body_line = frame[keep], slot[keep], body_line[keep]
+    id_ends = spaces[body_spaces[keep]]
+    try:
+        # Body ids reach ~7.2e16 (> 2**53): parse as int, never through float.
+        ids = [int(data[a:b]) for a, b in zip(starts[body_line].tolist(), id_ends.tolist())]
+    except ValueError:
+        return None
+    if ids and not (-(2**63) <= min(ids) and max(ids) < 2**63):
+        return None
+
+    joint_line = (body_line[:, None] + 2 + np.arange(NUM_JOINTS)).ravel()  # (L,)
+    js, je = starts[joint_line], ends[joint_line]
+    first = _fields_ok(spaces, js, je, len(JOINT_FIELDS) - 1)
+    if first is None:
+        return None
+    tok_start = np.concatenate([js if c == 0 else spaces[first + c - 1] + 1 for c in cols])  # (C * L,)
+    tok_end = np.concatenate([je if c == len(JOINT_FIELDS) - 1 else spaces[first + c] for c in cols])
+    values = _decimal_tokens(buf, tok_start, tok_end)
+    for k in np.flatnonzero(np.isnan(values)):  # exponents and other rare forms
+        token = data[tok_start[k]:tok_end[k]]
+        try:
+            values[k] = float(token)
+        except ValueError:
+            return None
+        if not math.isfinite(values[k]):
+            return None
+    kept = list(zip(frame.tolist(), slot.tolist(), ids, (body_line + 2).tolist()))
+    return num_frames, int(counts.max()), kept, values.reshape(len(cols), -1).T
+
+
 def read(
     path: str | Path, fields: Sequence[str] = ("x", "y", "z"), max_bodies: int = 4, **opts: Any,
 ) -> list[RawSample]:
@@ -397,24 +478,18 @@ def read(
         raise SkeletonFormatError(path, f"cannot read: {e.strerror or e}") from None
     if not data.strip():
         raise SkeletonFormatError(path, "empty file")
-    lines = data.splitlines()  # LF, CRLF (official zips) and lone CR alike
-    num_frames, kept, nmax = _walk(lines, path, max_bodies)
+    parsed = _read_regular(data, cols, max_bodies)
+    if parsed is None:
+        parsed = _read_checked(data, path, cols, max_bodies)
+    num_frames, nmax, kept, values = parsed
 
     num_slots = max(1, min(max_bodies, nmax))
     bodies = np.zeros((num_frames, num_slots, NUM_JOINTS, len(cols)), dtype=np.float32)
     body_ids = np.full((num_frames, num_slots), -1, dtype=np.int64)
     if kept:
-        frame_idx, slot_idx, ids, starts = (list(c) for c in zip(*kept))
-        # One buffer holding every kept joint line, in (body-frame, joint) order.
-        block = b"\n".join(chain.from_iterable(lines[s:s + NUM_JOINTS] for s in starts))
-        try:
-            values = parse_number_block(block, len(JOINT_FIELDS), cols)  # (K*25, C) float64
-        except NumberBlockError as e:
-            line_no = starts[e.line // NUM_JOINTS] + e.line % NUM_JOINTS + 1
-            raise SkeletonFormatError(path, f"line {line_no}: {e.problem}") from None
+        frame_idx, slot_idx, ids, _ = (list(c) for c in zip(*kept))
         bodies[frame_idx, slot_idx] = values.reshape(len(kept), NUM_JOINTS, len(cols))
         body_ids[frame_idx, slot_idx] = ids
-
     meta = parse_sample_name(path.stem) or {}
     return [RawSample(
         name=path.stem, bodies=bodies, label=meta.get("label", -1), subject=meta.get("subject", -1),

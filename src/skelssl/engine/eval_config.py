@@ -1,0 +1,240 @@
+"""Typed settings of the evaluation protocols (the ``eval`` section of a recipe).
+
+The published protocols differ in optimiser, schedule, epochs and input handling; each is a named
+preset here, and a recipe or the command line picks one and overrides single fields::
+
+    eval:
+      input: {frames: 64}          # the encoder's input length (crop-resize), null for whole sequences
+      linear: {preset: isc}        # ISC: SGD 0.1, 80 epochs, x0.1 at 50/70, crop 50-100 %, centre 95 %
+      finetune: {preset: hitrs, epochs: 70}
+
+    skelssl eval linear RUN --protocol nucla-xview linear.epochs=30 input.frames=50
+
+Presets (METHODS.md §3.6, §2.6, §8.7):
+
+- ``linear``: ``isc`` (SGD 0.1, momentum 0.9, wd 0, batch 64, 80 epochs, x0.1 at 50 and 70),
+  ``hitrs`` (AdamW 0.01, wd 0, batch 128, 70 epochs, constant), ``mamp`` (SGD 0.1, batch 256,
+  100 epochs, cosine to 0, non-affine BatchNorm before the linear layer).
+- ``finetune``: ``hitrs`` (AdamW 4e-4, wd 0.01, batch 128, 70 epochs, halved every 10 epochs after
+  20, grad clip 1, dropout 0.2), ``isc`` (SGD 0.01, batch 64, 80 epochs, x0.1 at 50/70 as CMD's
+  semi-supervised script), ``mamp`` (AdamW 3e-4 to 1e-5 cosine, 5 warm-up epochs, 100 epochs, batch
+  48, wd 0.05, layer decay 0.8, label smoothing 0.1, MLP head), ``default`` (AdamW 1e-3 cosine).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+from skelssl.engine.config import ConfigError, OptimConfig, ScheduleConfig, from_dict, to_dict
+
+__all__ = [
+    "InputConfig",
+    "ClassifierTaskConfig",
+    "KnnTaskConfig",
+    "SemiTaskConfig",
+    "TsneTaskConfig",
+    "EvalConfig",
+    "LINEAR_PRESETS",
+    "FINETUNE_PRESETS",
+    "load_eval_config",
+]
+
+
+@dataclass
+class InputConfig:
+    """How sequences are fed to the encoder at evaluation time.
+
+    Attributes:
+        frames: fixed input length by temporal crop-resize (ISC 64, MAMP 120); ``None`` feeds whole
+            sequences (zero-padded, with lengths), as Hi-TRS does.
+        train_crop: crop ratio range of the training crops (ISC/MAMP 0.5-1).
+        test_centre: centre crop kept at test time (ISC/MAMP 0.95).
+        min_frames: crop floor in frames (sequences shorter than it are used whole).
+        max_frames: longer sequences are evenly subsampled to this before anything else.
+        rotate: random rotation (radians, per axis) of training crops (MAMP 0.3); 0 for none.
+    """
+
+    frames: int | None = None
+    train_crop: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    test_centre: float = 0.95
+    min_frames: int = 64
+    max_frames: int | None = 300
+    rotate: float = 0.0
+
+
+@dataclass
+class ClassifierTaskConfig:
+    """A classifier on the encoder, trained by the one engine loop (linear probe or fine-tuning).
+
+    Attributes:
+        preset: named defaults (see the module docstring); explicit fields override them.
+        epochs, batch_size: as the protocol says.
+        optim, schedule: as in a pre-training recipe.
+        head: ``linear``, ``linear_bn`` (non-affine BatchNorm first, MAMP's probe) or ``mlp`` (MAMP's
+            fine-tune head).
+        label_smoothing, dropout: classifier regularisation (dropout on the pooled feature).
+        layer_decay: layer-wise lr decay for transformer encoders that expose their depth (MAMP 0.8).
+        grad_clip: gradient-norm clip.
+        accumulate: micro-batches per optimiser step.
+        seed: the seed of this evaluation (head init, sample order, augmentation).
+        cache_features: linear probe only: extract the frozen features once (test-time input, no
+            augmentation) and train the head on them; much faster, but not the published protocols,
+            which crop randomly every epoch.
+    """
+
+    preset: str | None = None
+    epochs: int = 30
+    batch_size: int = 64
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="sgd", lr=0.1, momentum=0.9))
+    schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(name="cosine"))
+    head: Literal["linear", "linear_bn", "mlp"] = "linear"
+    label_smoothing: float = 0.0
+    dropout: float = 0.0
+    layer_decay: float | None = None
+    grad_clip: float | None = None
+    accumulate: int = 1
+    seed: int = 0
+    cache_features: bool = False
+
+
+@dataclass
+class KnnTaskConfig:
+    """kNN on frozen features: ``k = 1`` cosine is ISC's retrieval protocol; ``k = 20`` is weighted.
+
+    Attributes:
+        ks: the neighbour counts to report; the first is the headline (``final``).
+        weighting: vote weighting for ``k > 1``: ``exp`` (exp(sim / temperature)), ``uniform``, ``distance``.
+        temperature: of the ``exp`` weighting.
+        batch_size: feature-extraction batch.
+    """
+
+    ks: list[int] = field(default_factory=lambda: [1, 20])
+    weighting: Literal["exp", "uniform", "distance"] = "exp"
+    temperature: float = 0.07
+    batch_size: int = 128
+
+
+@dataclass
+class SemiTaskConfig:
+    """Fine-tuning on the store's saved label-fraction subsets, several subset seeds."""
+
+    fractions: list[float] = field(default_factory=lambda: [0.01, 0.1])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+
+
+@dataclass
+class TsneTaskConfig:
+    method: Literal["tsne", "pca"] = "tsne"
+    max_points: int = 3000
+    batch_size: int = 128
+
+
+@dataclass
+class EvalConfig:
+    """The ``eval`` section of a recipe (and of ``skelssl eval`` overrides)."""
+
+    input: InputConfig = field(default_factory=InputConfig)
+    knn: KnnTaskConfig = field(default_factory=KnnTaskConfig)
+    linear: ClassifierTaskConfig = field(default_factory=lambda: ClassifierTaskConfig(preset="isc"))
+    finetune: ClassifierTaskConfig = field(default_factory=lambda: ClassifierTaskConfig(preset="default"))
+    semi: SemiTaskConfig = field(default_factory=SemiTaskConfig)
+    tsne: TsneTaskConfig = field(default_factory=TsneTaskConfig)
+    num_workers: int = 0
+
+
+LINEAR_PRESETS: dict[str, dict[str, Any]] = {
+    "isc": {
+        "epochs": 80, "batch_size": 64, "head": "linear",
+        "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0},
+        "schedule": {"name": "multistep", "milestones": [50, 70], "gamma": 0.1},
+    },
+    "hitrs": {
+        "epochs": 70, "batch_size": 128, "head": "linear",
+        "optim": {"name": "adamw", "lr": 0.01, "weight_decay": 0.0},
+        "schedule": {"name": "constant"},
+    },
+    "mamp": {
+        "epochs": 100, "batch_size": 256, "head": "linear_bn",
+        "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0},
+        "schedule": {"name": "cosine", "min_lr": 0.0},
+    },
+}
+
+FINETUNE_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {
+        "epochs": 50, "batch_size": 32, "head": "linear",
+        "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01},
+        "schedule": {"name": "cosine", "warmup_epochs": 2, "min_lr": 1e-5},
+    },
+    "hitrs": {
+        # Constant for 20 epochs, then x0.5 every 10 (METHODS.md §2.6).
+        "epochs": 70, "batch_size": 32, "accumulate": 4, "head": "linear", "dropout": 0.2, "grad_clip": 1.0,
+        "optim": {"name": "adamw", "lr": 4e-4, "weight_decay": 0.01},
+        "schedule": {"name": "multistep", "milestones": [20, 30, 40, 50, 60], "gamma": 0.5},
+    },
+    "isc": {
+        "epochs": 80, "batch_size": 64, "head": "linear",
+        "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0},
+        "schedule": {"name": "multistep", "milestones": [50, 70], "gamma": 0.1},
+    },
+    "mamp": {
+        "epochs": 100, "batch_size": 48, "head": "mlp", "label_smoothing": 0.1, "dropout": 0.3, "layer_decay": 0.8,
+        "optim": {"name": "adamw", "lr": 3e-4, "weight_decay": 0.05, "no_decay": []},
+        "schedule": {"name": "cosine", "warmup_epochs": 5, "min_lr": 1e-5},
+    },
+}
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted!r}: {p} is a value, not a section")
+    node[parts[-1]] = value
+
+
+def _with_presets(data: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    for task, presets in (("linear", LINEAR_PRESETS), ("finetune", FINETUNE_PRESETS)):
+        section = out.get(task) or {}
+        name = section.get("preset", "isc" if task == "linear" else "default")
+        if name is not None:
+            if name not in presets:
+                raise ConfigError(f"eval.{task}.preset: unknown preset {name!r}; known: {', '.join(presets)}")
+            section = _merge(presets[name], section)
+            section["preset"] = name
+        out[task] = section
+    return out
+
+
+def load_eval_config(recipe_eval: dict[str, Any] | None, overrides: list[str] | tuple[str, ...] = ()) -> EvalConfig:
+    """The evaluation settings: defaults <- presets <- the run's ``eval`` section <- overrides.
+
+    Overrides are ``section.key=value`` (``linear.epochs=30``, ``input.frames=64``,
+    ``finetune.optim.lr=1e-3``), parsed with ``yaml.safe_load`` and checked strictly.
+    """
+    data = copy.deepcopy(recipe_eval or {})
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. linear.epochs=30)")
+        _set(data, key.strip(), yaml.safe_load(text))
+    data = _with_presets(data)
+    return from_dict(EvalConfig, data)
+
+
+def eval_config_dict(cfg: EvalConfig) -> dict[str, Any]:
+    return to_dict(cfg)

@@ -1,0 +1,420 @@
+"""Evaluation protocols as jobs: kNN, linear, fine-tune, semi-supervised, transfer, t-SNE.
+
+Every protocol loads an *encoder* (``RUN/encoder.safetensors`` or an encoder file), never the method
+that trained it, and writes ``results.json`` into ``RUN/eval/<task>-<protocol>[-random]/`` (or
+``--out``). Linear probing and fine-tuning run in the same :class:`~skelssl.engine.loop.Trainer` as
+pre-training, with a :class:`~skelssl.evaluation.heads.Classifier` as the module and a test-set
+evaluation after every epoch, so both the final-epoch and the best-epoch accuracy are reported (the
+ISC and MAMP codes report the best epoch on the test split; METHODS.md §5 asks for both).
+
+``--random-init`` evaluates the same encoder architecture with random weights: the baseline every
+self-supervised number is read against. Evaluating on a store other than the pre-training store is
+transfer; where the layouts differ, parameters whose shapes depend on the joint count are
+re-initialised and listed in the results.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from skelssl.data.dataset import SkeletonDataset
+from skelssl.data.protocols import split as protocol_split
+from skelssl.data.protocols import subset_indices
+from skelssl.data.store import Store
+from skelssl.engine import checkpoint as ckpt
+from skelssl.engine.config import ConfigError, TrainerConfig, to_dict
+from skelssl.engine.eval_config import ClassifierTaskConfig, EvalConfig, InputConfig, load_eval_config
+from skelssl.engine.loop import Trainer
+from skelssl.engine.optim import block_layer_id, build_optimizer, layer_decay_groups, scheduler_factory
+from skelssl.engine.seed import seed_all
+from skelssl.evaluation.features import extract_features
+from skelssl.evaluation.heads import Classifier, LinearHead, MLPHead, evaluate_classifier
+from skelssl.evaluation.knn import knn_accuracy
+from skelssl.evaluation.results import config_hash, write_results
+from skelssl.models import build_encoder
+from skelssl.transforms.spatial import rotate
+from skelssl.transforms.temporal import crop_resize
+
+__all__ = ["TASKS", "EncoderSource", "load_encoder_source", "evaluate", "default_out_dir"]
+
+TASKS = ("knn", "linear", "finetune", "semi", "tsne")
+
+
+# -- the encoder under evaluation ----------------------------------------------------------------------
+class EncoderSource:
+    """Where the encoder comes from: its file, spec, the run's config, and how to (re)build it."""
+
+    def __init__(self, path: Path, spec: dict[str, Any], run_config: dict[str, Any], run_dir: Path | None) -> None:
+        self.path, self.spec, self.run_config, self.run_dir = path, spec, run_config, run_dir
+
+    @property
+    def pretrain_store(self) -> str | None:
+        return (self.run_config.get("data") or {}).get("store") or None
+
+    def build(self, store: Store, random_init: bool, seed: int) -> tuple[nn.Module, list[str]]:
+        """The encoder for ``store``, with the pre-trained weights unless ``random_init``.
+
+        The encoder is rebuilt for the store's channels, layout and persons. On the pre-training
+        layout every weight must fit (strict); on another layout (transfer, e.g. N-UCLA -> NTU joints)
+        weights whose shapes depend on the joints are re-initialised and returned by name.
+        """
+        kwargs = dict(self.spec["kwargs"])
+        kwargs.update(in_channels=store.channels, layout=store.layout.name, num_persons=store.num_persons)
+        seed_all(seed)
+        encoder = build_encoder(self.spec["name"], **kwargs)
+        if random_init:
+            return encoder, []
+        tensors, _ = ckpt.load_tensors(self.path)
+        target = encoder.state_dict()
+        if kwargs == self.spec["kwargs"]:  # the pre-training geometry: every weight must fit
+            try:
+                encoder.load_state_dict(tensors, strict=True)
+            except RuntimeError as e:
+                raise ckpt.CheckpointError(f"{self.path}: weights do not fit encoder {self.spec['name']!r}: {e}") from None
+            return encoder, []
+        fitting = {k: v for k, v in tensors.items() if k in target and target[k].shape == v.shape}
+        encoder.load_state_dict(fitting, strict=False)
+        return encoder, sorted(k for k in target if k not in fitting)
+
+
+def load_encoder_source(run: str | Path) -> EncoderSource:
+    """A pre-training run folder (its ``encoder.safetensors``) or an encoder file."""
+    run = Path(run)
+    if run.is_dir():
+        path = run / "encoder.safetensors"
+        if not path.is_file():
+            raise ckpt.CheckpointError(f"{run}: no encoder.safetensors (is the pre-training finished?)")
+        run_dir = run
+    elif run.is_file():
+        path, run_dir = run, None
+    else:
+        raise ckpt.CheckpointError(f"{run}: no such run folder or encoder file")
+    meta = ckpt.encoder_metadata(path)
+    spec = meta["encoder_spec"] if "encoder_spec" in meta else meta.get("spec")
+    if isinstance(spec, str):
+        spec = json.loads(spec)
+    config = meta.get("config") or {}
+    if isinstance(config, str):
+        config = json.loads(config)
+    return EncoderSource(path, spec, config, run_dir)
+
+
+def default_out_dir(source: EncoderSource, task: str, protocol: str, random_init: bool, suffix: str = "") -> Path:
+    base = source.run_dir if source.run_dir is not None else source.path.parent
+    return base / "eval" / f"{task}-{protocol}{suffix}{'-random' if random_init else ''}"
+
+
+# -- input handling --------------------------------------------------------------------------------------
+def _train_transform(inp: InputConfig) -> Callable[[dict, torch.Generator], dict] | None:
+    if inp.frames is None and not inp.rotate:
+        return None
+
+    def transform(batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        x, lengths = batch["x"], batch["lengths"]
+        if inp.frames is not None:
+            x = crop_resize(x, lengths, inp.frames, ratio=tuple(inp.train_crop), min_frames=inp.min_frames, generator=generator)
+            lengths = torch.full_like(lengths, inp.frames)
+        if inp.rotate:
+            x = rotate(x, inp.rotate, generator=generator)
+        return {**batch, "x": x, "lengths": lengths}
+
+    return transform
+
+
+def _test_transform(inp: InputConfig) -> Callable[[dict], dict] | None:
+    if inp.frames is None:
+        return None
+
+    def transform(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x = crop_resize(batch["x"], batch["lengths"], inp.frames, centre=inp.test_centre, min_frames=inp.min_frames)
+        return {**batch, "x": x, "lengths": torch.full_like(batch["lengths"], inp.frames)}
+
+    return transform
+
+
+# -- protocols ---------------------------------------------------------------------------------------------
+def _knn(ctx: dict[str, Any]) -> dict[str, Any]:
+    cfg: EvalConfig = ctx["cfg"]
+    enc = ctx["encoder"]
+    test_tf = _test_transform(cfg.input)
+    kw = dict(batch_size=cfg.knn.batch_size, device=ctx["device"], batch_transform=test_tf, num_workers=cfg.num_workers, progress=ctx["progress"])
+    train_f, train_y = extract_features(enc, ctx["train_set"], **kw)
+    test_f, test_y = extract_features(enc, ctx["test_set"], **kw)
+    per_k = {}
+    for k in cfg.knn.ks:
+        weighting = "uniform" if k == 1 else cfg.knn.weighting
+        per_k[f"k{k}"] = knn_accuracy(train_f, train_y, test_f, test_y, k=k, metric="cosine", weighting=weighting, temperature=cfg.knn.temperature)
+    k0 = cfg.knn.ks[0]
+    return {"metric": f"top1 (k={k0}, cosine)", "final": per_k[f"k{k0}"], "best": None, "per_k": per_k, "feature_dim": int(train_f.shape[1])}
+
+
+def _make_head(task: ClassifierTaskConfig, in_dim: int, classes: int) -> nn.Module:
+    if task.head == "mlp":
+        return MLPHead(in_dim, classes)
+    return LinearHead(in_dim, classes, batch_norm=task.head == "linear_bn")
+
+
+class _Features(nn.Module):
+    """Stands in for a frozen encoder when its features are cached: ``(N, D)`` in, the same out."""
+
+    def __init__(self, out_dim: int) -> None:
+        super().__init__()
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return x
+
+
+class _FeatureSet(torch.utils.data.Dataset):
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        self.features, self.labels = features, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"x": self.features[i], "label": int(self.labels[i]), "index": i}
+
+
+def _collate_features(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    return {
+        "x": torch.stack([it["x"] for it in items]),
+        "lengths": torch.ones(len(items), dtype=torch.int64),
+        "label": torch.tensor([it["label"] for it in items]),
+        "index": torch.tensor([it["index"] for it in items]),
+    }
+
+
+def _train_classifier(ctx: dict[str, Any], task: ClassifierTaskConfig, freeze: bool, out_dir: Path, train_set: SkeletonDataset) -> dict[str, Any]:
+    cfg: EvalConfig = ctx["cfg"]
+    encoder = ctx["encoder"]
+    test_set, test_tf, train_tf, collate_fn = ctx["test_set"], _test_transform(cfg.input), _train_transform(cfg.input), None
+    if freeze and task.cache_features:
+        kw = dict(batch_size=128, device=ctx["device"], batch_transform=test_tf, num_workers=cfg.num_workers, progress=ctx["progress"])
+        train_set = _FeatureSet(*extract_features(encoder, train_set, **kw))
+        test_set = _FeatureSet(*extract_features(encoder, test_set, **kw))
+        encoder, test_tf, train_tf, collate_fn = _Features(encoder.out_dim), None, None, _collate_features
+    seed_all(task.seed)
+    classifier = Classifier(
+        encoder, _make_head(task, encoder.out_dim, ctx["num_classes"]),
+        freeze_encoder=freeze, label_smoothing=task.label_smoothing, dropout=task.dropout,
+    )
+
+    def make_optimizer(module: nn.Module) -> torch.optim.Optimizer:
+        if task.layer_decay and not freeze and hasattr(encoder, "num_layers"):
+            top = int(encoder.num_layers) + 1
+            layer_of = block_layer_id(top, block_pattern=r"(?:^|\.)blocks\.(\d+)\.")
+
+            def layer_id(name: str) -> int:
+                return layer_of(name[len("encoder."):]) if name.startswith("encoder.") else top
+
+            groups = layer_decay_groups(module.named_parameters(), top, task.layer_decay, layer_id, task.optim.weight_decay)
+            return build_optimizer(task.optim, groups)
+        from skelssl.engine.optim import param_groups_for
+
+        return build_optimizer(task.optim, param_groups_for(module, task.optim))
+
+    trainer_cfg = TrainerConfig(
+        epochs=task.epochs, accumulate=task.accumulate, grad_clip=task.grad_clip, seed=task.seed,
+        progress=ctx["progress"], log_every=10, ckpt_every_epochs=1, accelerator=ctx["accelerator"], devices=ctx["devices"],
+    )
+    trainer = Trainer(trainer_cfg, out_dir)
+    fabric = trainer.fabric
+
+    def evaluate(module: nn.Module, epoch: int) -> dict[str, float]:
+        r = evaluate_classifier(
+            module, test_set, batch_size=max(task.batch_size, 64), device=fabric.device, batch_transform=test_tf,
+            num_workers=cfg.num_workers, progress=False,
+            gather=fabric.all_gather if fabric.world_size > 1 else None, rank=fabric.global_rank, world_size=fabric.world_size,
+            collate_fn=collate_fn,
+        )
+        return {"top1": r["top1"], "top5": r["top5"], "test_loss": r["loss"]}
+
+    summary = trainer.fit(
+        classifier, train_set, batch_size=min(task.batch_size, len(train_set)), num_workers=cfg.num_workers,
+        optimizer_factory=make_optimizer, scheduler_factory=scheduler_factory(task.schedule),
+        batch_transform=train_tf, resume=ctx["resume"], evaluate=evaluate,
+        config_dict={"eval": to_dict(cfg), "task": to_dict(task)}, drop_last=False,
+        **({"collate_fn": collate_fn} if collate_fn is not None else {}),
+    )
+    history = summary["eval_history"]
+    best = max(history, key=lambda h: h["top1"])
+    return {
+        "metric": "top1",
+        "final": history[-1]["top1"],
+        "final_top5": history[-1]["top5"],
+        "best": {"epoch": int(best["epoch"]), "value": best["top1"]},
+        "curve": [round(h["top1"], 3) for h in history],
+    }
+
+
+def _classifier_task(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def run(ctx: dict[str, Any]) -> dict[str, Any]:
+        task = getattr(ctx["cfg"], "linear" if name == "linear" else "finetune")
+        return _train_classifier(ctx, task, freeze=name == "linear", out_dir=ctx["out"], train_set=ctx["train_set"])
+
+    return run
+
+
+def _semi(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    cfg: EvalConfig = ctx["cfg"]
+    store: Store = ctx["store"]
+    outputs = []
+    for fraction in cfg.semi.fractions:
+        runs = []
+        for s in cfg.semi.seeds:
+            idx = subset_indices(store, ctx["protocol"], fraction, s)
+            train_set = SkeletonDataset(store, idx, max_frames=cfg.input.max_frames)
+            # A fresh encoder per run: fine-tuning changes its weights.
+            ctx["encoder"], _ = ctx["source"].build(store, ctx["random_init"], seed=s)
+            task = replace(cfg.finetune, seed=s)
+            r = _train_classifier(ctx, task, freeze=False, out_dir=ctx["out"] / f"{fraction:g}" / f"seed{s}", train_set=train_set)
+            runs.append({"subset_seed": s, "train_samples": len(idx), **r})
+        finals = np.array([r["final"] for r in runs])
+        bests = np.array([r["best"]["value"] for r in runs])
+        outputs.append({
+            "label_fraction": fraction,
+            "metric": "top1",
+            "final": float(finals.mean()),
+            "std": float(finals.std(ddof=1)) if len(finals) > 1 else 0.0,
+            "best": {"epoch": None, "value": float(bests.mean())},
+            "train_samples": int(np.mean([r["train_samples"] for r in runs])),
+            "seeds": list(cfg.semi.seeds),
+            "per_seed": runs,
+        })
+    return outputs
+
+
+def _tsne(ctx: dict[str, Any]) -> dict[str, Any]:
+    from skelssl.viz.embedding import embedding_plot
+
+    cfg: EvalConfig = ctx["cfg"]
+    feats, labels = extract_features(
+        ctx["encoder"], ctx["test_set"], batch_size=cfg.tsne.batch_size, device=ctx["device"],
+        batch_transform=_test_transform(cfg.input), num_workers=cfg.num_workers, progress=ctx["progress"],
+    )
+    store: Store = ctx["store"]
+    title = f"{ctx['label']} on {ctx['protocol']} (test)"
+    png = embedding_plot(feats.numpy(), labels.numpy(), store.class_names, ctx["out"] / "embedding.png",
+                         method=cfg.tsne.method, seed=0, title=title, max_points=cfg.tsne.max_points)
+    score = silhouette_cosine(feats.numpy(), labels.numpy())
+    return {"metric": "silhouette (cosine, test features)", "final": score, "best": None, "picture": png.name}
+
+
+def silhouette_cosine(features: np.ndarray, labels: np.ndarray, max_points: int = 4000, seed: int = 0) -> float:
+    """Mean silhouette coefficient under cosine distance (Rousseeuw 1987), on at most ``max_points``."""
+    if len(features) > max_points:
+        keep = np.random.default_rng(seed).choice(len(features), max_points, replace=False)
+        features, labels = features[keep], labels[keep]
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        return 0.0
+    f = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    dist = 1.0 - f @ f.T  # (n, n)
+    onehot = (labels[:, None] == classes[None, :]).astype(np.float64)  # (n, K)
+    sums = dist @ onehot  # (n, K) summed distance to each class
+    counts = onehot.sum(0)  # (K,)
+    own = onehot.argmax(1)
+    n_own = counts[own] - 1
+    a = np.where(n_own > 0, sums[np.arange(len(f)), own] / np.maximum(n_own, 1), 0.0)
+    mean_other = sums / np.maximum(counts, 1)[None, :]
+    mean_other[np.arange(len(f)), own] = np.inf
+    b = mean_other.min(1)
+    s = np.where(n_own > 0, (b - a) / np.maximum(np.maximum(a, b), 1e-12), 0.0)
+    return float(s.mean())
+
+
+_RUNNERS = {"knn": _knn, "linear": _classifier_task("linear"), "finetune": _classifier_task("finetune"), "tsne": _tsne}
+
+
+# -- the job -----------------------------------------------------------------------------------------------
+def evaluate(
+    task: str,
+    run: str | Path,
+    *,
+    store: str | Path | None,
+    protocol: str,
+    out: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    random_init: bool = False,
+    devices: int | str | None = None,
+    accelerator: str | None = None,
+    progress: bool = False,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Run one evaluation protocol and write its ``results.json``.
+
+    Args:
+        task: ``knn``, ``linear``, ``finetune``, ``semi`` or ``tsne``.
+        run: a pre-training run folder or an encoder file.
+        store: the store to evaluate on (default: the run's pre-training store).
+        protocol: a named protocol of that store.
+        out: output folder (default ``RUN/eval/<task>-<protocol>[-random]``).
+        overrides: ``section.key=value`` settings of :class:`EvalConfig`.
+        random_init: the same encoder architecture with random weights.
+        devices, accelerator: for the training protocols (Fabric).
+        progress: progress bars.
+        resume: continue an interrupted linear/fine-tune evaluation in ``out``.
+
+    Returns:
+        The results dict (for ``semi``: the one of the first label fraction; all are written).
+    """
+    if task not in TASKS:
+        raise ConfigError(f"unknown evaluation task {task!r}; known: {', '.join(TASKS)} (detect and predict: see issue 7)")
+    t0 = time.perf_counter()
+    source = load_encoder_source(run)
+    store_path = store or source.pretrain_store
+    if not store_path:
+        raise ConfigError("--store: the run names no pre-training store; give the store to evaluate on")
+    store_obj = Store(store_path)
+    cfg = load_eval_config(source.run_config.get("eval"), overrides)
+    train_idx, test_idx = protocol_split(store_obj, protocol)
+    seed = cfg.linear.seed if task == "linear" else cfg.finetune.seed
+    encoder, reinit = source.build(store_obj, random_init, seed=seed)
+    device = torch.device("cuda" if (accelerator in (None, "auto", "cuda", "gpu") and torch.cuda.is_available()) else "cpu")
+    transfer = source.pretrain_store is not None and Path(source.pretrain_store).resolve() != Path(store_path).resolve()
+    out_dir = Path(out) if out else default_out_dir(source, task, protocol, random_init)
+    label = source.spec["name"] + (" (random init)" if random_init else "")
+    ctx = {
+        "cfg": cfg, "encoder": encoder, "store": store_obj, "protocol": protocol, "source": source, "random_init": random_init,
+        "train_set": SkeletonDataset(store_obj, train_idx, max_frames=cfg.input.max_frames),
+        "test_set": SkeletonDataset(store_obj, test_idx, max_frames=cfg.input.max_frames),
+        "num_classes": store_obj.num_classes, "device": device, "progress": progress, "out": out_dir,
+        "devices": devices if devices is not None else 1, "accelerator": accelerator or "auto", "resume": resume, "label": label,
+    }
+    common = {
+        "protocol": protocol,
+        "test_samples": int(len(test_idx)),
+        "config_hash": config_hash({"eval": to_dict(cfg), "task": task, "encoder": source.spec}),
+        "method": (source.run_config.get("method") or {}).get("name") or source.spec["name"],
+        "encoder": source.spec["name"],
+        "run": str(source.run_dir or source.path),
+        "store": str(store_obj.path),
+        "random_init": random_init,
+        "transfer_from": source.pretrain_store if transfer else None,
+        "reinitialised": reinit,
+    }
+    if task == "semi":
+        results = []
+        for r in _semi(ctx):
+            sub = out_dir / f"{r['label_fraction']:g}"
+            full = {"task": "semi", **common, **r, "seed": cfg.semi.seeds[0], "wall_seconds": time.perf_counter() - t0}
+            write_results(sub, full)
+            results.append(full)
+        return results[0]
+    r = _RUNNERS[task](ctx)
+    task_name = "transfer" if transfer and task == "finetune" else task
+    results = {
+        "task": task_name, **common, **r, "train_samples": int(len(train_idx)), "seed": seed,
+        "wall_seconds": time.perf_counter() - t0,
+    }
+    write_results(out_dir, results)
+    return results

@@ -1,0 +1,148 @@
+"""Config-driven jobs on top of the loop: open the data, build the parts, train, export the encoder.
+
+This is where the strings of a :class:`~skelssl.engine.config.RunConfig` become objects (the edge
+of the library, STYLE.md 4): the store and protocol become a dataset, ``encoder``/``method`` names
+become modules, ``optim``/``schedule`` become factories for :class:`~skelssl.engine.loop.Trainer`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skelssl.data.dataset import SkeletonDataset
+from skelssl.data.store import Store
+from skelssl.engine import checkpoint as ckpt
+from skelssl.engine.config import (
+    ConfigError,
+    DataConfig,
+    RunConfig,
+    build_encoder_from_config,
+    build_method_from_config,
+    from_dict,
+    to_dict,
+)
+from skelssl.engine.loop import Trainer
+from skelssl.engine.optim import optimizer_factory, scheduler_factory
+from skelssl.engine.seed import seed_all
+
+__all__ = ["select_indices", "open_dataset", "build_method", "pretrain", "export_encoder"]
+
+
+def select_indices(store: Store, data: DataConfig, split: str | None = None) -> np.ndarray:
+    """Store indices of ``data.split`` (or ``split``) of ``data.protocol``, with the label fraction.
+
+    Args:
+        store: the opened store.
+        data: the ``data`` section.
+        split: ``"train"``, ``"test"`` or ``"all"``; default ``data.split``.
+
+    Returns:
+        Sorted int64 indices. Without a protocol every sample is used (self-supervised pre-training
+        on a whole store); a label fraction needs a protocol and applies to its training split.
+    """
+    from skelssl.data.protocols import split as protocol_split
+    from skelssl.data.protocols import subset_indices
+
+    which = split or data.split
+    if data.protocol is None:
+        if data.label_fraction is not None:
+            raise ConfigError("data.label_fraction: needs data.protocol (the fraction is of its training split)")
+        return np.arange(len(store), dtype=np.int64)
+    try:
+        train, test = protocol_split(store, data.protocol)
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"data.protocol: {e.args[0] if e.args else e}") from None
+    if which == "train" and data.label_fraction is not None:
+        return np.asarray(subset_indices(store, data.protocol, data.label_fraction, data.subset_seed), np.int64)
+    if which == "train":
+        return train
+    if which == "test":
+        return test
+    return np.union1d(train, test).astype(np.int64)
+
+
+def open_dataset(data: DataConfig, split: str | None = None) -> SkeletonDataset:
+    """The :class:`SkeletonDataset` the ``data`` section describes."""
+    if not data.store:
+        raise ConfigError("data.store: no store given (the folder written by `skelssl prepare`)")
+    store = Store(data.store)
+    return SkeletonDataset(store, select_indices(store, data, split), max_frames=data.max_frames)
+
+
+def build_method(cfg: RunConfig, store: Store | None = None):
+    """Encoder then method from the config; the store fills ``in_channels``/``layout``/``num_persons``.
+
+    Returns:
+        ``(method, resolved_encoder_kwargs)``: the kwargs the encoder was built with (JSON), recorded
+        in the saved config so that the method can be rebuilt from a checkpoint without the store.
+    """
+    context: dict[str, Any] = {}
+    if store is not None:
+        context = {"in_channels": store.channels, "layout": store.layout.name, "num_persons": store.num_persons}
+    encoder = build_encoder_from_config(cfg.encoder, **context)
+    method = build_method_from_config(cfg.method, encoder=encoder)
+    return method, dict(encoder.spec["kwargs"])
+
+
+def pretrain(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, fabric: Any = None) -> dict[str, Any]:
+    """Self-supervised pre-training: train the method, then write ``run_dir/encoder.safetensors``.
+
+    Args:
+        cfg: the resolved run config.
+        run_dir: the run folder.
+        resume: continue from ``run_dir/checkpoints/last``.
+        fabric: a launched Fabric (default: from ``cfg.trainer``; launching happens first, so the
+            processes Fabric starts build the same data and modules).
+
+    Returns:
+        The trainer's summary plus ``encoder`` (the path written).
+    """
+    run_dir = Path(run_dir)
+    trainer = Trainer(cfg.trainer, run_dir, fabric=fabric)
+    dataset = open_dataset(cfg.data)
+    seed_all(cfg.trainer.seed)  # parameter initialisation draws from the global streams
+    method, encoder_kwargs = build_method(cfg, dataset.store)
+    resolved = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, kwargs=encoder_kwargs))
+    config_dict = to_dict(resolved)
+    summary = trainer.fit(
+        method,
+        dataset,
+        batch_size=cfg.data.batch_size,
+        num_workers=cfg.data.num_workers,
+        optimizer_factory=optimizer_factory(cfg.optim),
+        scheduler_factory=scheduler_factory(cfg.schedule),
+        resume=resume,
+        config_dict=config_dict,
+        drop_last=cfg.data.drop_last,
+    )
+    path = run_dir / "encoder.safetensors"
+    if trainer.is_main:
+        ckpt.save_encoder(path, method.export_encoder(), config_dict)
+    trainer.fabric.barrier()
+    return {**summary, "encoder": str(path)}
+
+
+def export_encoder(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write the encoder of a training checkpoint (e.g. MAMP's epoch 300 for PKU-MMD) as an encoder file.
+
+    Args:
+        checkpoint: a checkpoint folder (``run/checkpoints/epoch-0300``) or a run folder (``last``).
+        out: the ``.safetensors`` file (or folder) to write.
+
+    Returns:
+        The file written.
+    """
+    loaded = ckpt.load_checkpoint(checkpoint)
+    if not loaded.config:
+        raise ckpt.CheckpointError(f"{loaded.path}: no run config inside, cannot rebuild the method")
+    cfg = from_dict(RunConfig, loaded.config)
+    method, _ = build_method(cfg)
+    try:
+        method.load_state_dict(loaded.model, strict=True)
+    except RuntimeError as e:
+        raise ckpt.CheckpointError(f"{loaded.path}: weights do not fit the configured method: {e}") from None
+    return ckpt.save_encoder(out, method.export_encoder(), loaded.config)

@@ -1,0 +1,280 @@
+"""Hi-TRS pre-training: four pretext tasks trained jointly on the hierarchical encoder (Chen et al.,
+ECCV 2022; official ``model/Hi_TRS.py``, ``dataset/NTU_3D_pretrain.py``, ``loss/*``; METHODS.md §2.3).
+
+Per single-person sequence ``X`` (augmented, in the encoder's input stream), with ``X~`` its masked copy
+and every clip/video feature computed from ``F-TRS(X~)``:
+
+1. **masked joint prediction**: ``Linear(d, C)`` on the frame features predicts the selected joints;
+   ``SmoothL1(10 * pred, 10 * X)`` averaged over their coordinates;
+2. **clip frame order**: a clip with motion and the same clip with two frames ``|i - j| >= 2`` swapped
+   go through C-TRS and ``Linear(2d, 2)``; cross-entropy with labels 1 (original) / 0 (swapped) over
+   the sequences where such a clip exists;
+3. **video clip order**: the stride-7 clips minus the last one, and the same list with two clips
+   ``|i - j| >= 2`` swapped (two clips: swapped), through V-TRS and ``Linear(4d, 2)``; cross-entropy;
+4. **future clip**: ``Linear(4d, 2d)`` of the video embedding against the detached C-TRS embedding of
+   the last window; InfoNCE at temperature 0.07 with the other sequences of the global batch as
+   negatives (gathered across processes through :attr:`HiTRSPretraining.gather`).
+
+``L = w_pose L_pose + w_clip L_clip + w_video L_video + w_future L_future`` with every weight 1.
+
+Differences from the official code, all deliberate: persons are split and augmented on the training
+device in ``training_step`` (no separate single-person store); masking and swaps are drawn in batch
+from a seeded generator; a batch with no valid clip-order sample is not skipped (that loss is simply
+zero for it); the future-clip target comes from the same C-TRS pass as the other windows (the same
+values, detached). The generator is re-seeded every step from ``(seed, step, rank)`` like SimCLR's, so
+a resumed run draws what an unbroken one would.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from skelssl.methods import register_method
+from skelssl.methods.base import Method
+from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, mask_joints, sample_order_clips, split_persons, swap_pairs
+from skelssl.methods.losses import info_nce_logits, top1_accuracy
+from skelssl.models.hitrs import HiTRS
+from skelssl.models.windowing import gather_windows, pad_frames, window_indices
+from skelssl.transforms.temporal import frame_mask
+
+__all__ = ["HiTRSPretraining", "masked_joint_loss", "order_loss"]
+
+
+def _identity(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def masked_joint_loss(pred: torch.Tensor, target: torch.Tensor, selected: torch.Tensor, scale: float = 10.0) -> torch.Tensor:
+    """Official ``MaskedL2`` (a Smooth-L1, beta 1): ``SmoothL1(scale * pred, scale * target)`` averaged
+    over the coordinates of the selected joints; 0 when none is selected.
+
+    Args:
+        pred, target: ``(B, T, V, C)``.
+        selected: ``(B, T, V)`` bool.
+        scale: the official factor 10.
+
+    Returns:
+        Scalar float32.
+    """
+    p, t = pred[selected].float(), target[selected].float()  # (S, C)
+    if p.numel() == 0:
+        return pred.sum() * 0.0
+    return F.smooth_l1_loss(scale * p, scale * t)
+
+
+def order_loss(logits: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Order validation: ``logits`` ``(2B, 2)`` for ``B`` originals then ``B`` permuted copies.
+
+    Cross-entropy with labels 1 (original) and 0 (permuted), averaged over the valid pairs (official
+    ``c_motion_loss``); 0 when none is valid.
+
+    Returns:
+        The loss and the accuracy over valid rows (0-d tensors).
+    """
+    b = logits.shape[0] // 2
+    labels = torch.cat([torch.ones(b), torch.zeros(b)]).long().to(logits.device)
+    weight = torch.cat([valid, valid]).float()
+    per_row = F.cross_entropy(logits.float(), labels, reduction="none")
+    count = weight.sum()
+    loss = (per_row * weight).sum() / count.clamp(min=1.0)
+    with torch.no_grad():
+        correct = ((logits.argmax(dim=1) == labels).float() * weight).sum()
+        acc = correct / count.clamp(min=1.0)
+    return loss, acc
+
+
+@register_method("hitrs")
+class HiTRSPretraining(Method):
+    """Hi-TRS self-supervised pre-training.
+
+    Args:
+        encoder: a :class:`~skelssl.models.hitrs.HiTRS` encoder.
+        mask_prob: share of (frame, joint) tokens selected for masked prediction (0.15).
+        mask_split: shares of (mask token, random other joint, unchanged) among them (0.8, 0.1, 0.1).
+        mask_token: value of every coordinate of the mask token (1, in input units).
+        pose_scale: factor on prediction and target in the Smooth-L1 (10).
+        temperature: InfoNCE temperature of the future-clip task (0.07).
+        pose_weight, clip_order_weight, video_order_weight, future_weight: loss weights (1).
+        augment_p: probability of the Hi-TRS augmentation per sequence (0.5; 0 disables it).
+        min_frames: single-person sequences shorter than this are dropped (19).
+        seed: seed of the masking/augmentation stream.
+
+    Attributes:
+        gather: ``Tensor -> Tensor`` concatenating a tensor over data-parallel processes; identity by
+            default, set by the engine so that future-clip negatives come from the global batch.
+    """
+
+    def __init__(
+        self,
+        encoder: HiTRS,
+        *,
+        mask_prob: float = 0.15,
+        mask_split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        mask_token: float = 1.0,
+        pose_scale: float = 10.0,
+        temperature: float = 0.07,
+        pose_weight: float = 1.0,
+        clip_order_weight: float = 1.0,
+        video_order_weight: float = 1.0,
+        future_weight: float = 1.0,
+        augment_p: float = 0.5,
+        min_frames: int = 19,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(encoder, HiTRS):
+            raise TypeError(f"Hi-TRS pre-training needs the hitrs encoder, got {type(encoder).__name__}")
+        if encoder.window < 3:
+            raise ValueError(f"the clip-order task swaps frames at least 2 apart: window must be >= 3, got {encoder.window}")
+        if not 0.0 <= mask_prob <= 1.0 or len(mask_split) != 3 or abs(sum(mask_split) - 1.0) > 1e-6:
+            raise ValueError(f"bad masking: prob {mask_prob}, split {mask_split} (three shares summing to 1)")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if min_frames < 1:
+            raise ValueError(f"min_frames must be >= 1, got {min_frames}")
+        self.encoder = encoder
+        d, c = encoder.frame_dim, encoder.in_channels
+        self.pose_head = nn.Linear(d, c)  # official s_pose_reg
+        self.clip_order_head = nn.Linear(2 * d, 2)  # c_motion_cls
+        self.video_order_head = nn.Linear(4 * d, 2)  # v_motion_cls
+        self.future_head = nn.Linear(4 * d, 2 * d)  # v_ft_reg
+        self.mask_prob, self.mask_split, self.mask_token = float(mask_prob), tuple(mask_split), float(mask_token)
+        self.pose_scale, self.temperature = float(pose_scale), float(temperature)
+        self.weights = {"pose": pose_weight, "clip_order": clip_order_weight, "video_order": video_order_weight,
+                        "future": future_weight}
+        self.augment_p, self.min_frames, self.seed = float(augment_p), int(min_frames), int(seed)
+        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+        self.gather: Callable[[torch.Tensor], torch.Tensor] = _identity
+
+    def generator(self) -> torch.Generator:
+        """The CPU generator of the current step, seeded from ``(seed, step, rank)``."""
+        mixed = (self.seed * 1_000_003 + _rank()) * 1_000_033 + int(self.step.item())
+        return torch.Generator(device="cpu").manual_seed(mixed % (2**63))
+
+    def _offset(self, local: int, device: torch.device) -> int:
+        """Row of this process's first sequence in a gathered tensor (sizes may differ per process)."""
+        if not _distributed():
+            return 0
+        owners = self.gather(torch.full((local,), float(_rank()), device=device))  # (B_all,)
+        return int((owners < _rank()).sum())
+
+    def prepare(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Single persons, augmented, in the encoder's input stream.
+
+        Returns:
+            ``seq`` ``(B, T', V, C)`` (``T'`` the longest remaining length) and ``lengths`` ``(B,)``.
+        """
+        x, lengths, _ = split_persons(batch["x"], batch["lengths"], self.min_frames)  # (B, C, T, V, 1)
+        if self.augment_p > 0 and x.shape[0] > 0:
+            x, lengths = hitrs_augment(x, lengths, generator, self.augment_p)
+        t = max(int(lengths.max()), 1) if lengths.numel() else 1
+        x = x[:, :, :t]  # a crop may have shortened every sequence
+        x = self.encoder.input_stream(x, lengths)
+        return x[..., 0].permute(0, 2, 3, 1).contiguous(), lengths  # (B, T', V, C)
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The four pretext losses on the batch's single-person sequences.
+
+        Args:
+            batch: ``x`` ``(N, C, T, V, M)``, ``lengths`` ``(N,)``.
+
+        Returns:
+            The weighted loss and logs ``loss``, ``pose_loss``, ``clip_order_loss``, ``clip_order_acc``,
+            ``video_order_loss``, ``video_order_acc``, ``future_loss``, ``future_acc`` and
+            ``sequences`` (single-person sequences used).
+        """
+        g = self.generator()
+        seq, lengths = self.prepare(batch, g)
+        b = seq.shape[0]
+        if b == 0:
+            return self._empty_step(batch["x"].device)
+        enc = self.encoder
+        pad, t = enc.pad, seq.shape[1]
+
+        # Frame level: mask, pad, encode; predict the selected joints.
+        masked, selected = mask_joints(seq, lengths, g, self.mask_prob, self.mask_split, self.mask_token)
+        frames = pad_frames(masked, pad)  # (B, T'+2 pad, V, C)
+        s_x = enc.encode_frames(frames, frame_mask(lengths + 2 * pad, frames.shape[1]))  # (B, T'+2 pad, V, d)
+        pose_pred = self.pose_head(s_x[:, pad : pad + t])  # (B, T', V, C)
+        pose_loss = masked_joint_loss(pose_pred, seq, selected, self.pose_scale)
+
+        # Clip level: every stride-7 window plus the original and swapped clip of the order task, one C-TRS pass.
+        order_clip, clip_valid = sample_order_clips(seq, lengths, g, enc.window, enc.dilation)  # (B, W), (B,)
+        full = torch.full((b,), enc.window, device=seq.device)
+        fi, fj, _ = swap_pairs(full, g)
+        swapped_clip = apply_swap(order_clip, fi, fj)  # (B, W)
+        index, win_valid = window_indices(lengths, enc.window, enc.stride, enc.dilation)  # (B, K, W), (B, K)
+        windows = gather_windows(s_x, index)[win_valid]  # (B_w, W, V, d)
+        order_windows = gather_windows(s_x, torch.stack([order_clip, swapped_clip], dim=1))  # (B, 2, W, V, d)
+        emb = enc.encode_clips(torch.cat([windows, order_windows.flatten(0, 1)], dim=0))  # (B_w + 2B, 2d)
+        n_w = windows.shape[0]
+        clips = emb.new_zeros(b, index.shape[1], enc.clip_dim)
+        clips[win_valid] = emb[:n_w]
+        order_emb = emb[n_w:].view(b, 2, enc.clip_dim)
+        clip_logits = self.clip_order_head(torch.cat([order_emb[:, 0], order_emb[:, 1]], dim=0))  # (2B, 2)
+        clip_loss, clip_acc = order_loss(clip_logits, clip_valid)
+
+        # Video level: the windows minus the last; the last one's embedding is the future target.
+        counts = win_valid.sum(dim=1)  # (B,) windows per sequence
+        rows = torch.arange(b, device=seq.device)
+        target = clips[rows, counts - 1].detach()  # (B, 2d)
+        observed = clips[:, : clips.shape[1] - 1]  # (B, K-1, 2d)
+        n_obs = counts - 1
+        obs_valid = torch.arange(observed.shape[1], device=seq.device)[None, :] < n_obs[:, None]
+        vi, vj, video_valid = swap_pairs(n_obs, g)
+        permuted = apply_swap(observed, vi, vj)  # padded positions map to themselves
+        vx_both, _ = enc.encode_video(torch.cat([observed, permuted]), torch.cat([obs_valid, obs_valid]))
+        vx = vx_both[:b]  # (B, 4d)
+        video_logits = self.video_order_head(vx_both)  # (2B, 2)
+        video_loss, video_acc = order_loss(video_logits, video_valid)
+
+        # Future clip: InfoNCE against the detached last-window embeddings of the global batch.
+        pred = self.future_head(vx)  # (B, 2d)
+        keys = self.gather(target)  # (B_all, 2d)
+        logits, labels = info_nce_logits(pred, keys, self.temperature, offset=self._offset(b, seq.device))
+        future_loss = F.cross_entropy(logits, labels)
+
+        w = self.weights
+        loss = (w["pose"] * pose_loss + w["clip_order"] * clip_loss + w["video_order"] * video_loss
+                + w["future"] * future_loss)
+        with torch.no_grad():
+            self.step += 1
+            logs = {
+                "loss": loss.detach(), "pose_loss": pose_loss.detach(),
+                "clip_order_loss": clip_loss.detach(), "clip_order_acc": clip_acc,
+                "video_order_loss": video_loss.detach(), "video_order_acc": video_acc,
+                "future_loss": future_loss.detach(), "future_acc": top1_accuracy(logits, labels),
+                "sequences": torch.tensor(float(b)),
+            }
+        return loss, logs
+
+    def _empty_step(self, device: torch.device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """No usable sequence in the batch: a zero loss that still touches every parameter (so data
+        parallel gradient reduction sees them all), and the collective calls the other processes make."""
+        width = self.encoder.clip_dim
+        self.gather(torch.zeros(0, width, device=device))
+        if _distributed():
+            self.gather(torch.zeros(0, device=device))
+        loss = sum(p.sum() for p in self.parameters()) * 0.0
+        with torch.no_grad():
+            self.step += 1
+        zero = torch.zeros((), device=device)
+        keys = ("pose_loss", "clip_order_loss", "clip_order_acc", "video_order_loss", "video_order_acc",
+                "future_loss", "future_acc", "sequences")
+        return loss, {"loss": loss.detach(), **{k: zero for k in keys}}

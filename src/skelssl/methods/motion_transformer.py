@@ -1,0 +1,416 @@
+"""Motion-Transformer pre-training (Cheng et al., ACM MM Asia 2021), **reconstructed**: predict the motion
+flow of chosen frames (pretext A) and/or reconstruct masked frames (pretext B).
+
+No official code exists; the tasks are rebuilt from the same authors' ``cszhangdy/Hierarchical-Transformer``
+(METHODS.md §4, ``docs/motion_transformer.md``):
+
+- **A, motion flow** (``run_motion.py``, ``create_training_data_for_motion.py``): 15 % of the frames
+  (``floor(0.15 len)``, at least 1; 22 of 150) are chosen; for a chosen frame ``t`` and joint ``j`` the
+  target is the octant of ``d = x_{t+1} - x_t`` (``1[dx>0] + 2 1[dy>0] + 4 1[dz>0]``; the last frame has
+  no successor, ``d = 0``). The head maps the frame's output through Dense(hidden -> J*16) + act + LN,
+  reshapes to ``(J, 16)``, Dense(16 -> 64) + act + LN, then one Dense(64 -> 8J) for every joint: the
+  softmax runs over all ``8J`` classes with target ``8j + octant`` (``flow_softmax="all_joints"``);
+  ``"per_joint"`` keeps only the joint's own 8 logits (ours). The chosen frames are *not* masked in
+  the input (``mask_input=False``; the masking code is commented out there). ``target="vector"``
+  regresses ``d`` itself with Smooth-L1 (ours).
+- **B, masked-frame reconstruction** (``run_inpainting.py``): the chosen frames are replaced 80 % by a
+  zero vector, 10 % by a random frame of the same sequence, 10 % kept; Dense(h -> h) + act + LN ->
+  Linear(h -> token width) regresses the original frame, MSE averaged over features and chosen frames.
+
+With both tasks one set of chosen frames serves both, so the flow is then predicted at masked frames.
+
+Randomness: as :class:`~skelssl.methods.simclr.SimCLR`, a CPU ``torch.Generator`` re-seeded at every
+step from ``(seed, step, rank)`` (``step`` is a saved buffer); draws are small ``(N, L)`` tensors moved
+to the batch's device, and everything else is batched tensor work on that device. The official code
+drew two static masks per sequence offline (``dupe_factor``); we draw new ones every step.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from skelssl.methods import register_method
+from skelssl.methods.base import Method, split_decay_groups
+from skelssl.models.motion_transformer import MotionTransformer, truncated_normal_init
+from skelssl.transforms.temporal import frame_mask, uniform
+
+__all__ = [
+    "MotionTransformerMethod",
+    "MaskDraw",
+    "draw_frame_masks",
+    "corrupt_frames",
+    "flow_at",
+    "octant_labels",
+    "FlowHead",
+    "FrameHead",
+    "flow_direction_loss",
+    "flow_vector_loss",
+    "frame_mse",
+]
+
+ZERO, RANDOM, KEEP = 0, 1, 2  # what happens to a chosen frame in the input
+
+
+class MaskDraw(NamedTuple):
+    """The chosen frames of a batch (``K`` slots per sample, the first ``k_n`` of them used).
+
+    Attributes:
+        positions: ``(N, K)`` int64 distinct token indices.
+        valid: ``(N, K)`` bool, True on the slots in use.
+        action: ``(N, K)`` int64, ``ZERO`` / ``RANDOM`` / ``KEEP`` (the input corruption of each slot).
+        source: ``(N, K)`` int64, the real frame copied in for ``RANDOM`` slots.
+    """
+
+    positions: torch.Tensor
+    valid: torch.Tensor
+    action: torch.Tensor
+    source: torch.Tensor
+
+
+def draw_frame_masks(
+    lengths: torch.Tensor,
+    num_tokens: int,
+    *,
+    ratio: float = 0.15,
+    probs: Sequence[float] = (0.8, 0.1, 0.1),
+    generator: torch.Generator,
+    exclude_last: bool = False,
+) -> MaskDraw:
+    """Choose ``max(1, floor(ratio * len))`` distinct real frames per sample, and their corruption.
+
+    Batched: a uniform score per token, ineligible tokens pushed past every score, the smallest ``K``
+    kept (``K = max(1, floor(ratio * num_tokens))`` is static, so nothing syncs with the host).
+
+    Args:
+        lengths: ``(N,)`` real tokens per sample.
+        num_tokens: ``L``, tokens per sample including padding.
+        ratio: fraction of the real frames chosen (``masked_lm_prob`` 0.15).
+        probs: ``(zero, random, keep)`` probabilities of a chosen frame's input corruption (BERT 80/10/10).
+        generator: source of every draw.
+        exclude_last: choose only frames with a successor (ours); the official code may choose the last
+            frame, whose flow is zero.
+
+    Returns:
+        A :class:`MaskDraw` on ``lengths.device``.
+    """
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+    if len(probs) != 3 or min(probs) < 0 or abs(sum(probs) - 1.0) > 1e-6:
+        raise ValueError(f"probs must be three non-negative numbers summing to 1, got {tuple(probs)}")
+    device = lengths.device
+    lens = lengths.to(torch.int64).clamp(1, num_tokens)  # (N,)
+    n = lens.shape[0]
+    count = torch.floor(lens.double() * ratio).to(torch.int64).clamp(min=1)  # official int(len * prob) or 1
+    eligible = lens - 1 if exclude_last else lens
+    count = torch.minimum(count, eligible)
+    slots = max(1, int(num_tokens * ratio))
+    scores = uniform((n, num_tokens), generator, device)  # (N, L)
+    scores = torch.where(frame_mask(eligible, num_tokens), scores, torch.full_like(scores, 2.0))
+    positions = scores.topk(slots, dim=1, largest=False).indices  # (N, K) distinct
+    valid = torch.arange(slots, device=device)[None, :] < count[:, None]  # (N, K)
+    u = uniform((n, slots), generator, device)
+    action = torch.full((n, slots), KEEP, dtype=torch.int64, device=device)
+    action = torch.where(u < probs[0] + probs[1], torch.full_like(action, RANDOM), action)
+    action = torch.where(u < probs[0], torch.full_like(action, ZERO), action)
+    r = uniform((n, slots), generator, device).double()
+    source = torch.minimum(torch.floor(r * lens[:, None].double()).to(torch.int64), lens[:, None] - 1)
+    return MaskDraw(positions, valid, action, source)
+
+
+def corrupt_frames(tokens: torch.Tensor, draw: MaskDraw) -> torch.Tensor:
+    """Apply the 80/10/10 corruption of ``draw`` to the chosen tokens; a new tensor.
+
+    Args:
+        tokens: ``(N, L, D)``.
+        draw: from :func:`draw_frame_masks`.
+
+    Returns:
+        ``(N, L, D)``: chosen tokens zeroed, replaced by a random real frame of the same sample, or kept.
+    """
+    n, _, d = tokens.shape
+    k = draw.positions.shape[1]
+    pos = draw.positions[:, :, None].expand(n, k, d)
+    original = tokens.gather(1, pos)  # (N, K, D)
+    random = tokens.gather(1, draw.source[:, :, None].expand(n, k, d))  # (N, K, D)
+    action = draw.action[:, :, None]
+    new = torch.where(action == ZERO, torch.zeros_like(original), torch.where(action == RANDOM, random, original))
+    new = torch.where(draw.valid[:, :, None], new, original)  # unused slots leave their token alone
+    return tokens.scatter(1, pos, new)
+
+
+def flow_at(tokens: torch.Tensor, lengths: torch.Tensor, positions: torch.Tensor, channels: int) -> torch.Tensor:
+    """Motion flow ``x_{t+1} - x_t`` per joint at the given frames (0 where ``t + 1`` is not real).
+
+    Args:
+        tokens: ``(N, L, J*C)`` uncorrupted frame tokens.
+        lengths: ``(N,)`` real tokens.
+        positions: ``(N, K)`` frames ``t``.
+        channels: ``C``.
+
+    Returns:
+        ``(N, K, J, C)``.
+    """
+    n, length, d = tokens.shape
+    k = positions.shape[1]
+    nxt = (positions + 1).clamp(max=length - 1)
+    here = tokens.gather(1, positions[:, :, None].expand(n, k, d))  # (N, K, J*C)
+    there = tokens.gather(1, nxt[:, :, None].expand(n, k, d))
+    has_next = (positions + 1) < lengths.to(positions.device)[:, None]  # (N, K)
+    flow = (there - here) * has_next[:, :, None].to(tokens.dtype)
+    return flow.view(n, k, d // channels, channels)
+
+
+def octant_labels(flow: torch.Tensor) -> torch.Tensor:
+    """``(..., C)`` flow -> ``(...)`` int64 direction class ``sum_c 2^c 1[d_c > 0]`` (8 octants for C = 3)."""
+    weights = 2 ** torch.arange(flow.shape[-1], device=flow.device)
+    return ((flow > 0).long() * weights).sum(dim=-1)
+
+
+class FlowHead(nn.Module):
+    """Motion-flow head of ``run_motion.py`` (``motion/predictions``).
+
+    Dense(hidden -> J*u) + act + LN -> ``(J, u)`` -> Dense(u -> 4u) + act + LN -> per joint either
+    ``J * 2^C`` logits (``target="direction"``; one shared output matrix ``flow_cls_weights``) or ``C``
+    flow values (``target="vector"``, ours).
+
+    Args:
+        hidden: encoder width.
+        joints: ``J`` joints per token.
+        channels: ``C``.
+        joint_units: ``u`` (``num_joint_units`` 16).
+        target: ``"direction"`` or ``"vector"``.
+        norm_eps: LayerNorm epsilon (TensorFlow 1e-12).
+
+    Shape:
+        ``(B, hidden)`` -> ``(B, J, J * 2^C)`` or ``(B, J, C)``.
+    """
+
+    def __init__(self, hidden: int, joints: int, channels: int, joint_units: int = 16,
+                 target: Literal["direction", "vector"] = "direction", norm_eps: float = 1e-12) -> None:
+        super().__init__()
+        self.joints, self.joint_units = joints, joint_units
+        self.body = nn.Linear(hidden, joints * joint_units)
+        self.body_norm = nn.LayerNorm(joints * joint_units, eps=norm_eps)
+        self.joint = nn.Linear(joint_units, 4 * joint_units)
+        self.joint_norm = nn.LayerNorm(4 * joint_units, eps=norm_eps)
+        out = joints * 2**channels if target == "direction" else channels
+        self.out = nn.Linear(4 * joint_units, out)
+        self.act = nn.GELU(approximate="tanh")
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        z = self.body_norm(self.act(self.body(h)))  # (B, J*u)
+        z = z.view(h.shape[0], self.joints, self.joint_units)  # (B, J, u)
+        z = self.joint_norm(self.act(self.joint(z)))  # (B, J, 4u)
+        return self.out(z)  # (B, J, J*2^C) or (B, J, C)
+
+
+class FrameHead(nn.Module):
+    """Frame reconstruction head of ``run_inpainting.py``: Dense(h -> h) + act + LN -> Linear(h -> D).
+
+    Shape:
+        ``(B, hidden)`` -> ``(B, token_dim)``.
+    """
+
+    def __init__(self, hidden: int, token_dim: int, norm_eps: float = 1e-12) -> None:
+        super().__init__()
+        self.transform = nn.Linear(hidden, hidden)
+        self.transform_norm = nn.LayerNorm(hidden, eps=norm_eps)
+        self.out = nn.Linear(hidden, token_dim)
+        self.act = nn.GELU(approximate="tanh")
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(self.transform_norm(self.act(self.transform(h))))
+
+
+def _weighted_mean(per_item: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    w = valid.to(per_item.dtype)
+    return (per_item * w).sum() / w.sum().clamp(min=1.0)
+
+
+def flow_direction_loss(
+    logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor,
+    softmax: Literal["all_joints", "per_joint"] = "all_joints",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of the flow direction, averaged over the valid (frame, joint) pairs.
+
+    Args:
+        logits: ``(B, J, J*K)`` (``K = 2^C`` classes per joint).
+        labels: ``(B, J)`` int64 in ``[0, K)``.
+        valid: ``(B,)`` bool, the chosen frames in use.
+        softmax: ``"all_joints"``: softmax over all ``J*K`` classes, target ``K j + label`` (official);
+            ``"per_joint"``: over joint ``j``'s own ``K`` logits.
+
+    Returns:
+        The scalar float32 loss and the direction accuracy (0-d, over valid pairs).
+    """
+    b, j, jk = logits.shape
+    k = jk // j
+    logits = logits.float()
+    if softmax == "all_joints":
+        target = labels + k * torch.arange(j, device=labels.device)[None, :]  # (B, J)
+        ce = F.cross_entropy(logits.reshape(b * j, jk), target.reshape(-1), reduction="none").view(b, j)
+        pred = logits.argmax(dim=-1)
+    elif softmax == "per_joint":
+        own = logits.view(b, j, j, k).diagonal(dim1=1, dim2=2).permute(0, 2, 1)  # (B, J, K): joint j's block
+        ce = F.cross_entropy(own.reshape(b * j, k), labels.reshape(-1), reduction="none").view(b, j)
+        pred, target = own.argmax(dim=-1), labels
+    else:
+        raise ValueError(f"softmax must be 'all_joints' or 'per_joint', got {softmax!r}")
+    pairs = valid[:, None].expand(b, j)
+    acc = _weighted_mean((pred == target).float(), pairs).detach()
+    return _weighted_mean(ce, pairs), acc
+
+
+def flow_vector_loss(pred: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """Smooth-L1 between predicted and true flow ``(B, J, C)``, mean over valid frames, joints and coordinates."""
+    per = F.smooth_l1_loss(pred.float(), flow.float(), beta=beta, reduction="none").mean(dim=(1, 2))  # (B,)
+    return _weighted_mean(per, valid)
+
+
+def frame_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``run_inpainting.py``: per frame ``mean((pred - x)^2)`` over features, weighted mean over valid frames.
+
+    Shape: ``pred``, ``target`` ``(B, D)``, ``valid`` ``(B,)``.
+    """
+    per = (pred.float() - target.float()).square().mean(dim=1)  # (B,)
+    return _weighted_mean(per, valid)
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+@register_method("motion_transformer")
+class MotionTransformerMethod(Method):
+    """Motion-Transformer pre-training on a :class:`~skelssl.models.motion_transformer.MotionTransformer`.
+
+    Args:
+        encoder: the Motion-Transformer encoder (its :meth:`prepare` and :meth:`encode` are used).
+        tasks: ``("flow",)`` (reconstruction), ``("reconstruct",)`` or both.
+        mask_ratio: fraction of real frames chosen per sequence (0.15).
+        mask_probs: ``(zero, random, keep)`` corruption probabilities of chosen frames (0.8, 0.1, 0.1).
+        mask_input: corrupt the chosen frames in the input for the flow task too (official: no).
+        target: flow ``"direction"`` classification (reconstruction) or ``"vector"`` regression.
+        flow_softmax: ``"all_joints"`` (official ``J*8``-way softmax) or ``"per_joint"`` (8-way).
+        exclude_last: choose only frames with a successor (ours; official: any frame).
+        joint_units: ``num_joint_units`` of the flow head (16).
+        vector_beta: Smooth-L1 ``beta`` of ``target="vector"``.
+        flow_weight, reconstruct_weight: loss weights of the two tasks.
+        seed: seed of the masking stream.
+    """
+
+    def __init__(
+        self,
+        encoder: MotionTransformer,
+        *,
+        tasks: Sequence[Literal["flow", "reconstruct"]] = ("flow",),
+        mask_ratio: float = 0.15,
+        mask_probs: Sequence[float] = (0.8, 0.1, 0.1),
+        mask_input: bool = False,
+        target: Literal["direction", "vector"] = "direction",
+        flow_softmax: Literal["all_joints", "per_joint"] = "all_joints",
+        exclude_last: bool = False,
+        joint_units: int = 16,
+        vector_beta: float = 1.0,
+        flow_weight: float = 1.0,
+        reconstruct_weight: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(encoder, MotionTransformer):
+            raise TypeError(f"motion_transformer pre-training needs the motion_transformer encoder, got {type(encoder).__name__}")
+        tasks = tuple(tasks)
+        if not tasks or any(t not in ("flow", "reconstruct") for t in tasks) or len(set(tasks)) != len(tasks):
+            raise ValueError(f"tasks must be a non-empty subset of ('flow', 'reconstruct'), got {tasks}")
+        if target not in ("direction", "vector") or flow_softmax not in ("all_joints", "per_joint"):
+            raise ValueError(f"bad target {target!r} or flow_softmax {flow_softmax!r}")
+        self.encoder = encoder
+        self.tasks, self.target, self.flow_softmax = tasks, target, flow_softmax
+        self.mask_ratio, self.mask_probs = float(mask_ratio), tuple(float(p) for p in mask_probs)
+        self.corrupt_input = bool(mask_input) or "reconstruct" in tasks
+        self.exclude_last = bool(exclude_last)
+        self.vector_beta, self.flow_weight, self.reconstruct_weight = float(vector_beta), float(flow_weight), float(reconstruct_weight)
+        self.seed = int(seed)
+        c, hidden = encoder.in_channels, encoder.out_dim
+        self.flow_head = FlowHead(hidden, encoder.num_joints, c, joint_units, target) if "flow" in tasks else None
+        self.frame_head = FrameHead(hidden, encoder.token_dim) if "reconstruct" in tasks else None
+        for head in (self.flow_head, self.frame_head):
+            if head is not None:
+                truncated_normal_init(head, encoder.spec["kwargs"].get("init_std", 0.02))
+        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+
+    def generator(self) -> torch.Generator:
+        """The CPU generator of the current step, seeded from ``(seed, step, rank)`` (as SimCLR)."""
+        mixed = (self.seed * 1_000_003 + _rank()) * 1_000_033 + int(self.step.item())
+        return torch.Generator(device="cpu").manual_seed(mixed % (2**63))
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """BERT's ``AdamWeightDecay`` groups: no decay on LayerNorm parameters and biases only."""
+        return split_decay_groups(self, weight_decay, no_decay=("bias", "norm"))
+
+    def pretext_loss(
+        self, tokens: torch.Tensor, token_lens: torch.Tensor | None, draw: MaskDraw
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of the configured tasks for prepared tokens and a mask draw.
+
+        Args:
+            tokens: ``(N, L, token_dim)`` from the encoder's ``prepare``.
+            token_lens: ``(N,)`` real tokens or ``None`` (all real).
+            draw: the chosen frames.
+
+        Returns:
+            The weighted loss and logs (``flow_loss``, ``flow_acc``, ``recon_loss`` as configured).
+        """
+        n, length, d = tokens.shape
+        lens = token_lens if token_lens is not None else torch.full((n,), length, device=tokens.device)
+        inputs = corrupt_frames(tokens, draw) if self.corrupt_input else tokens
+        seq = self.encoder.encode(inputs, token_lens)  # (N, L, H)
+        k, hidden = draw.positions.shape[1], seq.shape[2]
+        picked = seq.gather(1, draw.positions[:, :, None].expand(n, k, hidden)).reshape(n * k, hidden)  # (N*K, H)
+        valid = draw.valid.reshape(-1)  # (N*K,)
+        total = seq.new_zeros((), dtype=torch.float32)
+        logs: dict[str, torch.Tensor] = {}
+        if self.flow_head is not None:
+            flow = flow_at(tokens, lens, draw.positions, self.encoder.in_channels)  # (N, K, J, C)
+            flow = flow.reshape(n * k, *flow.shape[2:])
+            out = self.flow_head(picked)  # (N*K, J, J*2^C) or (N*K, J, C)
+            if self.target == "direction":
+                loss, acc = flow_direction_loss(out, octant_labels(flow), valid, self.flow_softmax)
+                logs["flow_acc"] = acc
+            else:
+                loss = flow_vector_loss(out, flow, valid, self.vector_beta)
+            logs["flow_loss"] = loss.detach()
+            total = total + self.flow_weight * loss
+        if self.frame_head is not None:
+            target = tokens.gather(1, draw.positions[:, :, None].expand(n, k, d)).reshape(n * k, d)
+            loss = frame_mse(self.frame_head(picked), target, valid)
+            logs["recon_loss"] = loss.detach()
+            total = total + self.reconstruct_weight * loss
+        return total, logs
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Prepare tokens, choose frames, run the pretext tasks.
+
+        Args:
+            batch: ``x`` ``(N, C, T, V, M)``, ``lengths`` ``(N,)``.
+
+        Returns:
+            The loss and logs ``loss`` plus the per-task entries of :meth:`pretext_loss`.
+        """
+        g = self.generator()
+        tokens, token_lens = self.encoder.prepare(batch["x"], batch.get("lengths"))  # (N, L, D)
+        n, length, _ = tokens.shape
+        lens = token_lens if token_lens is not None else torch.full((n,), length, device=tokens.device)
+        draw = draw_frame_masks(lens, length, ratio=self.mask_ratio, probs=self.mask_probs, generator=g,
+                                exclude_last=self.exclude_last)
+        loss, logs = self.pretext_loss(tokens, token_lens, draw)
+        with torch.no_grad():
+            self.step += 1
+        logs = {"loss": loss.detach(), **logs}
+        return loss, logs

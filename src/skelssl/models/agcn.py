@@ -1,0 +1,291 @@
+"""Graph encoder of ISC: single-stream 2s-AGCN (Shi, Zhang, Cheng, Lu, "Two-Stream Adaptive Graph
+Convolutional Networks for Skeleton-Based Action Recognition", CVPR 2019), as copied into ISC's
+``moco/AGCN.py`` (class ``Model``).
+
+Each unit is an adaptive graph convolution then a temporal convolution (kernel 9), with residuals. The
+graph of subset ``k`` is ``A_k + B_k + C_k``: ``A_k`` the layout's spatial partition (identity,
+inward, outward; column-normalised), ``B_k`` a free learned ``(V, V)`` matrix initialised to 1e-6
+(``PA``), and ``C_k = softmax(theta_k(x)^T phi_k(x) / (C_e * T))`` a per-sample similarity of joints
+from two 1x1 embeddings of width ``C_e = C_out / 4`` (the softmax normalises each column). Features
+are averaged over frames and joints, then over person slots (256-d with the standard channels).
+
+Differences from the official code, none changing the function:
+
+- the three subsets' 1x1 convolutions ``conv_a``/``conv_b`` are one convolution each with ``3 C_e``
+  outputs, and ``conv_d`` is one convolution over the three aggregated inputs stacked on the channel
+  axis (``sum_k W_k (x G_k) + b_k`` = ``[W_1 W_2 W_3] [x G_1; x G_2; x G_3] + b``), so it carries one
+  bias instead of three whose sum it is;
+- padded frames are handled: with ``lengths``, activations on padded frames are zeroed before every
+  temporal convolution and after every unit, the embeddings of ``C_k`` are zeroed there and its scale
+  uses the real length, and pooling ignores them; in eval mode a sample gives the same features padded
+  or not (ISC itself always feeds full 64-frame clips).
+
+Persons: like the official code, the default averages over every person slot, absent (all-zero) ones
+included; ``ignore_absent=True`` averages over present persons only (as :mod:`skelssl.models.stgcn`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from skelssl.core.layouts import Layout, get_layout
+from skelssl.models import register_encoder
+from skelssl.models.base import Encoder
+from skelssl.models.stgcn import DEFAULT_CHANNELS, DEFAULT_STRIDES
+from skelssl.transforms.temporal import frame_mask, person_mask
+
+__all__ = ["AGCN", "AdaptiveGraphConv", "AGCNUnit", "PRESETS"]
+
+#: Named sizes: ``paper`` is 2s-AGCN's ten units (64 ... 256, strides 2 at units 5 and 8, 3.45 M
+#: parameters for NTU, 3.47 M with the official 60-class fc); ``small`` is for CPU work (four units, 16 ... 64).
+PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
+    "paper": {"channels": DEFAULT_CHANNELS, "strides": DEFAULT_STRIDES},
+    "small": {"channels": (16, 32, 32, 64), "strides": (1, 2, 1, 2)},
+}
+
+
+def _time_mask(lengths: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    """``(B,)`` lengths -> ``(B, 1, T, 1)`` mask of real frames in ``like``'s dtype (``None`` without lengths)."""
+    if lengths is None:
+        return None
+    return frame_mask(lengths, like.shape[2])[:, None, :, None].to(like.dtype)
+
+
+def _conv_init(conv: nn.Conv2d) -> None:
+    """Official ``conv_init``: Kaiming-normal (fan out), zero bias."""
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
+def _bn(channels: int, scale: float = 1.0) -> nn.BatchNorm2d:
+    bn = nn.BatchNorm2d(channels)
+    nn.init.constant_(bn.weight, scale)
+    nn.init.zeros_(bn.bias)
+    return bn
+
+
+class _TemporalConv(nn.Sequential):
+    """Official ``unit_tcn``: ``(kernel, 1)`` convolution with temporal stride, then BatchNorm."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int = 9, stride: int = 1) -> None:
+        conv = nn.Conv2d(in_channels, out_channels, (kernel, 1), (stride, 1), ((kernel - 1) // 2, 0))
+        _conv_init(conv)
+        super().__init__(conv, _bn(out_channels))
+
+
+class AdaptiveGraphConv(nn.Module):
+    """Official ``unit_gcn``: graph convolution over ``A_k + B_k + C_k`` plus a residual, then ReLU.
+
+    Args:
+        in_channels, out_channels: feature sizes.
+        adjacency: ``(K, V, V)`` fixed partition ``A``.
+        embed_ratio: ``C_e = out_channels // embed_ratio`` (4 in 2s-AGCN).
+
+    Shape:
+        ``(B, C_in, T, V)`` (+ ``lengths`` ``(B,)``) -> ``(B, C_out, T, V)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, adjacency: torch.Tensor, embed_ratio: int = 4) -> None:
+        super().__init__()
+        k, v, _ = adjacency.shape
+        self.num_subsets, self.embed = k, max(1, out_channels // embed_ratio)
+        self.register_buffer("A", adjacency.clone().float(), persistent=False)
+        self.PA = nn.Parameter(torch.full((k, v, v), 1e-6))  # B_k, official init constant 1e-6
+        self.conv_a = nn.Conv2d(in_channels, k * self.embed, 1)  # theta_k for all k
+        self.conv_b = nn.Conv2d(in_channels, k * self.embed, 1)  # phi_k for all k
+        self.conv_d = nn.Conv2d(k * in_channels, out_channels, 1)  # [W_1 W_2 W_3]
+        self.bn = _bn(out_channels, 1e-6)  # official bn_init(self.bn, 1e-6): each unit starts near identity
+        if in_channels != out_channels:
+            self.down = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), _bn(out_channels))
+            _conv_init(self.down[0])
+        else:
+            self.down = nn.Identity()
+        self.relu = nn.ReLU(inplace=True)
+        _conv_init(self.conv_a)
+        _conv_init(self.conv_b)
+        # Official conv_branch_init: N(0, 2 / (C_out * C_in * 1 * 1 * K)) per branch; zero bias.
+        nn.init.normal_(self.conv_d.weight, 0.0, math.sqrt(2.0 / (out_channels * in_channels * k)))
+        nn.init.zeros_(self.conv_d.bias)
+
+    def graphs(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C_in, T, V)`` -> ``(B, K, V, V)`` per-sample graphs ``A_k + B_k + C_k``."""
+        b, _, t, v = x.shape
+        k, e = self.num_subsets, self.embed
+        theta = self.conv_a(x).view(b, k, e, t, v)  # (B, K, C_e, T, V)
+        phi = self.conv_b(x).view(b, k, e, t, v)
+        if lengths is None:
+            scale = torch.full((b, 1, 1, 1), float(e * t), device=x.device, dtype=theta.dtype)
+        else:
+            keep = frame_mask(lengths, t)[:, None, None, :, None].to(theta.dtype)  # (B, 1, 1, T, 1)
+            theta, phi = theta * keep, phi * keep
+            scale = (lengths.clamp(min=1) * e).to(theta.dtype).view(b, 1, 1, 1)
+        # Official: softmax over dim -2 of (V, C_e*T) @ (C_e*T, V) / (C_e*T).
+        sim = torch.einsum("bkctv,bkctw->bkvw", theta, phi) / scale  # (B, K, V, V)
+        return sim.softmax(dim=-2) + (self.A + self.PA).to(sim.dtype)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C_in, T, V)`` -> ``(B, C_out, T, V)``."""
+        b, c, t, v = x.shape
+        g = self.graphs(x, lengths)  # (B, K, V, V)
+        agg = torch.einsum("bctv,bkvw->bkctw", x, g).reshape(b, self.num_subsets * c, t, v)  # (B, K*C_in, T, V)
+        y = self.bn(self.conv_d(agg))  # (B, C_out, T, V)
+        return self.relu(y + self.down(x))
+
+
+class AGCNUnit(nn.Module):
+    """Official ``TCN_GCN_unit``: ``relu(tcn(gcn(x)) + residual(x))``.
+
+    Args:
+        in_channels, out_channels: feature sizes.
+        adjacency: ``(K, V, V)`` partition.
+        stride: temporal stride.
+        residual: False for the first unit, as in the official code.
+        temporal_kernel: odd temporal kernel size (9).
+
+    Shape:
+        ``(B, C_in, T, V)`` -> ``(B, C_out, ceil(T / stride), V)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, adjacency: torch.Tensor, stride: int = 1,
+                 residual: bool = True, temporal_kernel: int = 9) -> None:
+        super().__init__()
+        self.stride = stride
+        self.gcn = AdaptiveGraphConv(in_channels, out_channels, adjacency)
+        self.tcn = _TemporalConv(out_channels, out_channels, temporal_kernel, stride)
+        if not residual:
+            self.residual = None
+        elif in_channels == out_channels and stride == 1:
+            self.residual = nn.Identity()
+        else:
+            self.residual = _TemporalConv(in_channels, out_channels, 1, stride)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C_in, T, V)`` with ``(B,)`` lengths -> ``(B, C_out, T', V)``."""
+        y = self.gcn(x, lengths)
+        mask = _time_mask(lengths, y)
+        if mask is not None:
+            y = y * mask  # the temporal conv must see zeros beyond the end, as with no padding
+        y = self.tcn(y)
+        if self.residual is not None:
+            y = y + self.residual(x)
+        return self.relu(y)
+
+
+@register_encoder("agcn")
+class AGCN(Encoder):
+    """Single-stream 2s-AGCN (ISC's graph-based encoder).
+
+    Args:
+        in_channels: coordinates per joint ``C``.
+        layout: skeleton layout (or its name); gives ``V`` and the spatial partition.
+        num_persons: ``M`` (the input BatchNorm has ``M * V * C`` channels).
+        preset: ``"paper"`` or ``"small"`` (see :data:`PRESETS`); ``channels``/``strides`` override it.
+        channels: output channels of each unit.
+        strides: temporal stride of each unit.
+        temporal_kernel: odd temporal kernel size (9).
+        ignore_absent: average over present persons only (official: every person slot).
+
+    Shape:
+        ``forward``: ``(N, C, T, V, M)`` (+ ``lengths`` ``(N,)``) -> ``(N, out_dim)``;
+        ``forward_features``: -> ``(N, M, D, T', V)`` with ``T' = ceil(T / prod(strides))`` (tokens of
+        absent persons zeroed when ``ignore_absent``).
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 3,
+        layout: Layout | str,
+        num_persons: int = 2,
+        preset: str = "paper",
+        channels: Sequence[int] | None = None,
+        strides: Sequence[int] | None = None,
+        temporal_kernel: int = 9,
+        ignore_absent: bool = False,
+    ) -> None:
+        super().__init__()
+        if preset not in PRESETS:
+            raise ValueError(f"unknown agcn preset {preset!r}; choose from {sorted(PRESETS)}")
+        layout = get_layout(layout)
+        channels = [int(c) for c in (channels if channels is not None else PRESETS[preset]["channels"])]
+        if strides is None:
+            if channels != list(PRESETS[preset]["channels"]):
+                raise ValueError(f"give strides for the {len(channels)} units")
+            strides = PRESETS[preset]["strides"]
+        strides = [int(s) for s in strides]
+        if len(strides) != len(channels) or not channels:
+            raise ValueError(f"{len(channels)} channels but {len(strides)} strides")
+        if temporal_kernel % 2 != 1:
+            raise ValueError(f"temporal_kernel must be odd, got {temporal_kernel}")
+        self.layout, self.in_channels, self.num_persons = layout, in_channels, num_persons
+        self.strides, self.ignore_absent = tuple(strides), ignore_absent
+        v = layout.num_joints
+        adjacency = torch.from_numpy(layout.spatial_partition())  # (3, V, V)
+        self.data_bn = nn.BatchNorm1d(num_persons * v * in_channels)
+        nn.init.ones_(self.data_bn.weight)
+        nn.init.zeros_(self.data_bn.bias)
+        units, c_in = [], in_channels
+        for i, (c_out, s) in enumerate(zip(channels, strides)):
+            units.append(AGCNUnit(c_in, c_out, adjacency, s, residual=i > 0, temporal_kernel=temporal_kernel))
+            c_in = c_out
+        self.units = nn.ModuleList(units)
+        self.out_dim = channels[-1]
+        self.spec = {"name": "agcn", "kwargs": dict(in_channels=in_channels, layout=layout.name, num_persons=num_persons,
+                                                    channels=channels, strides=strides, temporal_kernel=temporal_kernel,
+                                                    ignore_absent=ignore_absent)}
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Real frames after the strided units: ``ceil`` of the length over each stride in turn."""
+        for s in self.strides:
+            lengths = (lengths + s - 1) // s
+        return lengths
+
+    def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``(N, C, T, V, M)`` -> ``(N, M, D, T', V)``."""
+        if x.ndim != 5:
+            raise ValueError(f"expected (N, C, T, V, M), got shape {tuple(x.shape)}")
+        n, c, t, v, m = x.shape
+        if c != self.in_channels or v != self.layout.num_joints or m != self.num_persons:
+            raise ValueError(f"built for C={self.in_channels}, V={self.layout.num_joints}, M={self.num_persons}; "
+                             f"got C={c}, V={v}, M={m}")
+        h = x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t)  # (N, M*V*C, T): official data_bn layout
+        h = self.data_bn(h).view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)  # (N*M, C, T, V)
+        lens = None
+        if lengths is not None:
+            lens = lengths.to(x.device, torch.int64).clamp(1, t).repeat_interleave(m)  # (N*M,)
+            h = h * _time_mask(lens, h)
+        for unit in self.units:
+            h = unit(h, lens)  # (N*M, D_i, T_i, V)
+            if lens is not None:
+                lens = (lens + unit.stride - 1) // unit.stride
+                h = h * _time_mask(lens, h)
+        h = h.view(n, m, *h.shape[1:])  # (N, M, D, T', V)
+        if self.ignore_absent:
+            present = person_mask(x)  # (N, M)
+            h = h * present[:, :, None, None, None].to(h.dtype)
+        return h
+
+    def pool(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``(N, M, D, T', V)`` -> ``(N, D)``: mean over real frames and joints, then over person slots.
+
+        With ``ignore_absent``, persons whose tokens are all zero (:meth:`forward_features` zeroes
+        absent ones) are left out of the person mean; if none is present, all slots are averaged.
+        """
+        n, m, d, t, v = features.shape
+        if lengths is None:
+            per_person = features.mean(dim=(3, 4))  # (N, M, D)
+        else:
+            out_lens = self.output_lengths(lengths.to(features.device, torch.int64).clamp(min=1)).clamp(max=t)
+            tmask = frame_mask(out_lens, t).to(features.dtype)  # (N, T')
+            per_person = torch.einsum("nmdtv,nt->nmd", features, tmask) / (out_lens.to(features.dtype)[:, None, None] * v)
+        if not self.ignore_absent:
+            return per_person.mean(dim=1)  # official: x.mean(3).mean(1) over every slot
+        present = features.detach().abs().amax(dim=(2, 3, 4)) > 0  # (N, M)
+        present = (present | ~present.any(dim=1, keepdim=True)).to(features.dtype)
+        return (per_person * present[:, :, None]).sum(dim=1) / present.sum(dim=1, keepdim=True)

@@ -1,0 +1,251 @@
+"""Motion-Transformer pre-training: octant labels of a hand-made motion, masking statistics, each loss
+against a naive loop, the whole step against a per-sample reference, seeding, and the recipes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from skelssl.methods import Method, get_method
+from skelssl.methods.motion_transformer import (
+    KEEP,
+    RANDOM,
+    ZERO,
+    corrupt_frames,
+    draw_frame_masks,
+    flow_at,
+    flow_direction_loss,
+    flow_vector_loss,
+    frame_mse,
+    octant_labels,
+)
+from skelssl.models import build_encoder
+
+torch.set_num_threads(1)
+
+RECIPES = Path(__file__).resolve().parents[2] / "configs" / "motion_transformer"
+
+
+def make_method(seed: int = 0, enc_kwargs: dict | None = None, **kwargs):
+    torch.manual_seed(0)  # parameter init only
+    enc = build_encoder("motion_transformer", layout="ntu25", num_persons=2, preset="tiny",
+                        **{"frames": 20, **(enc_kwargs or {})})
+    return get_method("motion_transformer")(enc, seed=seed, **kwargs)
+
+
+def make_batch(n: int = 6, t: int = 40, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Smooth synthetic motions padded to ``t`` frames; odd samples have one actor."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(12, t + 1, (n,), generator=g)
+    base = torch.randn(n, 3, 1, 25, 2, generator=g)
+    freq = torch.rand(n, 3, 1, 25, 2, generator=g) * 0.3
+    time = torch.arange(t, dtype=torch.float32).view(1, 1, t, 1, 1)
+    x = base + torch.sin(freq * time + base)
+    x = x * (torch.arange(t)[None, :] < lengths[:, None])[:, None, :, None, None]
+    x[1::2, ..., 1] = 0
+    return {"x": x, "lengths": lengths, "label": torch.full((n,), -1), "index": torch.arange(n)}
+
+
+def test_octant_labels_of_a_hand_made_motion():
+    # 4 joints over 3 frames; frame 0 -> 1 moves: j0 (+,+,+), j1 (-,+,-), j2 still, j3 (+,-,+).
+    f0 = torch.tensor([[0.0, 0, 0], [1, 1, 1], [2, 2, 2], [0, 0, 0]])
+    f1 = f0 + torch.tensor([[0.1, 0.2, 0.3], [-0.1, 0.5, -0.2], [0, 0, 0], [0.3, -0.1, 0.2]])
+    f2 = f1 + torch.tensor([[-0.1, -0.1, -0.1], [0.1, 0, 0], [0, 0, 0.4], [0, 0.1, 0]])
+    tokens = torch.stack([f0, f1, f2]).reshape(1, 3, 12)  # (N, L, J*C)
+    flow = flow_at(tokens, torch.tensor([3]), torch.tensor([[0, 1, 2]]), channels=3)  # (1, 3, 4, 3)
+    labels = octant_labels(flow)
+    assert labels[0, 0].tolist() == [7, 2, 0, 5]  # 1*x + 2*y + 4*z
+    assert labels[0, 1].tolist() == [0, 1, 4, 2]
+    assert labels[0, 2].tolist() == [0, 0, 0, 0]  # the last frame has no successor: zero flow
+    # Min-max scaling is increasing per coordinate, so the encoder's tokens give the same labels.
+    enc = build_encoder("motion_transformer", layout="ntu25", num_persons=1, preset="tiny", frames=3)
+    x = torch.zeros(1, 3, 3, 25, 1)
+    x[0, :, :, :4, 0] = torch.stack([f0, f1, f2]).permute(2, 0, 1)
+    x[0, :, :, 4:, 0] = 0.5
+    tok, _ = enc.prepare(x)
+    assert octant_labels(flow_at(tok, torch.tensor([3]), torch.tensor([[0, 1]]), 3))[0, :, :4].tolist() == [[7, 2, 0, 5], [0, 1, 4, 2]]
+
+
+def test_masking_chooses_15_percent_of_real_frames_uniformly():
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([150, 40, 7, 1, 150])
+    counts = torch.zeros(150)
+    for _ in range(200):
+        d = draw_frame_masks(lengths, 150, generator=g)
+        assert d.positions.shape == (5, 22)
+        assert d.valid.sum(1).tolist() == [22, 6, 1, 1, 22]  # floor(0.15 len), at least 1
+        for i, n in enumerate(lengths.tolist()):
+            chosen = d.positions[i][d.valid[i]]
+            assert len(set(chosen.tolist())) == len(chosen) and int(chosen.max()) < n
+            assert int(d.source[i][d.valid[i]].max()) < n
+        counts += torch.bincount(d.positions[0], minlength=150).float()
+    assert counts.min() > 0.5 * counts.mean() and counts.max() < 1.6 * counts.mean()  # ~29 each
+    last = draw_frame_masks(torch.tensor([10, 2]), 10, generator=g, exclude_last=True)
+    assert all(p < 9 for p in last.positions[0][last.valid[0]].tolist()) and last.positions[1, 0] == 0
+
+
+def test_80_10_10_corruption_over_many_draws():
+    g = torch.Generator().manual_seed(1)
+    d = draw_frame_masks(torch.full((4000,), 150), 150, generator=g)
+    frac = torch.bincount(d.action.flatten(), minlength=3).float() / d.action.numel()
+    assert abs(float(frac[ZERO]) - 0.8) < 0.01 and abs(float(frac[RANDOM]) - 0.1) < 0.01
+    assert abs(float(frac[KEEP]) - 0.1) < 0.01
+    tokens = torch.randn(3, 12, 5)
+    d = draw_frame_masks(torch.tensor([12, 12, 6]), 12, ratio=0.5, generator=g)
+    out = corrupt_frames(tokens, d)
+    touched = torch.zeros(3, 12, dtype=torch.bool)
+    for i in range(3):
+        for k in range(d.positions.shape[1]):
+            p = int(d.positions[i, k])
+            if not d.valid[i, k]:
+                continue
+            touched[i, p] = True
+            expected = {ZERO: torch.zeros(5), RANDOM: tokens[i, int(d.source[i, k])], KEEP: tokens[i, p]}[int(d.action[i, k])]
+            assert torch.equal(out[i, p], expected)
+    assert torch.equal(out[~touched], tokens[~touched])  # everything else untouched
+
+
+def test_losses_equal_naive_loops():
+    g = torch.Generator().manual_seed(2)
+    b, j, k = 5, 4, 8
+    logits = torch.randn(b, j, j * k, generator=g)
+    labels = torch.randint(0, k, (b, j), generator=g)
+    valid = torch.tensor([True, True, False, True, False])
+    total, count, own_total = 0.0, 0, 0.0
+    for i in range(b):
+        if not valid[i]:
+            continue
+        for jj in range(j):
+            row = logits[i, jj]
+            total += float(-torch.log_softmax(row, 0)[k * jj + labels[i, jj]])
+            own_total += float(-torch.log_softmax(row[k * jj: k * jj + k], 0)[labels[i, jj]])
+            count += 1
+    loss, acc = flow_direction_loss(logits, labels, valid, "all_joints")
+    assert float(loss) == pytest.approx(total / count, rel=1e-5)
+    assert 0.0 <= float(acc) <= 1.0
+    assert float(flow_direction_loss(logits, labels, valid, "per_joint")[0]) == pytest.approx(own_total / count, rel=1e-5)
+    pred, flow = torch.randn(b, j, 3, generator=g) * 2, torch.randn(b, j, 3, generator=g)
+    per = [float(F.smooth_l1_loss(pred[i], flow[i], beta=0.5)) for i in range(b) if valid[i]]
+    assert float(flow_vector_loss(pred, flow, valid, beta=0.5)) == pytest.approx(sum(per) / len(per), rel=1e-5)
+    p, t = torch.randn(b, 75, generator=g), torch.randn(b, 75, generator=g)
+    per = [float(((p[i] - t[i]) ** 2).mean()) for i in range(b) if valid[i]]
+    assert float(frame_mse(p, t, valid)) == pytest.approx(sum(per) / len(per), rel=1e-5)
+
+
+@pytest.mark.parametrize("tasks", [("flow",), ("reconstruct",), ("flow", "reconstruct")])
+def test_step_loss_equals_a_per_sample_reference(tasks):
+    method = make_method(tasks=tasks, enc_kwargs={"short": "pad", "frames": 30, "dropout": 0.0, "attention_dropout": 0.0})
+    batch = make_batch()
+    loss, logs = method.training_step(batch)
+    # Reference: the same draw, then per sample and per chosen frame in Python.
+    method.step.zero_()
+    tokens, lens = method.encoder.prepare(batch["x"], batch["lengths"])
+    draw = draw_frame_masks(lens, tokens.shape[1], generator=method.generator())
+    corrupted = corrupt_frames(tokens, draw) if "reconstruct" in tasks else tokens
+    flow_terms, recon_terms = [], []
+    for i in range(tokens.shape[0]):
+        n = int(lens[i])
+        seq = method.encoder.encode(corrupted[i: i + 1, :n])[0]  # one sample, no padding at all
+        for k in range(draw.positions.shape[1]):
+            if not draw.valid[i, k]:
+                continue
+            t = int(draw.positions[i, k])
+            if "flow" in tasks:
+                logits = method.flow_head(seq[t][None])[0]  # (J, J*8)
+                nxt = tokens[i, t + 1] if t + 1 < n else tokens[i, t]
+                d = (nxt - tokens[i, t]).view(25, 3)
+                for jj in range(25):
+                    label = int(d[jj, 0] > 0) + 2 * int(d[jj, 1] > 0) + 4 * int(d[jj, 2] > 0)
+                    flow_terms.append(-torch.log_softmax(logits[jj], 0)[8 * jj + label])
+            if "reconstruct" in tasks:
+                recon_terms.append(((method.frame_head(seq[t][None])[0] - tokens[i, t]) ** 2).mean())
+    expected = sum(float(torch.stack(terms).mean()) for terms in (flow_terms, recon_terms) if terms)
+    assert float(loss) == pytest.approx(expected, rel=1e-4)
+    assert set(logs) == {"loss"} | ({"flow_loss", "flow_acc"} if "flow" in tasks else set()) | ({"recon_loss"} if "reconstruct" in tasks else set())
+
+
+def test_one_step_gives_finite_loss_and_encoder_gradients():
+    method = make_method(tasks=("flow", "reconstruct"))
+    assert isinstance(method, Method) and method.export_encoder() is method.encoder
+    batch = make_batch()
+    x0 = batch["x"].clone()
+    loss, logs = method.training_step(batch)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    grads = {n: p.grad for n, p in method.named_parameters()}
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+    assert float(method.encoder.token_embed.weight.grad.abs().sum()) > 0
+    assert torch.equal(batch["x"], x0) and int(method.step) == 1 and "step" in method.state_dict()
+
+
+@pytest.mark.parametrize("kwargs", [{"target": "vector"}, {"flow_softmax": "per_joint", "mask_input": True, "exclude_last": True}])
+def test_options_train(kwargs):
+    method = make_method(**kwargs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = method.training_step(make_batch())
+    assert torch.isfinite(loss)
+    loss.backward()
+
+
+def test_masking_stream_is_seeded_and_resumable():
+    batch = make_batch()
+    a, b, c = make_method(seed=0).eval(), make_method(seed=0).eval(), make_method(seed=1).eval()
+    la, lb, lc = a.training_step(batch)[0], b.training_step(batch)[0], c.training_step(batch)[0]
+    assert torch.equal(la, lb) and not torch.equal(la, lc)
+    resumed = make_method(seed=0).eval()
+    resumed.load_state_dict(a.state_dict())
+    assert torch.equal(a.training_step(batch)[0], resumed.training_step(batch)[0])
+
+
+def test_a_few_dozen_steps_reduce_the_flow_loss():
+    method = make_method(seed=3)
+    batch = make_batch(n=8, seed=4)
+    opt = torch.optim.AdamW(method.param_groups(0.01), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss, logs = method.training_step(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(logs["loss"]))
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5, losses
+
+
+def test_bert_decay_groups():
+    method = make_method(tasks=("flow", "reconstruct"))
+    decay, skip = method.param_groups(0.01)
+    names = {id(p): n for n, p in method.named_parameters()}
+    skipped = {names[id(p)] for p in skip["params"]}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert skip["weight_decay"] == 0.0 and decay["weight_decay"] == 0.01
+    assert all(("norm" in n or n.endswith("bias")) for n in skipped)
+    assert "encoder.position_embeddings.weight" in decayed  # BERT decays the embedding tables
+
+
+def test_wrong_encoder_and_bad_options_raise():
+    stgcn = build_encoder("stgcn", layout="ntu25", num_persons=2, channels=(8,), strides=(1,))
+    with pytest.raises(TypeError):
+        get_method("motion_transformer")(stgcn)
+    with pytest.raises(ValueError):
+        make_method(tasks=("flow", "jigsaw"))
+    with pytest.raises(ValueError):
+        draw_frame_masks(torch.tensor([5]), 5, probs=(0.5, 0.5, 0.5), generator=torch.Generator())
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
+def test_recipes_load_and_build(recipe):
+    from skelssl.engine.config import build_encoder_from_config, build_method_from_config, load_config
+
+    cfg = load_config(recipe, ["encoder.kwargs.preset=tiny", "encoder.kwargs.hidden=32", "encoder.kwargs.heads=4",
+                               "encoder.kwargs.intermediate=64", "encoder.kwargs.layers=1"])
+    assert cfg.encoder.name == "motion_transformer"
+    layout = "kinect20" if "nucla" in recipe.name else "ntu25"
+    enc = build_encoder_from_config(cfg.encoder, in_channels=3, layout=layout, num_persons=2 if layout == "ntu25" else 1)
+    if cfg.method.name:
+        method = build_method_from_config(cfg.method, encoder=enc)
+        v = 20 if layout == "kinect20" else 25
+        batch = {"x": torch.randn(2, 3, 30, v, enc.num_persons), "lengths": torch.tensor([30, 17])}
+        assert torch.isfinite(method.training_step(batch)[0])
