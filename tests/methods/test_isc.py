@@ -213,30 +213,30 @@ def test_a_few_dozen_steps_reduce_the_loss():
 
 
 def test_recipes_load_and_name_valid_arguments():
-    from skelssl.engine.config import build_method_from_config, checked_kwargs, load_config
+    from skelssl.engine.config import build_encoder_from_config, build_method_from_config, checked_kwargs, load_config
+    from skelssl.engine.eval_config import load_eval_config
     from skelssl.models import ENCODERS, _ensure
 
-    recipes = sorted(RECIPES.glob("*.yaml"))
-    names = {p.stem for p in recipes}
-    assert {"ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset", "pku1_xsub", "nucla_xview", "nucla_cpu"} <= names
+    recipes = {p.stem: p for p in RECIPES.glob("*.yaml") if not p.stem.startswith("_")}
+    assert set(recipes) >= {"ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset", "pku1_xsub", "nucla_xview", "nucla_cpu"}
     isc = get_method("isc")
-    for path in recipes:
-        if path.stem.startswith("_"):
-            continue
+    for name, path in recipes.items():
         cfg = load_config(path)
-        assert cfg.method.name == "isc" and cfg.optim.name == "sgd", path
+        assert cfg.method.name == "isc" and cfg.optim.name == "sgd" and cfg.data.store, name
         _ensure(cfg.encoder.name)
         checked_kwargs(ENCODERS.get(cfg.encoder.name), cfg.encoder.kwargs, "encoder.kwargs")
         kwargs = checked_kwargs(isc, cfg.method.kwargs, "method.kwargs", given=("encoder",))
-        assert kwargs.get("queue_size", 16384) % (cfg.data.batch_size * int(cfg.trainer.devices)) == 0, path
-        assert {"linear", "knn", "semi"} <= set(cfg.eval), path
-    # The CPU recipe builds for real (small presets, one N-UCLA person, 20 joints).
-    cfg = load_config(RECIPES / "nucla_cpu.yaml")
-    from skelssl.engine.config import build_encoder_from_config
-
+        assert kwargs["queue_size"] % (cfg.data.batch_size * int(cfg.trainer.devices)) == 0, name
+        ev = load_eval_config(cfg.eval)
+        assert ev.knn.ks[0] == 1 and ev.linear.optim.lr == 0.1 and ev.linear.epochs in (40, 80), name
+    ntu = load_config(recipes["ntu60_xsub"])
+    assert (ntu.trainer.epochs, ntu.schedule.milestones, ntu.optim.lr, ntu.optim.weight_decay) == (451, [351], 0.01, 1e-4)
+    assert ntu.method.kwargs["queue_size"] == 16384 and ntu.data.batch_size == 64
+    assert load_config(recipes["ntu120_xset"]).trainer.epochs == 351
+    # The CPU recipe builds for real (small presets; N-UCLA: one person, 20 joints) and trains a step.
+    cfg = load_config(recipes["nucla_cpu"])
     enc = build_encoder_from_config(cfg.encoder, in_channels=3, layout="kinect20", num_persons=1)
     method = build_method_from_config(cfg.method, encoder=enc)
-    batch = make_batch(n=4, t=70, persons=1, joints=20)
-    method.queues["seq"].check_batch(cfg.data.batch_size)
-    loss, _ = method.training_step({**batch}) if method.queues["seq"].size % 4 == 0 else (torch.zeros(()), {})
+    assert method.pairing == "seq+graph" and method.export_encoder().out_dim == 256
+    loss, _ = method.training_step(make_batch(n=cfg.data.batch_size, t=50, persons=1, joints=20))
     assert torch.isfinite(loss)

@@ -121,7 +121,8 @@ def rest_angles() -> np.ndarray:
     return a
 
 
-def mirror_motion(angles: np.ndarray, shift: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mirror_motion(angles: np.ndarray, shift: np.ndarray,
+                  support: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mirror a motion left<->right (a right-handed action becomes a left-handed one).
 
     Args:

@@ -10,7 +10,9 @@ partner of a two-person action in slot 1); left-handed samples are mirrored afte
 Several classes are deliberately near one another, so that the data cannot be solved by a linear map of
 the raw coordinates: sit down / stand up and push / pull are the same poses in opposite temporal
 order; punch and punch-person share the actor's motion; bow and pick-up share the trunk bend; wave,
-reach-up and throw all raise the dominant arm.
+reach-up and throw all raise the dominant arm. Most programs also draw a style (forearm or whole-arm
+wave, straight punch or hook, front or side kick, overarm or underarm throw, jumping jacks, stooping or
+squatting pick-up, one- or two-handed push and pull), so that a class is not one template.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from skelssl.data.synthetic_body import (
 
 __all__ = ["Motion", "Context", "ActionSpec", "ACTIONS", "smooth_window", "rise", "pulse"]
 
-_HIPS, _KNEES, _ANKLES, _SHOULDERS, _ELBOWS = [L_HIP, R_HIP], [L_KNEE, R_KNEE], [L_ANK, R_ANK], [L_SH, R_SH], [L_EL, R_EL]
+# (left, right) joint pairs, indexed together so both sides move in one step.
+_HIPS, _KNEES, _ANKLES = [L_HIP, R_HIP], [L_KNEE, R_KNEE], [L_ANK, R_ANK]
+_SHOULDERS, _ELBOWS = [L_SH, R_SH], [L_EL, R_EL]
 _INWARD = np.array([-1.0, 1.0])  # yaw that turns the (left, right) arm towards the midline
 _OUTWARD = np.array([1.0, -1.0])  # roll that lifts the (left, right) arm out to the side
 
@@ -55,7 +59,7 @@ class Context:
 
     Args:
         rng: the sample's generator.
-        amp: amplitude factor (about 0.65-1.4).
+        amp: amplitude factor (about 0.6-1.45: the subject's times the sample's).
         dist: initial pelvis-to-pelvis distance of two persons (metres).
         frames: duration of the action in frames.
         heights: standing height of each person (metres).

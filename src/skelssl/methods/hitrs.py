@@ -41,7 +41,7 @@ from skelssl.models.hitrs import HiTRS
 from skelssl.models.windowing import gather_windows, pad_frames, window_indices
 from skelssl.transforms.temporal import frame_mask
 
-__all__ = ["HiTRSPretraining", "masked_joint_loss", "order_loss"]
+__all__ = ["HiTRSPretraining", "masked_joint_loss", "order_loss", "future_clip_loss"]
 
 
 def _identity(t: torch.Tensor) -> torch.Tensor:
@@ -97,6 +97,25 @@ def order_loss(logits: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor,
         correct = ((logits.argmax(dim=1) == labels).float() * weight).sum()
         acc = correct / count.clamp(min=1.0)
     return loss, acc
+
+
+def future_clip_loss(
+    pred: torch.Tensor, keys: torch.Tensor, temperature: float = 0.07, offset: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Future-clip InfoNCE (official ``NCELoss``): L2-normalised predictions against every key,
+    ``logits = pred . key^T / temperature``, cross-entropy with ``keys[offset + i]`` as row ``i``'s positive.
+
+    Args:
+        pred: ``(B, D)`` predictions of this process.
+        keys: ``(B_all, D)`` detached targets gathered over processes (``B_all = B`` on one process).
+        temperature: 0.07.
+        offset: row of this process's first target in ``keys``.
+
+    Returns:
+        The loss and the top-1 accuracy (0-d tensors).
+    """
+    logits, labels = info_nce_logits(pred, keys, temperature, offset=offset)
+    return F.cross_entropy(logits, labels), top1_accuracy(logits, labels)
 
 
 @register_method("hitrs")
@@ -247,8 +266,7 @@ class HiTRSPretraining(Method):
         # Future clip: InfoNCE against the detached last-window embeddings of the global batch.
         pred = self.future_head(vx)  # (B, 2d)
         keys = self.gather(target)  # (B_all, 2d)
-        logits, labels = info_nce_logits(pred, keys, self.temperature, offset=self._offset(b, seq.device))
-        future_loss = F.cross_entropy(logits, labels)
+        future_loss, future_acc = future_clip_loss(pred, keys, self.temperature, self._offset(b, seq.device))
 
         w = self.weights
         loss = (w["pose"] * pose_loss + w["clip_order"] * clip_loss + w["video_order"] * video_loss
@@ -259,7 +277,7 @@ class HiTRSPretraining(Method):
                 "loss": loss.detach(), "pose_loss": pose_loss.detach(),
                 "clip_order_loss": clip_loss.detach(), "clip_order_acc": clip_acc,
                 "video_order_loss": video_loss.detach(), "video_order_acc": video_acc,
-                "future_loss": future_loss.detach(), "future_acc": top1_accuracy(logits, labels),
+                "future_loss": future_loss.detach(), "future_acc": future_acc,
                 "sequences": torch.tensor(float(b)),
             }
         return loss, logs

@@ -185,7 +185,8 @@ class ISC(Method):
         self.key_heads = copy.deepcopy(self.heads)
         for p in list(self.key_encoders.parameters()) + list(self.key_heads.parameters()):
             p.requires_grad_(False)
-        self.queues = nn.ModuleDict({rep: KeyQueue(queue_size, proj_dim, seed=seed * 7 + i) for i, rep in enumerate(self.reps)})
+        # One queue per representation, holding its keys; distinct random initial keys for each.
+        self.queues = nn.ModuleDict({rep: KeyQueue(queue_size, proj_dim, seed=2 * seed + i) for i, rep in enumerate(self.reps)})
         self.m, self.temperature, self.seed = float(momentum), float(temperature), int(seed)
 
         num_joints = encoder.layout.num_joints if hasattr(encoder, "layout") else None

@@ -324,7 +324,7 @@ class MotionTransformerMethod(Method):
     ) -> None:
         super().__init__()
         if not isinstance(encoder, MotionTransformer):
-            raise TypeError(f"motion_transformer pre-training needs the motion_transformer encoder, got {type(encoder).__name__}")
+            raise TypeError(f"needs the motion_transformer encoder, got {type(encoder).__name__}")
         tasks = tuple(tasks)
         if not tasks or any(t not in ("flow", "reconstruct") for t in tasks) or len(set(tasks)) != len(tasks):
             raise ValueError(f"tasks must be a non-empty subset of ('flow', 'reconstruct'), got {tasks}")
@@ -335,14 +335,15 @@ class MotionTransformerMethod(Method):
         self.mask_ratio, self.mask_probs = float(mask_ratio), tuple(float(p) for p in mask_probs)
         self.corrupt_input = bool(mask_input) or "reconstruct" in tasks
         self.exclude_last = bool(exclude_last)
-        self.vector_beta, self.flow_weight, self.reconstruct_weight = float(vector_beta), float(flow_weight), float(reconstruct_weight)
+        self.vector_beta = float(vector_beta)
+        self.flow_weight, self.reconstruct_weight = float(flow_weight), float(reconstruct_weight)
         self.seed = int(seed)
         c, hidden = encoder.in_channels, encoder.out_dim
         self.flow_head = FlowHead(hidden, encoder.num_joints, c, joint_units, target) if "flow" in tasks else None
         self.frame_head = FrameHead(hidden, encoder.token_dim) if "reconstruct" in tasks else None
         for head in (self.flow_head, self.frame_head):
             if head is not None:
-                truncated_normal_init(head, encoder.spec["kwargs"].get("init_std", 0.02))
+                truncated_normal_init(head, encoder.init_std)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
 
     def generator(self) -> torch.Generator:

@@ -101,7 +101,9 @@ class CausalBiGRU(nn.Module):
     def copy_from(self, gru: nn.GRU) -> None:
         """Take the weights of a bidirectional ``nn.GRU`` (e.g. the official ``encoder.gru``)."""
         if not gru.bidirectional or gru.num_layers != self.num_layers or gru.hidden_size != self.hidden_size:
-            raise ValueError(f"need a bidirectional {self.num_layers}-layer GRU of hidden size {self.hidden_size}, got {gru}")
+            raise ValueError(
+                f"need a bidirectional {self.num_layers}-layer GRU of hidden size {self.hidden_size}, got {gru}"
+            )
         for layer, pair in enumerate(self.layers):
             for direction, suffix in enumerate(("", "_reverse")):
                 for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):

@@ -114,13 +114,18 @@ class HCN(Encoder):
         v = layout.num_joints
         self.position = _Stream(in_channels, v, channels, frames, dropout)
         self.motion = _Stream(in_channels, v, channels, frames, dropout)
-        self.conv5 = nn.Sequential(nn.Conv2d(2 * channels, 2 * channels, 3, padding=1), nn.ReLU(), nn.Dropout2d(dropout), nn.MaxPool2d(2))
-        self.conv6 = nn.Sequential(nn.Conv2d(2 * channels, 4 * channels, 3, padding=1), nn.ReLU(), nn.Dropout2d(dropout), nn.MaxPool2d(2))
+        self.conv5 = nn.Sequential(
+            nn.Conv2d(2 * channels, 2 * channels, 3, padding=1), nn.ReLU(), nn.Dropout2d(dropout), nn.MaxPool2d(2)
+        )
+        self.conv6 = nn.Sequential(
+            nn.Conv2d(2 * channels, 4 * channels, 3, padding=1), nn.ReLU(), nn.Dropout2d(dropout), nn.MaxPool2d(2)
+        )
         _init(self)
         side = frames // 2 // 2 // 2 // 2
         self.out_dim = 4 * channels * side * side
         self.spec = {"name": "hcn", "kwargs": dict(in_channels=in_channels, layout=layout.name, num_persons=num_persons,
-                                                   channels=channels, frames=frames, dropout=dropout, ignore_absent=ignore_absent)}
+                                                   channels=channels, frames=frames, dropout=dropout,
+                                                   ignore_absent=ignore_absent)}
 
     def _resample(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         """Linearly resize each sample's real frames to ``frames`` (skipped when already so)."""

@@ -201,8 +201,9 @@ class MotionTransformer(Encoder):
             raise ValueError(f"frames must be in [1, max_positions={max_positions}], got {frames}")
         layout = get_layout(layout)
         self.layout, self.in_channels, self.num_persons = layout, in_channels, num_persons
-        self.persons, self.normalize, self.frames, self.sampling, self.short = persons, normalize, frames, sampling, short
-        self.max_positions = max_positions
+        self.persons, self.normalize, self.frames = persons, normalize, frames
+        self.sampling, self.short = sampling, short
+        self.max_positions, self.init_std = max_positions, init_std
         self.num_joints = layout.num_joints * (num_persons if persons == "all" else 1)  # joints per token
         self.token_dim = self.num_joints * in_channels
         hidden = size["hidden"]

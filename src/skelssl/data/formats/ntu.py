@@ -180,8 +180,8 @@ def _walk(lines: list[bytes], path: Path, max_bodies: int):
     i = 1
     for t in range(num_frames):
         if i >= n:
-            raise SkeletonFormatError(
-                path, f"line {i + 1}: file ends after {t} of the {num_frames} frames its first line declares (truncated?)")
+            raise SkeletonFormatError(path, f"line {i + 1}: file ends after {t} of the {num_frames} frames "
+                                      "its first line declares (truncated?)")
         nb = _count(lines, i, path, f"the body count of frame {t + 1}")
         if nb < 0:
             raise SkeletonFormatError(path, f"line {i + 1}: negative body count {nb}")
@@ -222,20 +222,21 @@ def _walk(lines: list[bytes], path: Path, max_bodies: int):
 def _read_checked(data: bytes, path: Path, cols: np.ndarray, max_bodies: int):
     """Read any file line by line, naming the first problem; the reference for :func:`_read_regular`.
 
-    The rule both readers apply: every byte is a digit, ``.``, ``-``, ``+``, ``e``, ``E``, a space or
-    a line break; every joint line has 12 fields; the requested fields are finite decimal numbers.
+    The rule both readers apply: every byte is a digit, ``.``, ``-``, ``+``, ``e``, ``E``, a space (or
+    a tab, here) or a line break; every joint line has 12 fields; the requested fields are finite
+    decimal numbers. The fast reader accepts a subset of what this one accepts, with equal results.
 
     Returns:
-        ``(num_frames, nmax, kept, values)``: ``kept`` lists ``(frame, slot, body_id, first joint
-        line)`` per kept body; ``values`` is ``(len(kept) * 25, C)`` float64.
+        ``(num_frames, nmax, where, values)``: ``where`` is ``(3, K)`` int64, the frame, slot and
+        body id of each of the K kept bodies; ``values`` is ``(K * 25, C)`` float64.
     """
     lines = data.splitlines()  # LF, CRLF (official zips) and lone CR alike
     num_frames, kept, nmax = _walk(lines, path, max_bodies)
     bad = _BAD_CHAR.search(data.replace(b"\t", b" "))
-    if bad:
+    if bad:  # name the whitespace-separated word holding the first stray byte
         line = len(data[:bad.start() + 1].splitlines())
-        token = lines[line - 1].decode("latin-1").split()
-        word = next((w for w in token if _BAD_CHAR.search(w.encode("latin-1"))), "?")[:30]
+        words = [w for w in lines[line - 1].split() if _BAD_CHAR.search(w)] or [bad.group()]
+        word = words[0][:30].decode("latin-1")
         what = "non-finite value" if word.lstrip("+-").lower() in ("nan", "inf", "infinity") else "bad number"
         raise SkeletonFormatError(path, f"line {line}: {what} {word!r}")
     values = np.zeros((len(kept) * NUM_JOINTS, len(cols)))
@@ -254,7 +255,8 @@ def _read_checked(data: bytes, path: Path, cols: np.ndarray, max_bodies: int):
                 if not math.isfinite(value):
                     raise SkeletonFormatError(path, f"line {i + 1}: non-finite value {fields[col][:30].decode()!r}")
             row += 1
-    return num_frames, nmax, kept, values
+    where = np.array([k[:3] for k in kept], dtype=np.int64).reshape(-1, 3).T  # (3, K)
+    return num_frames, nmax, where, values
 
 
 # -- fast decimal numbers --------------------------------------------------------------------------
@@ -321,11 +323,11 @@ def _decimal_tokens(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.n
     digits *= non_digit  # '.', '-' -> 0
     lanes = scratch  # (k, 2): 8 digits each, the first character in the low byte
     shifted = non_digit.view(np.uint64)
-    for shift, mult, mask in _SWAR_STEPS:
+    for shift, mult, lane_mask in _SWAR_STEPS:
         np.right_shift(lanes, shift, out=shifted)
         lanes *= mult
         lanes += shifted
-        lanes &= mask
+        lanes &= lane_mask
     weighted = lanes[:, 0].astype(np.int64) * 100_000_000 + lanes[:, 1].astype(np.int64)  # 16 columns
     # The dot's column counts as a digit place, so the digits left of it weigh 10x too much: split
     # at 10**decimals and scale the left part back, in exact integers.
@@ -350,15 +352,14 @@ def _bytes_set(mask: np.ndarray) -> np.ndarray:
     return ((words[:, 0] * _ONE_PER_BYTE) >> np.uint64(56)) + ((words[:, 1] * _ONE_PER_BYTE) >> np.uint64(56))
 
 
-def _fields_ok(spaces: np.ndarray, start: np.ndarray, end: np.ndarray, num_spaces: int) -> np.ndarray | None:
-    """Index in ``spaces`` of each line's first space when every line ``[start, end)`` holds exactly
-    ``num_spaces`` spaces, none at either end (``spaces`` has no two adjacent); else ``None``."""
-    first = np.searchsorted(spaces, start)
+def _fields_ok(spaces: np.ndarray, first: np.ndarray, start: np.ndarray, end: np.ndarray, num_spaces: int) -> bool:
+    """Whether each line ``[start, end)`` holds exactly the ``num_spaces`` spaces from ``spaces[first]``
+    on, none at either end (``spaces``: sorted positions of every space, no two adjacent)."""
     last = first + (num_spaces - 1)
     if last.max() >= spaces.size or not ((spaces[first] > start).all() and (spaces[last] < end - 1).all()):
-        return None
+        return False
     after = np.minimum(last + 1, spaces.size - 1)
-    return first if ((last + 1 >= spaces.size) | (spaces[after] > end)).all() else None
+    return bool(((last + 1 >= spaces.size) | (spaces[after] > end)).all())
 
 
 def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
@@ -402,17 +403,16 @@ def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
     slot = np.arange(frame.size) - np.repeat(np.cumsum(counts) - counts, counts)
     body_line = headers[frame] + 1 + (2 + NUM_JOINTS) * slot
     if frame.size == 0:
-        return num_frames, 0, [], np.zeros((0, len(cols)))
+        return num_frames, 0, np.zeros((3, 0), dtype=np.int64), np.zeros((0, len(cols)))
     spaces = np.flatnonzero(np.equal(buf, 32, out=is_char))
-    pairs = np.ndarray((buf.size - 1,), dtype="<u2", buffer=buf, strides=(1,))  # bytes i, i+1
-    if spaces.size == 0 or np.equal(pairs, 0x2020, out=is_char[:-1]).any():  # "  ": an empty field
+    if spaces.size == 0 or (is_char[1:] & is_char[:-1]).any():  # "  ": an empty field
         return None
     count_line = starts[body_line + 1]  # each must read exactly "25"
     if not ((ends[body_line + 1] - count_line == 2).all() and (buf[count_line] == 50).all()
             and (buf[count_line + 1] == 53).all()):
         return None
-    body_spaces = _fields_ok(spaces, starts[body_line], ends[body_line], BODY_FIELDS - 1)
-    if body_spaces is None:
+    body_spaces = np.searchsorted(spaces, starts[body_line])  # (K_all,) first space of each body line
+    if not _fields_ok(spaces, body_spaces, starts[body_line], ends[body_line], BODY_FIELDS - 1):
         return None
     keep = slot < max_bodies
     frame, slot, body_line = frame[keep], slot[keep], body_line[keep]
@@ -427,8 +427,11 @@ def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
 
     joint_line = (body_line[:, None] + 2 + np.arange(NUM_JOINTS)).ravel()  # (L,)
     js, je = starts[joint_line], ends[joint_line]
-    first = _fields_ok(spaces, js, je, len(JOINT_FIELDS) - 1)
-    if first is None:
+    # A body's 25 joint lines follow each other, 11 spaces each: predict where each line's spaces
+    # start, and let _fields_ok reject the body if any line has another count.
+    per_line = len(JOINT_FIELDS) - 1
+    first = (np.searchsorted(spaces, js[::NUM_JOINTS])[:, None] + per_line * np.arange(NUM_JOINTS)).ravel()
+    if not _fields_ok(spaces, first, js, je, per_line):
         return None
     tok_start = np.concatenate([js if c == 0 else spaces[first + c - 1] + 1 for c in cols])  # (C * L,)
     tok_end = np.concatenate([je if c == len(JOINT_FIELDS) - 1 else spaces[first + c] for c in cols])
@@ -441,8 +444,8 @@ def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
             return None
         if not math.isfinite(values[k]):
             return None
-    kept = list(zip(frame.tolist(), slot.tolist(), ids, (body_line + 2).tolist()))
-    return num_frames, int(counts.max()), kept, values.reshape(len(cols), -1).T
+    where = np.stack([frame, slot, np.array(ids, dtype=np.int64)])  # (3, K)
+    return num_frames, int(counts.max()), where, values.reshape(len(cols), -1).T
 
 
 def read(
@@ -476,19 +479,19 @@ def read(
         data = path.read_bytes()
     except OSError as e:
         raise SkeletonFormatError(path, f"cannot read: {e.strerror or e}") from None
-    if not data.strip():
+    if not data or data.isspace():
         raise SkeletonFormatError(path, "empty file")
     parsed = _read_regular(data, cols, max_bodies)
     if parsed is None:
         parsed = _read_checked(data, path, cols, max_bodies)
-    num_frames, nmax, kept, values = parsed
+    num_frames, nmax, where, values = parsed  # where: (3, K) frame, slot, body id
 
     num_slots = max(1, min(max_bodies, nmax))
     bodies = np.zeros((num_frames, num_slots, NUM_JOINTS, len(cols)), dtype=np.float32)
     body_ids = np.full((num_frames, num_slots), -1, dtype=np.int64)
-    if kept:
-        frame_idx, slot_idx, ids, _ = (list(c) for c in zip(*kept))
-        bodies[frame_idx, slot_idx] = values.reshape(len(kept), NUM_JOINTS, len(cols))
+    if where.shape[1]:
+        frame_idx, slot_idx, ids = where
+        bodies[frame_idx, slot_idx] = values.reshape(-1, NUM_JOINTS, len(cols))  # (K, 25, C)
         body_ids[frame_idx, slot_idx] = ids
     meta = parse_sample_name(path.stem) or {}
     return [RawSample(

@@ -1,0 +1,287 @@
+"""Hi-TRS pre-training: losses against naive loops, the batched sampling (masking statistics, swaps,
+clip choice, person split, augmentation), one training step, and pretext accuracies on synthetic data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from skelssl.data.synthetic import generate_sample
+from skelssl.methods import get_method
+from skelssl.methods.hitrs import HiTRSPretraining, future_clip_loss, masked_joint_loss, order_loss
+from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, mask_joints, sample_order_clips, split_persons, swap_pairs
+from skelssl.models import build_encoder
+
+torch.set_num_threads(1)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def method(seed: int = 0, **kwargs) -> HiTRSPretraining:
+    torch.manual_seed(0)
+    enc = build_encoder("hitrs", layout="ntu25", preset="tiny", dropout=0.0)
+    return HiTRSPretraining(enc, seed=seed, **kwargs)
+
+
+def walking_batch(n: int, t: int, m: int, lengths: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
+    g = gen(seed)
+    x = torch.randn(n, 3, t, 25, m, generator=g).cumsum(dim=2) * 0.05 + torch.randn(n, 3, 1, 25, m, generator=g)
+    lens = torch.tensor(lengths)
+    x = x * (torch.arange(t)[None, :] < lens[:, None])[:, None, :, None, None]
+    return {"x": x, "lengths": lens}
+
+
+# -- losses against naive references ---------------------------------------------------------------
+
+
+def test_masked_joint_loss_is_the_official_smooth_l1():
+    g = gen()
+    pred, target = torch.randn(2, 6, 5, 3, generator=g) * 0.2, torch.randn(2, 6, 5, 3, generator=g) * 0.2
+    selected = torch.rand(2, 6, 5, generator=g) < 0.3
+    terms = []
+    for b, t, v in selected.nonzero().tolist():
+        for c in range(3):
+            d = abs(10 * pred[b, t, v, c].item() - 10 * target[b, t, v, c].item())
+            terms.append(0.5 * d * d if d < 1 else d - 0.5)
+    assert math.isclose(masked_joint_loss(pred, target, selected).item(), sum(terms) / len(terms), rel_tol=1e-5)
+    assert masked_joint_loss(pred, target, torch.zeros_like(selected)).item() == 0.0
+
+
+def test_order_loss_is_masked_cross_entropy():
+    g = gen(1)
+    logits = torch.randn(8, 2, generator=g)  # 4 originals then 4 permuted
+    valid = torch.tensor([True, False, True, True])
+    terms, hits = [], []
+    for r in range(8):
+        if not valid[r % 4]:
+            continue
+        label = 1 if r < 4 else 0
+        terms.append(-(logits[r, label] - torch.logsumexp(logits[r], 0)).item())
+        hits.append(float(logits[r].argmax().item() == label))
+    loss, acc = order_loss(logits, valid)
+    assert math.isclose(loss.item(), sum(terms) / len(terms), rel_tol=1e-5)
+    assert math.isclose(acc.item(), sum(hits) / len(hits), rel_tol=1e-6)
+    assert order_loss(logits, torch.zeros(4, dtype=torch.bool))[0].item() == 0.0
+
+
+@pytest.mark.parametrize("offset,extra", [(0, 0), (0, 3), (3, 3)])
+def test_future_clip_loss_is_in_batch_info_nce(offset, extra):
+    g = gen(2)
+    pred, own = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g)
+    others = torch.randn(extra, 6, generator=g)
+    keys = torch.cat([others, own]) if offset else torch.cat([own, others])
+    total = 0.0
+    for i in range(4):
+        q = pred[i] / pred[i].norm()
+        sims = [(q @ (k / k.norm())).item() / 0.07 for k in keys]
+        total += -(sims[offset + i] - math.log(sum(math.exp(s) for s in sims)))
+    loss, _ = future_clip_loss(pred, keys, 0.07, offset)
+    assert math.isclose(loss.item(), total / 4, rel_tol=1e-5)
+
+
+# -- batched sampling ------------------------------------------------------------------------------
+
+
+def test_masking_statistics_match_bert():
+    b, t, v = 64, 50, 25
+    seq = torch.randn(b, t, v, 3, generator=gen(3))  # continuous values: every coordinate is unique
+    lengths = torch.randint(20, t + 1, (b,), generator=gen(4))
+    seq = seq * (torch.arange(t)[None, :] < lengths[:, None])[:, :, None, None]
+    masked, selected = mask_joints(seq, lengths, gen(5))
+    real = torch.arange(t)[None, :] < lengths[:, None]
+    assert not selected[~real].any()  # padded frames are never selected
+    assert torch.equal(masked[~selected], seq[~selected])
+    share = selected.sum().item() / (real.sum().item() * v)
+    assert abs(share - 0.15) < 0.006
+    sel_masked, sel_seq = masked[selected], seq[selected]  # (S, 3)
+    token = (sel_masked == 1.0).all(dim=1)
+    kept = (sel_masked == sel_seq).all(dim=1)
+    other = ~token & ~kept
+    n = selected.sum().item()
+    assert abs(token.sum().item() / n - 0.8) < 0.015
+    assert abs(other.sum().item() / n - 0.1) < 0.012
+    assert abs(kept.sum().item() / n - 0.1) < 0.012
+    # A replaced joint holds the coordinates of another joint of another real frame of its own sequence.
+    for (bi, ti, vi), value in list(zip(selected.nonzero()[other].tolist(), sel_masked[other]))[:200]:
+        source = (seq[bi] == value).all(dim=-1).nonzero().tolist()
+        assert len(source) == 1
+        ts, vs = source[0]
+        assert ts != ti and vs != vi and ts < lengths[bi]
+
+
+def test_swap_pairs_are_uniform_and_at_least_two_apart():
+    counts = torch.full((15_000,), 7)
+    i, j, valid = swap_pairs(counts, gen(6))
+    assert valid.all() and (j - i >= 2).all() and (j <= 6).all() and (i >= 0).all()
+    pairs = torch.bincount(i * 7 + j, minlength=49)
+    allowed = [a * 7 + c for a in range(7) for c in range(a + 2, 7)]
+    assert len(allowed) == 15 and pairs.sum() == pairs[allowed].sum()
+    assert (pairs[allowed].float() / 15_000 - 1 / 15).abs().max() < 0.012
+    i, j, valid = swap_pairs(torch.tensor([2, 1, 0, 3, 4]), gen(7))
+    assert (i[0], j[0]) == (0, 1) and valid.tolist() == [True, False, False, True, True]
+    assert (i[3], j[3]) == (0, 2)  # the only pair of 3 items at least 2 apart
+
+
+def test_apply_swap_exchanges_exactly_two_items():
+    items = torch.arange(2 * 5 * 3).view(2, 5, 3)
+    out = apply_swap(items, torch.tensor([0, 1]), torch.tensor([3, 4]))
+    assert torch.equal(out[0, [3, 1, 2, 0, 4]], items[0]) and torch.equal(out[1, [0, 4, 2, 3, 1]], items[1])
+
+
+def test_order_clip_has_motion_and_static_sequences_are_invalid():
+    t = 40
+    seq = torch.zeros(3, t, 25, 3)
+    seq[:, :] = torch.randn(1, 1, 25, 3)  # static everywhere
+    seq[1, 20:24] += torch.linspace(0.1, 0.4, 4)[:, None, None]  # sequence 1: positive flow at frames 20..24 only
+    seq[2] += torch.linspace(0, 1, t)[:, None, None]  # sequence 2 moves throughout
+    lengths = torch.tensor([t, 30, t])
+    seq[1, 30:] = 0
+    for s in range(20):
+        index, valid = sample_order_clips(seq, lengths, gen(s))
+        assert valid.tolist() == [False, True, True]
+        frames = index[1] - 6  # real frame numbers of the clip's 7 frames
+        assert ((frames >= 20) & (frames <= 24)).any()  # it covers a frame whose flow is positive
+        assert (index[:, 1:] - index[:, :-1] == 2).all()  # dilation 2, centred on a real frame
+        assert 0 <= int(index[1, 3]) - 6 < 30
+
+
+def test_split_persons_drops_absent_and_short():
+    batch = walking_batch(3, 30, 2, [30, 25, 18])
+    batch["x"][0, ..., 1] = 0
+    x, lengths, source = split_persons(batch["x"], batch["lengths"], min_frames=19)
+    assert x.shape == (3, 3, 30, 25, 1) and lengths.tolist() == [30, 25, 25] and source.tolist() == [0, 1, 1]
+    assert torch.equal(x[1, ..., 0], batch["x"][1, ..., 0]) and torch.equal(x[2, ..., 0], batch["x"][1, ..., 1])
+
+
+def test_augmentation_keeps_shape_padding_and_is_seeded():
+    batch = walking_batch(64, 40, 1, [40] * 32 + [25] * 32)
+    x, lens = batch["x"], batch["lengths"]
+    y, y_lens = hitrs_augment(x, lens, gen(8))
+    assert y.shape == x.shape and torch.equal(batch["x"], x)
+    assert ((y_lens <= lens) & (y_lens >= torch.floor(0.8 * lens))).all()
+    assert (y * ~(torch.arange(40)[None, :] < y_lens[:, None])[:, None, :, None, None] == 0).all()
+    changed = (y != x).flatten(1).any(dim=1).float().mean().item()
+    assert 0.3 < changed < 0.7  # p = 0.5 per sequence
+    y2, _ = hitrs_augment(x, lens, gen(8))
+    assert torch.equal(y, y2)
+    assert torch.equal(hitrs_augment(x, lens, gen(8), p=0.0)[0], x)
+
+
+# -- the method ------------------------------------------------------------------------------------
+
+
+def test_step_gives_finite_losses_and_every_parameter_a_gradient():
+    assert get_method("hitrs") is HiTRSPretraining
+    m = method()
+    batch = walking_batch(4, 50, 2, [50, 30, 19, 12])
+    batch["x"][0, ..., 1] = 0
+    loss, logs = m.training_step(batch)
+    assert torch.isfinite(loss) and logs["sequences"].item() == 5  # 7 persons, one absent, two too short
+    loss.backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, f"{name} got a zero gradient"
+    assert int(m.step) == 1
+
+
+def test_same_seed_and_step_give_the_same_loss():
+    batch = walking_batch(3, 40, 1, [40, 35, 28])
+    a, b, c = method(seed=1), method(seed=1), method(seed=2)
+    la, lb, lc = a.training_step(batch)[0], b.training_step(batch)[0], c.training_step(batch)[0]
+    assert la.item() == lb.item() and la.item() != lc.item()
+    assert a.training_step(batch)[0].item() != la.item()  # the next step draws anew
+
+
+def test_future_negatives_come_from_the_gather_attribute():
+    batch = walking_batch(3, 40, 1, [40, 35, 28])
+    alone = method(augment_p=0.0)
+    wide = method(augment_p=0.0)
+    wide.gather = lambda t: torch.cat([t, torch.randn(5, t.shape[1], generator=gen(9))])  # 5 foreign rows after ours
+    la, logs_a = alone.training_step(batch)
+    lw, logs_w = wide.training_step(batch)
+    assert logs_w["future_loss"] > logs_a["future_loss"]  # more negatives, same positives
+    assert math.isclose(logs_w["pose_loss"].item(), logs_a["pose_loss"].item(), rel_tol=1e-6)
+
+
+def test_a_batch_without_usable_sequences_gives_zero_loss():
+    m = method()
+    loss, logs = m.training_step(walking_batch(2, 15, 1, [15, 10]))
+    loss.backward()
+    assert loss.item() == 0.0 and logs["sequences"].item() == 0
+    assert all(p.grad is not None and (p.grad == 0).all() for p in m.parameters())
+
+
+def test_no_weight_decay_on_biases_norms_positions_and_tokens():
+    m = method()
+    decay, skip = m.param_groups(0.01)
+    names = {id(p): n for n, p in m.named_parameters()}
+    skipped = {names[id(p)] for p in skip["params"]}
+    # Official no-decay list: "bias", "LayerNorm", "_norm", the input LayerNorm, "_pe.", "fuse_token".
+    expected = {n for n, p in m.named_parameters() if n.endswith("bias") or "norm" in n or n.endswith("_pe")
+                or n.endswith("_token") or n.startswith("encoder.frame_embed.2.")}
+    assert skipped == expected and decay["weight_decay"] == 0.01 and skip["weight_decay"] == 0.0
+
+
+def test_bad_arguments_are_refused():
+    enc = build_encoder("hitrs", layout="ntu25", preset="tiny", window=2, stride=2)
+    with pytest.raises(ValueError):
+        HiTRSPretraining(enc)
+    with pytest.raises(TypeError):
+        HiTRSPretraining(build_encoder("stgcn", layout="ntu25", channels=(4,), strides=(1,)))
+
+
+# -- pretext accuracies on synthetic data -----------------------------------------------------------
+
+
+def synthetic_batch(count: int, frames: int) -> dict[str, torch.Tensor]:
+    """Single-person synthetic actions, the central ``frames`` frames of each."""
+    x = torch.zeros(count, 3, frames, 25, 1)
+    lengths = torch.zeros(count, dtype=torch.int64)
+    for i in range(count):
+        bodies = generate_sample(i, num_persons=1).bodies  # (T, 1, V, 3)
+        start = max(0, (bodies.shape[0] - frames) // 2)
+        seg = torch.from_numpy(bodies[start : start + frames])
+        x[i, :, : seg.shape[0]] = seg.permute(3, 0, 2, 1)
+        lengths[i] = seg.shape[0]
+    return {"x": x, "lengths": lengths}
+
+
+def pretrain(data: dict[str, torch.Tensor], steps: int, batch: int, lr: float, **encoder_kwargs) -> list[dict]:
+    torch.manual_seed(0)
+    enc = build_encoder("hitrs", layout="ntu25", dropout=0.0, **encoder_kwargs)
+    m = HiTRSPretraining(enc, augment_p=0.0)
+    opt = torch.optim.AdamW(m.parameters(), lr=lr, weight_decay=0.0)
+    g, history = gen(10), []
+    for _ in range(steps):
+        idx = torch.randperm(data["x"].shape[0], generator=g)[:batch]
+        loss, logs = m.training_step({k: v[idx] for k, v in data.items()})
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+        history.append({k: float(v) for k, v in logs.items()})
+    return history
+
+
+def mean(history: list[dict], key: str, last: int) -> float:
+    return sum(h[key] for h in history[-last:]) / last
+
+
+def test_video_order_and_future_accuracy_rise_above_chance():
+    history = pretrain(synthetic_batch(32, 24), steps=60, batch=8, lr=3e-3, preset="tiny")
+    assert mean(history, "video_order_acc", 15) > 0.65  # chance 0.5
+    assert mean(history, "future_acc", 15) > 0.25  # chance 1/8
+    assert mean(history, "pose_loss", 10) < 0.6 * mean(history[:5], "pose_loss", 5)
+
+
+@pytest.mark.slow
+def test_all_pretext_accuracies_rise_above_chance():
+    history = pretrain(synthetic_batch(64, 40), steps=600, batch=16, lr=1e-3, preset="small")
+    assert mean(history, "clip_order_acc", 50) > 0.6
+    assert mean(history, "video_order_acc", 50) > 0.8
+    assert mean(history, "future_acc", 50) > 0.3  # chance 1/16
+    assert mean(history, "pose_loss", 50) < 0.5 * mean(history[:10], "pose_loss", 10)
