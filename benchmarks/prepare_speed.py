@@ -7,10 +7,11 @@ Times, on synthetic NTU-format files and on the real sample files in ``../shared
 - ``skelssl read``: :func:`skelssl.data.formats.ntu.read`;
 - ``skelssl read+agcn``: the same followed by the ``agcn`` preprocessing pipeline (when importable);
 
-in one process and in ``--workers`` processes (``multiprocessing``), as files/s and MB/s, with the
-speed-up over the line-by-line reader at the same process count. BLAS threads are pinned to 1 so that
-"one process" means one core. The skelssl rows are timed twice: with the C library's default heap
-settings, and with heap trimming off (``[no trim]``, see :func:`disable_heap_trim`).
+in one worker process and in ``--workers`` processes (``multiprocessing``, fresh ``spawn`` workers), as
+files/s and MB/s, with the speed-up over the line-by-line reader timed in the same workers. The readers
+take turns on slices of the files, so that all of them see the same load on a shared machine. BLAS
+threads are pinned to 1, so that one process is one core. Page faults per file are reported for the
+one-process rows (the vectorised reader is sensitive to them on some virtual machines).
 
 Synthetic files come from ``skelssl.data.synthetic.write_ntu_skeleton_files`` when it is available,
 otherwise from random-walk skeletons written here with ``write_skeleton_file`` (60-300 frames, a second
@@ -31,7 +32,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import ctypes  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
@@ -106,47 +106,55 @@ def task_read_agcn(path: str) -> int:
     return apply_pipeline("agcn", ntu.read(path)[0], "ntu25", num_persons=2).num_frames
 
 
-def disable_heap_trim() -> bool:
-    """Ask glibc to keep freed memory instead of handing it back to the OS after every file.
+TASKS: dict[str, Callable[[str], int]] = {"line-by-line": task_line_by_line, "skelssl read": task_read}
+if apply_pipeline is not None:
+    TASKS["skelssl read+agcn"] = task_read_agcn
 
-    By default each file's large numpy temporaries are returned to the OS when freed and faulted in
-    again for the next file. On some virtual machines a page fault costs several microseconds, and
-    the vectorised reader then spends more time in faults than in arithmetic; the line-by-line reader
-    allocates small Python objects and is unaffected. Returns whether the setting took.
+
+def _run_one(job: tuple[str, str]) -> int:
+    name, path = job
+    return TASKS[name](path)
+
+
+def _timed_chunk(name: str, files: list[str]) -> tuple[float, float]:
+    """In a worker: seconds to run reader ``name`` on ``files``, and page faults per file."""
+    task = TASKS[name]
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    t0 = time.perf_counter()
+    for f in files:
+        task(f)
+    seconds = time.perf_counter() - t0
+    return seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / len(files)
+
+
+def time_readers(files: list[str], baseline_files: int, workers: int, rounds: int) -> dict:
+    """Time every reader on ``files`` in fresh worker processes, interleaved in ``rounds``.
+
+    The readers take turns on successive slices of the files, so that all of them see the same load
+    on a shared machine. The line-by-line reader reads only the first ``baseline_files`` files.
+
+    Returns:
+        ``{reader: (seconds, files read, faults per file or None)}``.
     """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc <malloc.h>
-    return bool(libc.mallopt(m_trim_threshold, 1 << 30)) and bool(libc.mallopt(m_mmap_threshold, 1 << 25))
-
-
-def _init_worker(no_trim: bool) -> None:
-    if no_trim:
-        disable_heap_trim()
-
-
-def time_task(task: Callable[[str], int], files: list[str], workers: int, no_trim: bool) -> tuple[float, float | None]:
-    """Wall seconds to run ``task`` on every file, and page faults per file (this process only).
-
-    One process without ``no_trim`` runs here; anything else runs in a pool (of one, for one
-    process), so that the heap setting never leaks into the other rows.
-    """
-    if workers == 1 and not no_trim:
-        faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        t0 = time.perf_counter()
-        for f in files:
-            task(f)
-        seconds = time.perf_counter() - t0
-        return seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / len(files)
-    ctx = mp.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(no_trim,)) as pool:
-        pool.map(task, files[:workers])  # start the workers before the clock
-        t0 = time.perf_counter()
-        for _ in pool.imap_unordered(task, files, chunksize=max(1, min(64, len(files) // (8 * workers)))):
-            pass
-        return time.perf_counter() - t0, None
+    totals = {name: [0.0, 0, 0.0] for name in TASKS}
+    with mp.get_context("spawn").Pool(workers) as pool:
+        pool.map(_run_one, [(name, files[0]) for name in TASKS for _ in range(workers)])  # imports, warm-up
+        for r, part in enumerate(np.array_split(np.arange(len(files)), rounds)):
+            names = list(TASKS)
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                chunk = [files[i] for i in part if name != "line-by-line" or i < baseline_files]
+                if not chunk:
+                    continue
+                if workers == 1:
+                    seconds, faults = pool.apply(_timed_chunk, (name, chunk))
+                else:
+                    t0 = time.perf_counter()
+                    pool.map(_run_one, [(name, f) for f in chunk], chunksize=max(1, len(chunk) // (4 * workers)))
+                    seconds, faults = time.perf_counter() - t0, 0.0
+                totals[name][0] += seconds
+                totals[name][1] += len(chunk)
+                totals[name][2] += faults * len(chunk)
+    return {name: (sec, n, fl / n if workers == 1 else None) for name, (sec, n, fl) in totals.items() if n}
 
 
 # -- synthetic files -------------------------------------------------------------------------------
@@ -194,34 +202,32 @@ def check_same_values(files: list[str]) -> None:
             raise SystemExit(f"readers disagree on {f}")
 
 
-def run_set(label: str, files: list[str], worker_counts: list[int], baseline_files: int, repeat: int = 1) -> list[dict]:
-    """Time every reader on ``files`` (the line-by-line one on the first ``baseline_files``)."""
-    variants = [("line-by-line", task_line_by_line, False), ("skelssl read", task_read, False)]
-    if apply_pipeline is not None:
-        variants.append(("skelssl read+agcn", task_read_agcn, False))
-    variants += [(f"{name} [no trim]", task, True) for name, task, _ in variants[1:]]
+def run_set(label: str, files: list[str], worker_counts: list[int], baseline_files: int) -> list[dict]:
+    """Rows for one file set: every reader, in one process and in all."""
+    sizes = {f: os.path.getsize(f) for f in set(files)}
+    rounds = max(1, min(20, len(files) // 9))
     rows = []
     for workers in worker_counts:
-        base_per_file = None
-        for name, task, no_trim in variants:
-            todo = (files[:baseline_files] if name == "line-by-line" else files) * repeat
-            megabytes = sum(os.path.getsize(f) for f in todo) / 1e6
-            seconds, faults = time_task(task, todo, workers, no_trim)
-            if name == "line-by-line":
-                base_per_file = seconds / len(todo)
-            rows.append(dict(set=label, reader=name, procs=workers, files=len(todo), files_s=len(todo) / seconds,
-                             mb_s=megabytes / seconds, speedup=base_per_file / (seconds / len(todo)), faults=faults))
+        timed = time_readers(files, baseline_files, workers, rounds)
+        base_seconds, base_files, _ = timed["line-by-line"]
+        for name, (seconds, count, faults) in timed.items():
+            todo = files[:baseline_files] if name == "line-by-line" else files
+            rows.append(dict(
+                set=label, reader=name, procs=workers, files=count, files_s=count / seconds,
+                mb_s=sum(sizes[f] for f in todo) / 1e6 / seconds,
+                speedup=(base_seconds / base_files) / (seconds / count), faults=faults,
+            ))
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
-    head = (f"{'set':<10} {'reader':<27} {'procs':>5} {'files':>6} {'files/s':>9} {'MB/s':>8} "
+    head = (f"{'set':<10} {'reader':<18} {'procs':>5} {'files':>6} {'files/s':>9} {'MB/s':>8} "
             f"{'speed-up':>9} {'faults/file':>12}")
     print(head)
     print("-" * len(head))
     for r in rows:
         faults = f"{r['faults']:12.0f}" if r["faults"] is not None else f"{'-':>12}"
-        print(f"{r['set']:<10} {r['reader']:<27} {r['procs']:>5} {r['files']:>6} {r['files_s']:>9.1f} "
+        print(f"{r['set']:<10} {r['reader']:<18} {r['procs']:>5} {r['files']:>6} {r['files_s']:>9.1f} "
               f"{r['mb_s']:>8.2f} {r['speedup']:>8.1f}x {faults}")
 
 
@@ -255,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         real = sorted(str(p) for p in args.real.glob("*.skeleton")) if args.real.is_dir() else []
         if real:
             check_same_values(real)
-            rows += run_set("real", real, worker_counts, len(real), repeat=args.real_repeat)
+            rows += run_set("real", real * args.real_repeat, worker_counts, len(real) * args.real_repeat)
             print(f"real: {len(real)} files from {args.real}, each read {args.real_repeat} times per row")
         else:
             print(f"real: no .skeleton files at {args.real}; skipped")
@@ -263,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
         print_table(rows)
         print()
         for r in rows:
-            if r["reader"].startswith("skelssl read") and "agcn" not in r["reader"] and r["procs"] == 1:
+            if r["reader"] == "skelssl read" and r["procs"] == 1:
                 print(f"{r['set']}: {r['reader']} is {r['speedup']:.1f}x the line-by-line reader in one process "
                       "(target >= 20x)")
     finally:

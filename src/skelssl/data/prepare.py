@@ -197,6 +197,9 @@ def prepare(
                 progress(n, len(units))
         for path, reason in discovery.excluded:
             writer.skip(path, f"excluded: {reason}")
+        if hasattr(reader, "class_names_for") and len(writer):
+            # NTU: 60 or 120 classes, known only once every label has been seen.
+            writer.info["class_names"] = list(reader.class_names_for(max(writer._meta["label"])))
         store = writer.close()
     save_subsets(store, compute_subsets(store))
     lines = ["file\treason"] + [f"{p}\t{r}" for p, r in skipped] + [f"{p}\texcluded: {r}" for p, r in discovery.excluded]

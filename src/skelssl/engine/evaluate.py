@@ -52,8 +52,8 @@ TASKS = ("knn", "linear", "finetune", "semi", "tsne")
 class EncoderSource:
     """Where the encoder comes from: its file, spec, the run's config, and how to (re)build it."""
 
-    def __init__(self, path: Path, spec: dict[str, Any], run_config: dict[str, Any], run_dir: Path | None) -> None:
-        self.path, self.spec, self.run_config, self.run_dir = path, spec, run_config, run_dir
+    def __init__(self, path: Path, spec: dict[str, Any], run_config: dict[str, Any], run_dir: Path | None, weights: bool = True) -> None:
+        self.path, self.spec, self.run_config, self.run_dir, self.weights = path, spec, run_config, run_dir, weights
 
     @property
     def pretrain_store(self) -> str | None:
@@ -72,6 +72,8 @@ class EncoderSource:
         encoder = build_encoder(self.spec["name"], **kwargs)
         if random_init:
             return encoder, []
+        if not self.weights:
+            raise ConfigError(f"{self.path} is a recipe without weights: evaluate it with --random-init (training from scratch)")
         tensors, _ = ckpt.load_tensors(self.path)
         target = encoder.state_dict()
         if kwargs == self.spec["kwargs"]:  # the pre-training geometry: every weight must fit
@@ -86,8 +88,18 @@ class EncoderSource:
 
 
 def load_encoder_source(run: str | Path) -> EncoderSource:
-    """A pre-training run folder (its ``encoder.safetensors``) or an encoder file."""
+    """A pre-training run folder (its ``encoder.safetensors``), an encoder file, or a recipe.
+
+    A recipe (``.yaml``) names an encoder architecture without weights: it can only be evaluated with
+    ``random_init`` (supervised training from scratch, the baseline beside every method).
+    """
     run = Path(run)
+    if run.suffix in (".yaml", ".yml") and run.is_file():
+        from skelssl.engine.config import load_config
+
+        cfg = load_config(run)
+        spec = {"name": cfg.encoder.name, "kwargs": dict(cfg.encoder.kwargs)}
+        return EncoderSource(run, spec, to_dict(cfg), None, weights=False)
     if run.is_dir():
         path = run / "encoder.safetensors"
         if not path.is_file():
@@ -108,7 +120,10 @@ def load_encoder_source(run: str | Path) -> EncoderSource:
 
 
 def default_out_dir(source: EncoderSource, task: str, protocol: str, random_init: bool, suffix: str = "") -> Path:
-    base = source.run_dir if source.run_dir is not None else source.path.parent
+    if not source.weights:  # a recipe: runs/<recipe name>/eval/...
+        base = Path("runs") / source.path.stem
+    else:
+        base = source.run_dir if source.run_dir is not None else source.path.parent
     return base / "eval" / f"{task}-{protocol}{suffix}{'-random' if random_init else ''}"
 
 
@@ -394,9 +409,9 @@ def evaluate(
         "protocol": protocol,
         "test_samples": int(len(test_idx)),
         "config_hash": config_hash({"eval": to_dict(cfg), "task": task, "encoder": source.spec}),
-        "method": (source.run_config.get("method") or {}).get("name") or source.spec["name"],
         "encoder": source.spec["name"],
         "run": str(source.run_dir or source.path),
+        "method": ((source.run_config.get("method") or {}).get("name") or source.spec["name"]) if source.weights else "supervised",
         "store": str(store_obj.path),
         "random_init": random_init,
         "transfer_from": source.pretrain_store if transfer else None,

@@ -225,6 +225,7 @@ class MotionTransformer(Encoder):
                 block.mlp[1] = nn.GELU(approximate="tanh")
             blocks.append(block)
         self.blocks = nn.ModuleList(blocks)
+        self.num_layers = len(blocks)  # for layer-wise lr decay (blocks.<i>.)
         truncated_normal_init(self, init_std)
         kwargs = dict(in_channels=in_channels, layout=layout.name, num_persons=num_persons, preset=preset, **size,
                       persons=persons, normalize=normalize, frames=frames, sampling=sampling, short=short,

@@ -1,0 +1,138 @@
+"""Evaluation jobs end to end on a tiny synthetic store: kNN, linear, fine-tune, semi, t-SNE, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skelssl.cli import main as cli_main
+from skelssl.data import synthetic
+from skelssl.engine.config import load_config
+from skelssl.engine.evaluate import evaluate, load_encoder_source, silhouette_cosine
+from skelssl.engine.tasks import pretrain
+from skelssl.evaluation.results import REQUIRED_KEYS, read_results
+
+TINY = [
+    "encoder.name=stgcn", "encoder.kwargs.channels=[8, 16]", "encoder.kwargs.strides=[1, 2]",
+    "encoder.kwargs.temporal_kernel=3",
+    "method.name=simclr", "method.kwargs.frames=12", "method.kwargs.hidden_dim=16", "method.kwargs.proj_dim=8",
+    "data.protocol=synthetic-xsub", "data.batch_size=16", "data.max_frames=60",
+    "trainer.epochs=1", "trainer.accelerator=cpu", "trainer.progress=false",
+    "eval.input.frames=12", "eval.input.min_frames=8",
+]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    store = synthetic.write_store(root / "store", num_samples=72, layout="kinect20", seed=3, num_persons=1)
+    cfg = load_config(None, [f"data.store={store.path}", *TINY])
+    pretrain(cfg, root / "run")
+    return root / "run", store
+
+
+def _check(results: dict, task: str) -> None:
+    for key in REQUIRED_KEYS:
+        assert key in results, key
+    assert results["task"] == task
+    assert 0 <= results["final"] <= 100
+
+
+def test_knn_and_random_init(run):
+    run_dir, store = run
+    r = evaluate("knn", run_dir, store=None, protocol="synthetic-xsub", accelerator="cpu")
+    _check(r, "knn")
+    assert set(r["per_k"]) == {"k1", "k20"}
+    assert r["train_samples"] + r["test_samples"] == len(store)
+    saved = read_results(run_dir / "eval" / "knn-synthetic-xsub" / "results.json")
+    assert saved["final"] == pytest.approx(r["final"])
+    rr = evaluate("knn", run_dir, store=None, protocol="synthetic-xsub", random_init=True, accelerator="cpu")
+    assert rr["random_init"] and (run_dir / "eval" / "knn-synthetic-xsub-random" / "results.json").is_file()
+
+
+def test_linear_reports_final_and_best(run):
+    run_dir, _ = run
+    r = evaluate("linear", run_dir, store=None, protocol="synthetic-xsub", accelerator="cpu",
+                 overrides=["linear.epochs=3", "linear.batch_size=16"])
+    _check(r, "linear")
+    assert len(r["curve"]) == 3 and r["best"]["value"] == max(r["curve"]) or r["best"]["value"] == pytest.approx(max(r["curve"]), abs=1e-3)
+    assert r["final"] == pytest.approx(r["curve"][-1], abs=1e-3)
+    cached = evaluate("linear", run_dir, store=None, protocol="synthetic-xsub", accelerator="cpu",
+                      overrides=["linear.epochs=2", "linear.cache_features=true", "linear.head=linear_bn"], out=run_dir / "lin-cached")
+    _check(cached, "linear")
+
+
+def test_frozen_linear_probe_leaves_encoder_untouched(run):
+    from skelssl.engine import checkpoint as ck
+
+    run_dir, _ = run
+    before = {k: v.clone() for k, v in ck.load_tensors(run_dir / "encoder.safetensors")[0].items()}
+    evaluate("linear", run_dir, store=None, protocol="synthetic-xsub", accelerator="cpu", overrides=["linear.epochs=1"], out=run_dir / "lin2")
+    after, _ = ck.load_tensors(run_dir / "encoder.safetensors")
+    assert all((before[k] == after[k]).all() for k in before)
+
+
+def test_semi_and_finetune(run):
+    run_dir, store = run
+    r = evaluate("semi", run_dir, store=None, protocol="synthetic-xsub", accelerator="cpu",
+                 overrides=["semi.fractions=[0.2]", "semi.seeds=[0, 1]", "finetune.epochs=1", "finetune.batch_size=8"])
+    _check(r, "semi")
+    assert r["label_fraction"] == 0.2 and len(r["per_seed"]) == 2
+    assert r["final"] == pytest.approx(np.mean([p["final"] for p in r["per_seed"]]))
+    # The subsets are the store's saved, class-stratified ones.
+    assert r["train_samples"] < 0.5 * r["test_samples"] + 40
+
+
+def test_tsne_picture_and_silhouette(run):
+    run_dir, _ = run
+    r = evaluate("tsne", run_dir, store=None, protocol="synthetic-xsub", accelerator="cpu", overrides=["tsne.method=pca"])
+    png = run_dir / "eval" / "tsne-synthetic-xsub" / "embedding.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert -1 <= r["final"] <= 1
+    # Silhouette of two well-separated clusters is near 1, of random labels near 0.
+    rng = np.random.default_rng(0)
+    f = np.concatenate([rng.normal(size=(50, 4)) * 0.05 + [1, 0, 0, 0], rng.normal(size=(50, 4)) * 0.05 + [0, 1, 0, 0]])
+    y = np.repeat([0, 1], 50)
+    assert silhouette_cosine(f, y) > 0.8
+    assert abs(silhouette_cosine(f, rng.permutation(y))) < 0.2
+
+
+def test_recipe_source_needs_random_init(run, tmp_path):
+    from skelssl.engine.config import ConfigError
+
+    run_dir, store = run
+    recipe = tmp_path / "sup.yaml"
+    recipe.write_text(
+        f"data: {{store: {store.path}, protocol: synthetic-xsub}}\n"
+        "encoder: {name: stgcn, kwargs: {channels: [8], strides: [1], temporal_kernel: 3}}\n"
+        "eval: {input: {frames: 12, min_frames: 8}}\n"
+    )
+    src = load_encoder_source(recipe)
+    assert not src.weights
+    with pytest.raises(ConfigError, match="random-init"):
+        evaluate("knn", recipe, store=None, protocol="synthetic-xsub", accelerator="cpu")
+    r = evaluate("finetune", recipe, store=None, protocol="synthetic-xsub", random_init=True, accelerator="cpu",
+                 overrides=["finetune.epochs=1"], out=tmp_path / "ft")
+    assert r["method"] == "supervised" and r["random_init"]
+
+
+def test_cli_eval_report_and_errors(run, tmp_path, capsys):
+    run_dir, store = run
+    assert cli_main(["eval", "knn", str(run_dir), "--protocol", "synthetic-xsub", "--out", str(tmp_path / "k"), "knn.ks=[1]"]) == 0
+    assert "knn synthetic-xsub" in capsys.readouterr().out
+    assert cli_main(["report", str(tmp_path / "k")]) == 0
+    table = capsys.readouterr().out
+    assert "| knn | synthetic-xsub |" in table
+    # A one-line error and exit 2 for bad input, not a traceback.
+    assert cli_main(["eval", "knn", str(tmp_path / "nope"), "--protocol", "synthetic-xsub"]) == 2
+    assert cli_main(["eval", "knn", str(run_dir), "--protocol", "ntu60-xsub"]) == 2
+    assert cli_main(["eval", "knn", str(run_dir), "--protocol", "synthetic-xsub", "knn.nonsense=1"]) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and "Traceback" not in err
+    # pretrain refuses to overwrite a run without --resume.
+    assert cli_main(["pretrain", "whatever.yaml", "--out", str(run_dir)]) == 2
