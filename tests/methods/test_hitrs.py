@@ -237,12 +237,12 @@ def test_bad_arguments_are_refused():
 # -- pretext accuracies on synthetic data -----------------------------------------------------------
 
 
-def synthetic_batch(count: int, frames: int) -> dict[str, torch.Tensor]:
+def synthetic_batch(count: int, frames: int, noise: bool = True) -> dict[str, torch.Tensor]:
     """Single-person synthetic actions, the central ``frames`` frames of each."""
     x = torch.zeros(count, 3, frames, 25, 1)
     lengths = torch.zeros(count, dtype=torch.int64)
     for i in range(count):
-        bodies = generate_sample(i, num_persons=1).bodies  # (T, 1, V, 3)
+        bodies = generate_sample(i, num_persons=1, noise=noise).bodies  # (T, 1, V, 3)
         start = max(0, (bodies.shape[0] - frames) // 2)
         seg = torch.from_numpy(bodies[start : start + frames])
         x[i, :, : seg.shape[0]] = seg.permute(3, 0, 2, 1)

@@ -46,7 +46,7 @@ __all__ = ["HiTRS", "PRESETS", "clip_attention_mask"]
 #: Model sizes: ``dim`` is the frame-level width ``d`` (clip ``2d``, video ``4d``), ``layers`` per level.
 PRESETS: dict[str, dict[str, int]] = {
     "paper": {"dim": 128, "heads": 8, "head_dim": 64, "layers": 3},  # cfg/NTU/pretrain/cfg.yaml
-    "small": {"dim": 64, "heads": 4, "head_dim": 32, "layers": 2},  # CPU pre-training
+    "small": {"dim": 32, "heads": 4, "head_dim": 16, "layers": 2},  # CPU pre-training (configs/hitrs/nucla_cpu.yaml)
     "tiny": {"dim": 16, "heads": 2, "head_dim": 8, "layers": 1},  # tests
 }
 
