@@ -138,6 +138,15 @@ def test_fused_and_unfused_attention_agree(pre_norm):
         assert torch.allclose(fused, explicit, atol=1e-5)
 
 
+def test_unfused_encoder_gives_the_same_features():
+    fused = tiny().eval()
+    explicit = tiny(fused_attention=False).eval()
+    explicit.load_state_dict(fused.state_dict())
+    x, lens = batch(2, 30, 2, [30, 21])
+    with torch.no_grad():
+        assert torch.allclose(fused.forward_features(x, lens), explicit.forward_features(x, lens), atol=1e-5)
+
+
 def test_position_tables_are_the_official_sinusoids():
     assert torch.allclose(sinusoid_table_2d(7, 25, 256), reference_pe_2d(256, 7, 25), atol=1e-6)
     pe = sinusoid_table(200, 512)

@@ -172,7 +172,7 @@ FINETUNE_PRESETS: dict[str, dict[str, Any]] = {
     },
     "hitrs": {
         # Constant for 20 epochs, then x0.5 every 10 (METHODS.md §2.6).
-        "epochs": 70, "batch_size": 32, "accumulate": 4, "head": "linear", "dropout": 0.2, "grad_clip": 1.0,
+        "epochs": 70, "batch_size": 32, "accumulate": 4, "head": "linear", "grad_clip": 1.0,
         "optim": {"name": "adamw", "lr": 4e-4, "weight_decay": 0.01},
         "schedule": {"name": "multistep", "milestones": [20, 30, 40, 50, 60], "gamma": 0.5},
     },

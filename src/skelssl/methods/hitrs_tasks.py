@@ -182,6 +182,8 @@ def apply_swap(items: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.T
         ``(B, K, ...)``.
     """
     b, k = items.shape[:2]
+    if k == 0:  # nothing to permute (every list is empty)
+        return items.clone()
     order = torch.arange(k, device=items.device).expand(b, k).clone()  # (B, K)
     rows = torch.arange(b, device=items.device)
     order[rows, i], order[rows, j] = j, i

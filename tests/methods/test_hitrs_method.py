@@ -215,6 +215,15 @@ def test_a_batch_without_usable_sequences_gives_zero_loss():
     assert all(p.grad is not None and (p.grad == 0).all() for p in m.parameters())
 
 
+def test_one_window_sequences_do_not_break_the_step():
+    """With min_frames lowered, a sequence may have a single window: no observed clip to order."""
+    m = method(min_frames=1)
+    loss, logs = m.training_step(walking_batch(2, 7, 1, [7, 5]))  # one window each
+    assert torch.isfinite(loss) and logs["video_order_acc"].item() == 0.0  # no valid video-order pair
+    loss, _ = m.training_step(walking_batch(3, 20, 1, [20, 6, 3]))
+    assert torch.isfinite(loss)
+
+
 def test_no_weight_decay_on_biases_norms_positions_and_tokens():
     m = method()
     decay, skip = m.param_groups(0.01)
@@ -272,16 +281,19 @@ def mean(history: list[dict], key: str, last: int) -> float:
 
 
 def test_video_order_and_future_accuracy_rise_above_chance():
-    history = pretrain(synthetic_batch(32, 24), steps=60, batch=8, lr=3e-3, preset="tiny")
-    assert mean(history, "video_order_acc", 15) > 0.65  # chance 0.5
+    """Fast variant (~10 s); the clip-order task needs longer and is in the slow test below."""
+    history = pretrain(synthetic_batch(32, 24), steps=80, batch=8, lr=3e-3, preset="tiny")
+    assert mean(history, "video_order_acc", 15) > 0.8  # chance 0.5
     assert mean(history, "future_acc", 15) > 0.25  # chance 1/8
     assert mean(history, "pose_loss", 10) < 0.6 * mean(history[:5], "pose_loss", 5)
 
 
 @pytest.mark.slow
 def test_all_pretext_accuracies_rise_above_chance():
-    history = pretrain(synthetic_batch(64, 40), steps=600, batch=16, lr=1e-3, preset="small")
-    assert mean(history, "clip_order_acc", 50) > 0.6
-    assert mean(history, "video_order_acc", 50) > 0.8
-    assert mean(history, "future_acc", 50) > 0.3  # chance 1/16
-    assert mean(history, "pose_loss", 50) < 0.5 * mean(history[:10], "pose_loss", 10)
+    """The clip-order task is the slowest to learn (the released checkpoint reaches 0.92 after 30k
+    updates): about 4 minutes here on noise-free synthetic actions, with the CPU preset."""
+    history = pretrain(synthetic_batch(64, 24, noise=False), steps=800, batch=8, lr=1e-3, preset="small")
+    assert mean(history, "clip_order_acc", 100) > 0.58  # chance 0.5
+    assert mean(history, "video_order_acc", 100) > 0.9
+    assert mean(history, "future_acc", 100) > 0.5  # chance 1/8
+    assert mean(history, "pose_loss", 100) < 0.5 * mean(history[:10], "pose_loss", 10)
