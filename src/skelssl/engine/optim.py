@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from skelssl.engine.config import ConfigError, OptimConfig, ScheduleConfig
+from skelssl.models.params import split_decay_groups
 
 __all__ = [
     "build_optimizer",
@@ -41,8 +42,6 @@ def param_groups_for(module: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]
     classifiers decide, e.g. layer-wise decay); a list overrides it with a name-based split in which
     1-D tensors never decay (MAMP's fine-tuning uses ``[]``: only 1-D tensors are exempt).
     """
-    from skelssl.methods.base import split_decay_groups
-
     if cfg.no_decay is not None:
         return split_decay_groups(module, cfg.weight_decay, tuple(cfg.no_decay))
     if hasattr(module, "param_groups"):

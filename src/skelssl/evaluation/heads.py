@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from skelssl.evaluation.features import Gather, run_model
 from skelssl.evaluation.metrics import topk_accuracy
+from skelssl.models.params import split_decay_groups
 
 __all__ = ["LinearHead", "MLPHead", "Classifier", "evaluate_classifier", "decay_groups"]
 
@@ -85,29 +86,12 @@ class MLPHead(nn.Module):
         return self.net(features)
 
 
-_NO_DECAY_HINTS = ("bias", "norm", "bn", "pos_embed", "temp_embed", "_pe", "token", "embedding")
-
-
 def decay_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Trainable parameters in two optimiser groups: with decay, and without (biases, norms, 1-D, embeddings).
 
-    The same rule as the methods' groups (Hi-TRS's no-decay list); repeated here because evaluation
-    never imports the methods layer.
+    The methods' rule (:func:`skelssl.models.params.split_decay_groups` with its default hints).
     """
-    decay, skip = [], []
-    for name, p in module.named_parameters():
-        if not p.requires_grad:
-            continue
-        if p.ndim <= 1 or any(h in name.lower() for h in _NO_DECAY_HINTS):
-            skip.append(p)
-        else:
-            decay.append(p)
-    groups = []
-    if decay:
-        groups.append({"params": decay, "weight_decay": weight_decay})
-    if skip:
-        groups.append({"params": skip, "weight_decay": 0.0})
-    return groups
+    return split_decay_groups(module, weight_decay)
 
 
 class Classifier(nn.Module):

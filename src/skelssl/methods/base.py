@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from skelssl.models.base import Encoder
+from skelssl.models.params import split_decay_groups  # re-exported: methods import it from here
 
 __all__ = ["Method", "momentum_update", "split_decay_groups"]
 
@@ -66,27 +67,3 @@ def momentum_update(online: nn.Module, target: nn.Module, m: float) -> None:
         p_t.mul_(m).add_(p_o.detach(), alpha=1.0 - m)
     for b_o, b_t in zip(online.buffers(), target.buffers()):
         b_t.copy_(b_o)
-
-
-_NO_DECAY_HINTS = ("bias", "norm", "bn", "pos_embed", "temp_embed", "_pe", "token", "embedding")
-
-
-def split_decay_groups(
-    module: nn.Module, weight_decay: float, no_decay: tuple[str, ...] = _NO_DECAY_HINTS
-) -> list[dict[str, Any]]:
-    """Two groups: parameters whose name contains a ``no_decay`` hint, or that are 1-D, get no decay."""
-    decay, skip = [], []
-    for name, p in module.named_parameters():
-        if not p.requires_grad:
-            continue
-        lname = name.lower()
-        if p.ndim <= 1 or any(h in lname for h in no_decay):
-            skip.append(p)
-        else:
-            decay.append(p)
-    groups = []
-    if decay:
-        groups.append({"params": decay, "weight_decay": weight_decay})
-    if skip:
-        groups.append({"params": skip, "weight_decay": 0.0})
-    return groups

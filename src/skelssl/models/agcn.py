@@ -35,6 +35,10 @@ from torch import nn
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
+from skelssl.models.graph_common import (
+    TemporalConv, bn_init, check_units, conv_init, person_batch, pool_tokens, residual_branch, run_units,
+    strided_lengths, zero_padding,
+)
 from skelssl.models.stgcn import DEFAULT_CHANNELS, DEFAULT_STRIDES
 from skelssl.transforms.temporal import frame_mask, person_mask
 
@@ -46,36 +50,6 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
     "paper": {"channels": DEFAULT_CHANNELS, "strides": DEFAULT_STRIDES},
     "small": {"channels": (16, 32, 32, 64), "strides": (1, 2, 1, 2)},
 }
-
-
-def _time_mask(lengths: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
-    """``(B,)`` lengths -> ``(B, 1, T, 1)`` mask of real frames in ``like``'s dtype (``None`` without lengths)."""
-    if lengths is None:
-        return None
-    return frame_mask(lengths, like.shape[2])[:, None, :, None].to(like.dtype)
-
-
-def _conv_init(conv: nn.Conv2d) -> None:
-    """Official ``conv_init``: Kaiming-normal (fan out), zero bias."""
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-
-
-def _bn(channels: int, scale: float = 1.0) -> nn.BatchNorm2d:
-    bn = nn.BatchNorm2d(channels)
-    nn.init.constant_(bn.weight, scale)
-    nn.init.zeros_(bn.bias)
-    return bn
-
-
-class _TemporalConv(nn.Sequential):
-    """Official ``unit_tcn``: ``(kernel, 1)`` convolution with temporal stride, then BatchNorm."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel: int = 9, stride: int = 1) -> None:
-        conv = nn.Conv2d(in_channels, out_channels, (kernel, 1), (stride, 1), ((kernel - 1) // 2, 0))
-        _conv_init(conv)
-        super().__init__(conv, _bn(out_channels))
 
 
 class AdaptiveGraphConv(nn.Module):
@@ -99,15 +73,12 @@ class AdaptiveGraphConv(nn.Module):
         self.conv_a = nn.Conv2d(in_channels, k * self.embed, 1)  # theta_k for all k
         self.conv_b = nn.Conv2d(in_channels, k * self.embed, 1)  # phi_k for all k
         self.conv_d = nn.Conv2d(k * in_channels, out_channels, 1)  # [W_1 W_2 W_3]
-        self.bn = _bn(out_channels, 1e-6)  # official bn_init(self.bn, 1e-6): each unit starts near identity
-        if in_channels != out_channels:
-            self.down = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), _bn(out_channels))
-            _conv_init(self.down[0])
-        else:
-            self.down = nn.Identity()
+        self.bn = bn_init(out_channels, 1e-6)  # official bn_init(self.bn, 1e-6): each unit starts near identity
+        # Official down: 1x1 conv + BN (conv_init) where the width changes.
+        self.down = TemporalConv(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
         self.relu = nn.ReLU(inplace=True)
-        _conv_init(self.conv_a)
-        _conv_init(self.conv_b)
+        conv_init(self.conv_a)
+        conv_init(self.conv_b)
         # Official conv_branch_init: N(0, 2 / (C_out * C_in * 1 * 1 * K)) per branch; zero bias.
         nn.init.normal_(self.conv_d.weight, 0.0, math.sqrt(2.0 / (out_channels * in_channels * k)))
         nn.init.zeros_(self.conv_d.bias)
@@ -156,21 +127,13 @@ class AGCNUnit(nn.Module):
         super().__init__()
         self.stride = stride
         self.gcn = AdaptiveGraphConv(in_channels, out_channels, adjacency)
-        self.tcn = _TemporalConv(out_channels, out_channels, temporal_kernel, stride)
-        if not residual:
-            self.residual = None
-        elif in_channels == out_channels and stride == 1:
-            self.residual = nn.Identity()
-        else:
-            self.residual = _TemporalConv(in_channels, out_channels, 1, stride)
+        self.tcn = TemporalConv(out_channels, out_channels, temporal_kernel, stride)
+        self.residual = residual_branch(in_channels, out_channels, stride, residual, official_init=True)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, C_in, T, V)`` with ``(B,)`` lengths -> ``(B, C_out, T', V)``."""
-        y = self.gcn(x, lengths)
-        mask = _time_mask(lengths, y)
-        if mask is not None:
-            y = y * mask  # the temporal conv must see zeros beyond the end, as with no padding
+        y = zero_padding(self.gcn(x, lengths), lengths)  # the temporal conv must see zeros beyond the end
         y = self.tcn(y)
         if self.residual is not None:
             y = y + self.residual(x)
@@ -218,11 +181,7 @@ class AGCN(Encoder):
             if channels != list(PRESETS[preset]["channels"]):
                 raise ValueError(f"give strides for the {len(channels)} units")
             strides = PRESETS[preset]["strides"]
-        strides = [int(s) for s in strides]
-        if len(strides) != len(channels) or not channels:
-            raise ValueError(f"{len(channels)} channels but {len(strides)} strides")
-        if temporal_kernel % 2 != 1:
-            raise ValueError(f"temporal_kernel must be odd, got {temporal_kernel}")
+        strides = check_units(channels, strides, temporal_kernel)
         self.layout, self.in_channels, self.num_persons = layout, in_channels, num_persons
         self.strides, self.ignore_absent = tuple(strides), ignore_absent
         v = layout.num_joints
@@ -242,9 +201,7 @@ class AGCN(Encoder):
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Real frames after the strided units: ``ceil`` of the length over each stride in turn."""
-        for s in self.strides:
-            lengths = (lengths + s - 1) // s
-        return lengths
+        return strided_lengths(lengths, self.strides)
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``(N, C, T, V, M)`` -> ``(N, M, D, T', V)``."""
@@ -254,17 +211,11 @@ class AGCN(Encoder):
         if c != self.in_channels or v != self.layout.num_joints or m != self.num_persons:
             raise ValueError(f"built for C={self.in_channels}, V={self.layout.num_joints}, M={self.num_persons}; "
                              f"got C={c}, V={v}, M={m}")
-        h = x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t)  # (N, M*V*C, T): official data_bn layout
-        h = self.data_bn(h).view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)  # (N*M, C, T, V)
+        h = person_batch(x, self.data_bn)  # (N*M, C, T, V), official data_bn layout
         lens = None
         if lengths is not None:
             lens = lengths.to(x.device, torch.int64).clamp(1, t).repeat_interleave(m)  # (N*M,)
-            h = h * _time_mask(lens, h)
-        for unit in self.units:
-            h = unit(h, lens)  # (N*M, D_i, T_i, V)
-            if lens is not None:
-                lens = (lens + unit.stride - 1) // unit.stride
-                h = h * _time_mask(lens, h)
+        h = run_units(self.units, h, lens)  # (N*M, D, T', V), padding zeroed
         h = h.view(n, m, *h.shape[1:])  # (N, M, D, T', V)
         if self.ignore_absent:
             present = person_mask(x)  # (N, M)
@@ -277,15 +228,5 @@ class AGCN(Encoder):
         With ``ignore_absent``, persons whose tokens are all zero (:meth:`forward_features` zeroes
         absent ones) are left out of the person mean; if none is present, all slots are averaged.
         """
-        n, m, d, t, v = features.shape
-        if lengths is None:
-            per_person = features.mean(dim=(3, 4))  # (N, M, D)
-        else:
-            out_lens = self.output_lengths(lengths.to(features.device, torch.int64).clamp(min=1)).clamp(max=t)
-            tmask = frame_mask(out_lens, t).to(features.dtype)  # (N, T')
-            per_person = torch.einsum("nmdtv,nt->nmd", features, tmask) / (out_lens.to(features.dtype)[:, None, None] * v)
-        if not self.ignore_absent:
-            return per_person.mean(dim=1)  # official: x.mean(3).mean(1) over every slot
-        present = features.detach().abs().amax(dim=(2, 3, 4)) > 0  # (N, M)
-        present = (present | ~present.any(dim=1, keepdim=True)).to(features.dtype)
-        return (per_person * present[:, :, None]).sum(dim=1) / present.sum(dim=1, keepdim=True)
+        # Official (ignore_absent=False): x.mean(3).mean(1) over every slot.
+        return pool_tokens(features, lengths, self.strides, present_only=self.ignore_absent)  # (N, D)

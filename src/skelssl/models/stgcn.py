@@ -27,19 +27,15 @@ from torch import nn
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
-from skelssl.transforms.temporal import frame_mask, person_mask
+from skelssl.models.graph_common import (
+    check_units, person_batch, pool_tokens, residual_branch, run_units, strided_lengths, zero_padding,
+)
+from skelssl.transforms.temporal import person_mask
 
 __all__ = ["STGCN", "STGCNUnit"]
 
 DEFAULT_CHANNELS = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)
 DEFAULT_STRIDES = (1, 1, 1, 1, 2, 1, 1, 2, 1, 1)
-
-
-def _time_mask(lengths: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
-    """``(B,)`` lengths -> ``(B, 1, T, 1)`` mask of real frames in ``like``'s dtype (``None`` without lengths)."""
-    if lengths is None:
-        return None
-    return frame_mask(lengths, like.shape[2])[:, None, :, None].to(like.dtype)
 
 
 class STGCNUnit(nn.Module):
@@ -82,15 +78,8 @@ class STGCNUnit(nn.Module):
         self.tcn = nn.Conv2d(out_channels, out_channels, (temporal_kernel, 1), (stride, 1), (pad, 0))
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.dropout = nn.Dropout(dropout)
-        if not residual:
-            self.residual = None
-        elif in_channels == out_channels and stride == 1:
-            self.residual = nn.Identity()
-        else:
-            self.residual = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=(stride, 1)),
-                nn.BatchNorm2d(out_channels),
-            )
+        # Official: a strided 1x1 conv + BN where the shape changes (PyTorch's default init here).
+        self.residual = residual_branch(in_channels, out_channels, stride, residual, official_init=False)
 
     def forward(
         self, x: torch.Tensor, adjacency: torch.Tensor, lengths: torch.Tensor | None = None
@@ -101,9 +90,7 @@ class STGCNUnit(nn.Module):
         y = self.gcn(x).view(b, self.num_subsets, -1, t, v)  # (B, K, C_out, T, V)
         y = torch.einsum("bkctv,kvw->bctw", y, a)  # (B, C_out, T, V)
         y = self.relu(self.bn1(y))
-        mask = _time_mask(lengths, y)
-        if mask is not None:
-            y = y * mask  # the temporal conv must see zeros beyond the end, as with no padding
+        y = zero_padding(y, lengths)  # the temporal conv must see zeros beyond the end, as with no padding
         y = self.dropout(self.bn2(self.tcn(y)))  # (B, C_out, T', V)
         if self.residual is not None:
             y = y + self.residual(x)
@@ -152,11 +139,7 @@ class STGCN(Encoder):
             if len(channels) != len(DEFAULT_STRIDES):
                 raise ValueError(f"give strides for {len(channels)} units (the default is for 10)")
             strides = DEFAULT_STRIDES
-        strides = [int(s) for s in strides]
-        if len(strides) != len(channels) or not channels:
-            raise ValueError(f"{len(channels)} channels but {len(strides)} strides")
-        if temporal_kernel % 2 != 1:
-            raise ValueError(f"temporal_kernel must be odd, got {temporal_kernel}")
+        strides = check_units(channels, strides, temporal_kernel)
         self.layout, self.in_channels, self.num_persons = layout, in_channels, num_persons
         self.strides = tuple(strides)
         v = layout.num_joints
@@ -178,9 +161,7 @@ class STGCN(Encoder):
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Real frames after the strided units: ``ceil`` of the length over each stride in turn."""
-        for s in self.strides:
-            lengths = (lengths + s - 1) // s
-        return lengths
+        return strided_lengths(lengths, self.strides)
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``(N, C, T, V, M)`` -> ``(N, M, D, T', V)``; tokens of absent persons are zero."""
@@ -195,22 +176,9 @@ class STGCN(Encoder):
         present = present | ~present.any(dim=1, keepdim=True)  # no one present: use every slot
         if lengths is not None:
             lengths = lengths.to(x.device, torch.int64).clamp(0, t)
-        h = x
-        if self.data_bn is not None:
-            h = h.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t)  # (N, M*V*C, T)
-            h = self.data_bn(h).view(n, m, v, c, t).permute(0, 1, 3, 4, 2)  # (N, M, C, T, V)
-        else:
-            h = h.permute(0, 4, 1, 2, 3)  # (N, M, C, T, V)
-        h = h.reshape(n * m, c, t, v)  # (N*M, C, T, V): persons are independent sequences
+        h = person_batch(x, self.data_bn)  # (N*M, C, T, V)
         lens = None if lengths is None else lengths.repeat_interleave(m)  # (N*M,)
-        mask = _time_mask(lens, h)
-        if mask is not None:
-            h = h * mask
-        for unit in self.units:
-            h = unit(h, self.adjacency, lens)  # (N*M, D_i, T_i, V)
-            if lens is not None:
-                lens = (lens + unit.stride - 1) // unit.stride
-                h = h * _time_mask(lens, h)
+        h = run_units(self.units, h, lens, adjacency=self.adjacency)  # (N*M, D, T', V), padding zeroed
         h = h.view(n, m, *h.shape[1:])  # (N, M, D, T', V)
         return h * present[:, :, None, None, None].to(h.dtype)
 
@@ -220,14 +188,4 @@ class STGCN(Encoder):
         A person is present if its tokens are not all zero (:meth:`forward_features` zeroes absent
         ones); if none is, all slots are averaged.
         """
-        n, m, d, t, v = features.shape
-        if lengths is None:
-            per_person = features.mean(dim=(3, 4))  # (N, M, D)
-        else:
-            out_lens = self.output_lengths(lengths.to(features.device, torch.int64).clamp(min=1)).clamp(max=t)
-            tmask = frame_mask(out_lens, t).to(features.dtype)  # (N, T')
-            counts = out_lens.to(features.dtype)[:, None, None] * v  # (N, 1, 1)
-            per_person = torch.einsum("nmdtv,nt->nmd", features, tmask) / counts
-        present = features.detach().abs().amax(dim=(2, 3, 4)) > 0  # (N, M)
-        present = (present | ~present.any(dim=1, keepdim=True)).to(features.dtype)
-        return (per_person * present[:, :, None]).sum(dim=1) / present.sum(dim=1, keepdim=True)  # (N, D)
+        return pool_tokens(features, lengths, self.strides, present_only=True)  # (N, D)

@@ -46,6 +46,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery
+from skelssl.data.formats._text import float_table
 from skelssl.data.sample import RawSample
 
 __all__ = ["NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "KINECT20_FROM_FILE", "PROTOCOL_LIST", "discover", "read"]
@@ -164,7 +165,7 @@ def read(unit: Path | str, **_other: Any) -> list[RawSample]:
     action, subject, rep = (int(g) for g in m.groups())
     if not 1 <= action <= len(CLASS_NAMES):
         raise SkeletonFormatError(path, f"action a{action:02d} outside a01..a{len(CLASS_NAMES):02d}")
-    rows = _float_rows(path, _COLS)  # (R, 4)
+    rows = float_table(path, _COLS, np.float32)  # (R, 4)
     if rows.shape[0] % _JOINTS:
         raise SkeletonFormatError(path, f"{rows.shape[0]} rows is not a multiple of {_JOINTS} (rows per frame)")
     joints = rows[:, :3].reshape(-1, _JOINTS, 3)  # (T, 20, 3) file order
@@ -177,43 +178,3 @@ def read(unit: Path | str, **_other: Any) -> list[RawSample]:
             repetition=rep, source=str(path),
         )
     ]
-
-
-def _float_rows(path: Path, ncols: int) -> np.ndarray:
-    """Parse a whitespace-separated numeric table with ``ncols`` columns -> ``(R, ncols)`` float32.
-
-    Bulk conversion (``np.array(tokens, float32)``); the slow per-line scan only runs to locate
-    an error for the message.
-    """
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as e:
-        raise SkeletonFormatError(path, f"cannot read file: {e}") from None
-    except UnicodeDecodeError:
-        raise SkeletonFormatError(path, "not a text file (invalid UTF-8)") from None
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    if not lines:
-        raise SkeletonFormatError(path, "empty file")
-    tokens = text.split()
-    if len(tokens) != ncols * len(lines):
-        for n, line in lines:
-            got = len(line.split())
-            if got != ncols:
-                raise SkeletonFormatError(path, f"line {n}: expected {ncols} values, got {got}")
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow -> inf, reported below
-            values = np.array(tokens, dtype=np.float32)
-    except ValueError:
-        for n, line in lines:
-            for tok in line.split():
-                try:
-                    float(tok)
-                except ValueError:
-                    raise SkeletonFormatError(path, f"line {n}: {tok[:40]!r} is not a number") from None
-        raise SkeletonFormatError(path, "unparseable numbers") from None  # not reached: float() agrees
-    rows = values.reshape(len(lines), ncols)
-    finite = np.isfinite(rows).all(axis=1)
-    if not finite.all():
-        n = lines[int(np.flatnonzero(~finite)[0])][0]
-        raise SkeletonFormatError(path, f"line {n}: non-finite value (NaN or inf)")
-    return rows

@@ -46,6 +46,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery
+from skelssl.data.formats._text import file_stamp, float_table, read_text
 from skelssl.data.sample import RawSample
 
 __all__ = ["NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "VIEWS", "SPLIT_FILES", "PKUUnit", "discover", "read"]
@@ -111,12 +112,7 @@ def _parse_split(path: Path) -> dict[str, int]:
     The file holds a line ``Training videos:`` then a line of comma-separated ids, then
     ``Validataion videos:`` (sic) and its ids; ids may also follow the header on its own line.
     """
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as e:
-        raise SkeletonFormatError(path, f"cannot read the split file: {e}") from None
-    except UnicodeDecodeError:
-        raise SkeletonFormatError(path, "split file is not text (invalid UTF-8)") from None
+    text = read_text(path, "split file")
     out: dict[str, int] = {}
     section = None
     for n, raw in enumerate(text.splitlines(), 1):
@@ -217,14 +213,14 @@ def read(unit: PKUUnit, **_other: Any) -> list[RawSample]:
         raise SkeletonFormatError(unit.path, "name does not match NNNN-V.txt")
     if not Path(unit.label_path).is_file():
         raise SkeletonFormatError(unit.path, f"no label file ({unit.label_path})")
-    rows = _label_rows(unit.label_path, *_stamp(unit.label_path))  # per row: (label, start, end) or a problem
+    rows = _label_rows(unit.label_path, *file_stamp(unit.label_path))  # per row: (label, start, end) or a problem
     if unit.instance >= len(rows):
         raise SkeletonFormatError(unit.label_path, f"no instance {unit.instance + 1} (the file lists {len(rows)})")
     wanted = range(len(rows)) if unit.instance < 0 else [unit.instance]
     for k in wanted:  # a bad row fails only its own instance in trimmed mode
         if isinstance(rows[k], str):
             raise SkeletonFormatError(unit.label_path, rows[k])
-    skeleton = _skeleton(unit.path, *_stamp(unit.path))  # (T, 2, 25, 3), read-only
+    skeleton = _skeleton(unit.path, *file_stamp(unit.path))  # (T, 2, 25, 3), read-only
     num_frames = skeleton.shape[0]
     for k in wanted:
         _, start, end = rows[k]
@@ -251,15 +247,6 @@ def read(unit: PKUUnit, **_other: Any) -> list[RawSample]:
     return [RawSample(name=unit.name, bodies=bodies, label=label, **common)]
 
 
-def _stamp(path: str) -> tuple[int, int]:
-    """``(mtime_ns, size)``: part of the cache keys, so a rewritten file is parsed again."""
-    try:
-        st = Path(path).stat()
-    except OSError as e:
-        raise SkeletonFormatError(path, f"cannot read file: {e}") from None
-    return st.st_mtime_ns, st.st_size
-
-
 @functools.lru_cache(maxsize=4)
 def _label_rows(path: str, mtime_ns: int, size: int) -> tuple[tuple[int, int, int] | str, ...]:
     """Per non-blank line of a label file: ``(label 0..50, start, end)``, or the line's problem.
@@ -267,12 +254,7 @@ def _label_rows(path: str, mtime_ns: int, size: int) -> tuple[tuple[int, int, in
     Problems are kept per row (not raised) so that in trimmed mode one bad row fails only its own
     instance. Line numbers count non-blank lines, which is what instance indices refer to.
     """
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except OSError as e:
-        raise SkeletonFormatError(path, f"cannot read label file: {e}") from None
-    except UnicodeDecodeError:
-        raise SkeletonFormatError(path, "label file is not text (invalid UTF-8)") from None
+    text = read_text(path, "label file")
     rows: list[tuple[int, int, int] | str] = []
     for raw in text.splitlines():
         if not raw.strip():
@@ -300,38 +282,7 @@ def _label_rows(path: str, mtime_ns: int, size: int) -> tuple[tuple[int, int, in
 @functools.lru_cache(maxsize=2)
 def _skeleton(path: str, mtime_ns: int, size: int) -> np.ndarray:
     """Parse a skeleton file once per process -> ``(T, 2, 25, 3)`` float32, read-only (shared)."""
-    p = Path(path)
-    try:
-        text = p.read_bytes().decode("utf-8")
-    except OSError as e:
-        raise SkeletonFormatError(path, f"cannot read file: {e}") from None
-    except UnicodeDecodeError:
-        raise SkeletonFormatError(path, "not a text file (invalid UTF-8)") from None
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    if not lines:
-        raise SkeletonFormatError(path, "empty file")
-    tokens = text.split()
-    if len(tokens) != _COLS * len(lines):
-        for n, line in lines:
-            got = len(line.split())
-            if got != _COLS:
-                problem = f"line {n}: expected {_COLS} values, got {got} (a row is 2 bodies x 25 joints x xyz)"
-                raise SkeletonFormatError(path, problem)
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow -> inf, reported below
-            values = np.array(tokens, dtype=np.float32)  # bulk conversion, no per-value Python loop
-    except ValueError:
-        for n, line in lines:
-            for tok in line.split():
-                try:
-                    float(tok)
-                except ValueError:
-                    raise SkeletonFormatError(path, f"line {n}: {tok[:40]!r} is not a number") from None
-        raise SkeletonFormatError(path, "unparseable numbers") from None
-    skeleton = values.reshape(len(lines), _BODIES, _JOINTS, 3)  # (T, 2, 25, 3)
-    finite = np.isfinite(skeleton).all(axis=(1, 2, 3))
-    if not finite.all():
-        n = lines[int(np.flatnonzero(~finite)[0])][0]
-        raise SkeletonFormatError(path, f"line {n}: non-finite value (NaN or inf)")
+    rows = float_table(path, _COLS, np.float32, row_hint="a row is 2 bodies x 25 joints x xyz")  # (T, 150)
+    skeleton = rows.reshape(-1, _BODIES, _JOINTS, 3)  # (T, 2, 25, 3)
     skeleton.flags.writeable = False
     return skeleton

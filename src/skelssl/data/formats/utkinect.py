@@ -29,6 +29,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery
+from skelssl.data.formats._text import file_stamp, float_table, read_text
 from skelssl.data.sample import RawSample
 
 __all__ = ["NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "LABEL_FILES", "Segment", "discover", "read"]
@@ -83,12 +84,7 @@ def _folder(source: Path) -> Path:
 
 def _label_entries(path: Path) -> list[tuple[str, str, str, int]]:
     """``(recording, action, frames_text, line)`` for every segment line of a label file."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as e:
-        raise SkeletonFormatError(path, f"cannot read the label file: {e}") from None
-    except UnicodeDecodeError:
-        raise SkeletonFormatError(path, "label file is not text (invalid UTF-8)") from None
+    text = read_text(path, "label file")
     entries, recording, seen = [], None, set()
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -178,7 +174,7 @@ def read(unit: Segment, **_other: Any) -> list[RawSample]:
     if unit.action not in CLASS_NAMES:
         raise SkeletonFormatError(unit.path, f"{where}: unknown action; known: {', '.join(CLASS_NAMES)}")
     start, end = _frame_range(unit, where)
-    ids, joints = _recording(unit.path, *_stamp(unit.path))  # (R,), (R, 20, 3)
+    ids, joints = _recording(unit.path, *file_stamp(unit.path))  # (R,), (R, 20, 3)
     keep = (ids >= start) & (ids <= end)
     if not keep.any():
         raise SkeletonFormatError(
@@ -209,22 +205,13 @@ def _frame_range(unit: Segment, where: str) -> tuple[int, int]:
     return start, end
 
 
-def _stamp(path: str) -> tuple[int, int]:
-    """``(mtime_ns, size)``: part of the cache key, so a rewritten file is parsed again."""
-    try:
-        st = Path(path).stat()
-    except OSError as e:
-        raise SkeletonFormatError(path, f"cannot read file: {e}") from None
-    return st.st_mtime_ns, st.st_size
-
-
 @functools.lru_cache(maxsize=2)
 def _recording(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Parse a recording once per process -> frame ids ``(R,)`` int64, joints ``(R, 20, 3)`` float32.
 
     Both arrays are made read-only: they are shared by every segment cut from the cache.
     """
-    rows = _float_rows(Path(path), _COLS)  # (R, 61)
+    rows = float_table(Path(path), _COLS, np.float64)  # (R, 61); float64 keeps frame ids exact
     col = rows[:, 0]
     bad = (col != np.round(col)) | (np.abs(col) > 2**53)
     if bad.any():
@@ -239,42 +226,3 @@ def _recording(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndar
     ids.flags.writeable = False
     joints.flags.writeable = False
     return ids, joints
-
-
-def _float_rows(path: Path, ncols: int) -> np.ndarray:
-    """Parse a whitespace-separated numeric table with ``ncols`` columns -> ``(R, ncols)`` float64.
-
-    Bulk conversion; the per-line scan only runs to locate an error. float64 keeps frame ids exact.
-    """
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as e:
-        raise SkeletonFormatError(path, f"cannot read file: {e}") from None
-    except UnicodeDecodeError:
-        raise SkeletonFormatError(path, "not a text file (invalid UTF-8)") from None
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    if not lines:
-        raise SkeletonFormatError(path, "empty file")
-    tokens = text.split()
-    if len(tokens) != ncols * len(lines):
-        for n, line in lines:
-            got = len(line.split())
-            if got != ncols:
-                raise SkeletonFormatError(path, f"line {n}: expected {ncols} values, got {got}")
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow -> inf, reported below
-            values = np.array(tokens, dtype=np.float64)
-    except ValueError:
-        for n, line in lines:
-            for tok in line.split():
-                try:
-                    float(tok)
-                except ValueError:
-                    raise SkeletonFormatError(path, f"line {n}: {tok[:40]!r} is not a number") from None
-        raise SkeletonFormatError(path, "unparseable numbers") from None
-    rows = values.reshape(len(lines), ncols)
-    finite = np.isfinite(rows).all(axis=1)
-    if not finite.all():
-        n = lines[int(np.flatnonzero(~finite)[0])][0]
-        raise SkeletonFormatError(path, f"line {n}: non-finite value (NaN or inf)")
-    return rows
