@@ -24,7 +24,7 @@ from torch import nn
 from skelssl.models.base import Encoder
 from skelssl.models.params import split_decay_groups  # re-exported: methods import it from here
 
-__all__ = ["Method", "momentum_update", "split_decay_groups"]
+__all__ = ["Method", "momentum_update", "split_decay_groups", "process_rank", "step_generator"]
 
 
 class Method(nn.Module):
@@ -67,3 +67,21 @@ def momentum_update(online: nn.Module, target: nn.Module, m: float) -> None:
         p_t.mul_(m).add_(p_o.detach(), alpha=1.0 - m)
     for b_o, b_t in zip(online.buffers(), target.buffers()):
         b_t.copy_(b_o)
+
+
+def process_rank() -> int:
+    """This process's rank in the default process group (0 when not distributed)."""
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A CPU generator seeded from ``(seed, rank, step)``: the random draws of one training step.
+
+    Methods count their steps in a ``step`` buffer (saved with the checkpoint), so a resumed run draws
+    the same augmentations and masks as one never stopped, CPU and GPU runs draw the same, and each
+    process draws its own.
+    """
+    mixed = (int(seed) * 1_000_003 + process_rank()) * 1_000_033 + int(step)
+    return torch.Generator(device="cpu").manual_seed(mixed % (2**63))

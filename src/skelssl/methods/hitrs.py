@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skelssl.methods import register_method
-from skelssl.methods.base import Method
+from skelssl.methods.base import Method, process_rank, step_generator
 from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, mask_joints, sample_order_clips, split_persons, swap_pairs
 from skelssl.methods.losses import info_nce_logits, top1_accuracy
 from skelssl.models.hitrs import HiTRS
@@ -48,10 +48,6 @@ def _identity(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def _distributed() -> bool:
@@ -183,15 +179,14 @@ class HiTRSPretraining(Method):
 
     def generator(self) -> torch.Generator:
         """The CPU generator of the current step, seeded from ``(seed, step, rank)``."""
-        mixed = (self.seed * 1_000_003 + _rank()) * 1_000_033 + int(self.step.item())
-        return torch.Generator(device="cpu").manual_seed(mixed % (2**63))
+        return step_generator(self.seed, int(self.step.item()))
 
     def _offset(self, local: int, device: torch.device) -> int:
         """Row of this process's first sequence in a gathered tensor (sizes may differ per process)."""
         if not _distributed():
             return 0
-        owners = self.gather(torch.full((local,), float(_rank()), device=device))  # (B_all,)
-        return int((owners < _rank()).sum())
+        owners = self.gather(torch.full((local,), float(process_rank()), device=device))  # (B_all,)
+        return int((owners < process_rank()).sum())
 
     def prepare(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Single persons, augmented, in the encoder's input stream.

@@ -46,7 +46,7 @@ from torch import nn
 
 from skelssl import transforms as T
 from skelssl.methods import register_method
-from skelssl.methods.base import Method
+from skelssl.methods.base import Method, step_generator
 from skelssl.methods.losses import info_nce_logits, top1_accuracy
 from skelssl.methods.moco_queue import KeyQueue
 from skelssl.models import build_encoder
@@ -72,11 +72,6 @@ DEFAULT_ENCODERS = {"seq": "gru", "graph": "agcn", "image": "hcn"}
 def _identity(t: torch.Tensor) -> torch.Tensor:
     return t
 
-
-def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def _context(encoder: Encoder) -> dict[str, Any]:
@@ -245,8 +240,7 @@ class ISC(Method):
 
     def generator(self) -> torch.Generator:
         """The CPU generator of the current step, seeded from ``(seed, rank, step)``."""
-        mixed = (self.seed * 1_000_003 + _rank()) * 1_000_033 + int(self.step.item())
-        return torch.Generator(device="cpu").manual_seed(mixed % (2**63))
+        return step_generator(self.seed, int(self.step.item()))
 
     def views(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The query and key views of the current step (each ``x`` ``(N, C, frames, V, M)``)."""

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skelssl.methods import register_method
-from skelssl.methods.base import Method, split_decay_groups
+from skelssl.methods.base import Method, split_decay_groups, step_generator
 from skelssl.models.motion_transformer import MotionTransformer, truncated_normal_init
 from skelssl.transforms.temporal import frame_mask, uniform
 
@@ -280,11 +280,6 @@ def frame_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> 
     return _weighted_mean(per, valid)
 
 
-def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
 
 @register_method("motion_transformer")
 class MotionTransformerMethod(Method):
@@ -348,8 +343,7 @@ class MotionTransformerMethod(Method):
 
     def generator(self) -> torch.Generator:
         """The CPU generator of the current step, seeded from ``(seed, step, rank)`` (as SimCLR)."""
-        mixed = (self.seed * 1_000_003 + _rank()) * 1_000_033 + int(self.step.item())
-        return torch.Generator(device="cpu").manual_seed(mixed % (2**63))
+        return step_generator(self.seed, int(self.step.item()))
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         """BERT's ``AdamWeightDecay`` groups: no decay on LayerNorm parameters and biases only."""

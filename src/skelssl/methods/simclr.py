@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from skelssl.methods import register_method
-from skelssl.methods.base import Method
+from skelssl.methods.base import Method, step_generator
 from skelssl.methods.losses import gathered_offset, nt_xent_logits, top1_accuracy
 from skelssl.models.base import Encoder
 from skelssl.models.heads import ProjectionHead
@@ -33,11 +33,6 @@ __all__ = ["SimCLR"]
 def _identity(t: torch.Tensor) -> torch.Tensor:
     return t
 
-
-def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 @register_method("simclr")
@@ -93,8 +88,7 @@ class SimCLR(Method):
 
     def generator(self) -> torch.Generator:
         """The CPU generator of the current step, seeded from ``(seed, step, rank)``."""
-        mixed = (self.seed * 1_000_003 + _rank()) * 1_000_033 + int(self.step.item())
-        return torch.Generator(device="cpu").manual_seed(mixed % (2**63))
+        return step_generator(self.seed, int(self.step.item()))
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Two views -> encoder -> head -> NT-Xent.
