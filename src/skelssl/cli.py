@@ -219,7 +219,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from skelssl.engine.demo import run_demo
 
-    run_demo(Path(args.out), quick=args.quick)
+    run_demo(Path(args.out), quick=args.quick, methods=tuple(args.methods) if args.methods else None)
     return 0
 
 
@@ -297,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="the whole job on synthetic data, in minutes on a CPU")
     s.add_argument("--out", default="demo_out")
     s.add_argument("--quick", action="store_true", help="a smaller demo (for tests)")
+    s.add_argument("--methods", nargs="+", default=None, help="demo methods to run (default: all)")
     s.set_defaults(func=cmd_demo)
     return p
 
