@@ -39,7 +39,7 @@ def test_prepare_keeps_every_good_sample_among_bad_files(shared_data, tmp_path):
         assert len(store.info["skipped"]) == 4
         assert (report.store / "skipped.tsv").read_text().count("\n") == 5
     a, b = Store(tmp_path / "store1"), Store(tmp_path / "store2")
-    assert list(a.names) == list(b.names) and np.array_equal(np.asarray(a._frames), np.asarray(b._frames))
+    assert list(a.names) == list(b.names) and np.array_equal(np.asarray(a.frames_array), np.asarray(b.frames_array))
 
 
 def test_prepare_real_nucla_counts(shared_data, tmp_path, capsys):

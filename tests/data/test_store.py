@@ -29,7 +29,11 @@ def test_store_round_trip(tmp_path):
     assert store.verify()
     # Re-opening reads the same thing; the frames are memory-mapped.
     again = Store(tmp_path / "s")
-    assert isinstance(again._frames, np.memmap)
+    assert isinstance(again.frames_array, np.memmap)
+    # Samples are independent, writable copies (not views into the map).
+    f = again.frames(2)
+    f[:] = 0
+    assert np.array_equal(again.frames(2), arrays[2])
     assert np.array_equal(again.frames(2), arrays[2])
 
 

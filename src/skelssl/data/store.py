@@ -2,7 +2,8 @@
 
 A store is a folder::
 
-    frames.npy        (total_frames, M, V, C) float32, opened with mmap: any sample is one slice
+    frames.npy        (total_frames, M, V, C) float32, opened with mmap; any sample is one contiguous
+                      range, read with one pread (so reading costs no more resident memory than the sample)
     index.npy         (N, 2) int64: offset and length of each sample in frames.npy
     meta.npz          per-sample columns: name (str), label, subject, view, setup, repetition,
                       persons, length, plus any extra integer columns a reader provides
@@ -300,6 +301,12 @@ class Store:
         self._frame_labels = np.load(fl, mmap_mode="r") if fl.is_file() else None
         if len(self.index) != self.info["samples"] or self._frames.shape[0] != self.info["frames"]:
             raise StoreError(f"{self.path}: arrays do not match store.json counts")
+        if self._frames.dtype != np.float32 or self._frames.ndim != 4:
+            raise StoreError(f"{self.path}/frames.npy: expected 4-D float32 frames, got {self._frames.dtype} {self._frames.shape}")
+        self._data_offset = int(self._frames.offset)
+        self._frame_bytes = int(np.prod(self._frames.shape[1:])) * 4
+        self._fd: int | None = None
+        self._fd_pid: int | None = None
         self.layout = get_layout(self.info["layout"])
         self._name_to_index: dict[str, int] | None = None
 
@@ -361,10 +368,45 @@ class Store:
         raise KeyError(f"{self.path}: no sample named {name!r}")
 
     # -- sample access -----------------------------------------------------------------------------
+    @property
+    def frames_array(self) -> np.ndarray:
+        """All frames, ``(total_frames, M, V, C)``, as a read-only memory map (for bulk access)."""
+        return self._frames
+
+    def _descriptor(self) -> int:
+        # One descriptor per process (DataLoader workers fork or spawn): pread needs no shared offset.
+        if self._fd is None or self._fd_pid != os.getpid():
+            self._fd = os.open(self.path / "frames.npy", os.O_RDONLY)
+            self._fd_pid = os.getpid()
+        return self._fd
+
     def frames(self, i: int) -> np.ndarray:
-        """``(T, M, V, C)`` read-only view of sample ``i`` into the memory map."""
-        off, length = self.index[i]
-        return self._frames[off : off + length]
+        """``(T, M, V, C)`` float32 copy of sample ``i``.
+
+        Read with one ``pread`` straight into a new array rather than sliced out of the memory map:
+        pages touched through a map stay in the process's resident set, so reading a large store at
+        random would grow it without bound; read this way, only the sample itself is resident.
+        """
+        off, length = (int(v) for v in self.index[i])
+        out = np.empty((length, *self._frames.shape[1:]), dtype=np.float32)
+        nbytes = out.nbytes
+        got = os.preadv(self._descriptor(), [memoryview(out).cast("B")], self._data_offset + off * self._frame_bytes)
+        if got != nbytes:
+            raise StoreError(f"{self.path}/frames.npy: short read for sample {i} ({got} of {nbytes} bytes)")
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_fd"], state["_fd_pid"] = None, None
+        return state
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None and getattr(self, "_fd_pid", None) == os.getpid():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def sample(self, i: int) -> np.ndarray:
         """``(C, T, V, M)`` float32 copy of sample ``i``."""
