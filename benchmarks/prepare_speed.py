@@ -245,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     worker_counts = sorted({1, max(1, args.workers)})
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="skelssl_ntu_bench_", dir=args.workdir))
     try:
         t0 = time.perf_counter()
