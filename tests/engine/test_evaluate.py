@@ -136,3 +136,14 @@ def test_cli_eval_report_and_errors(run, tmp_path, capsys):
     assert "error" in err and "Traceback" not in err
     # pretrain refuses to overwrite a run without --resume.
     assert cli_main(["pretrain", "whatever.yaml", "--out", str(run_dir)]) == 2
+
+
+def test_transfer_to_another_store_and_layout(run, tmp_path):
+    run_dir, _ = run
+    other = synthetic.write_store(tmp_path / "other", num_samples=40, layout="ntu25", seed=5, num_persons=1)
+    r = evaluate("finetune", run_dir, store=other.path, protocol="synthetic-xview", accelerator="cpu",
+                 overrides=["finetune.epochs=1", "finetune.batch_size=8"], out=tmp_path / "transfer")
+    _check(r, "transfer")
+    assert r["transfer_from"] and r["store"] == str(other.path)
+    # Kinect v1 (20 joints) -> Kinect v2 (25 joints): only the joint-shaped weights start afresh.
+    assert r["reinitialised"] and all("data_bn" in k or "importance" in k or "A" in k.split(".")[-1] for k in r["reinitialised"])

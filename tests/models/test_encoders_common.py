@@ -50,7 +50,8 @@ def batch(n: int, t: int, m: int, lengths: list[int], seed: int = 0) -> tuple[to
 
 
 def test_every_registered_encoder_has_a_tiny_config():
-    missing = [name for name in ENCODERS.names() if name not in TINY]
+    # Names starting with "_" are test-only encoders other test files register.
+    missing = [name for name in ENCODERS.names() if name not in TINY and not name.startswith("_")]
     assert not missing, f"add a tiny config to TINY in {__file__} for: {missing}"
 
 
