@@ -24,20 +24,28 @@ import numpy as np
 
 __all__ = ["decimal_tokens", "fields_ok", "keep_freed_memory"]
 
+_U64 = np.uint64
+
+
+def _every_byte(b: int) -> np.uint64:
+    return _U64(int.from_bytes(bytes([b]) * 8, "little"))
+
+
 _POW10 = 10.0 ** np.arange(16)  # exact doubles 1 .. 1e15
 _POW10_INT = 10 ** np.arange(16, dtype=np.int64)
-_ONE_PER_BYTE = np.uint64(0x0101010101010101)
-_DOT_MAGIC = np.uint64(0x0706050403020100)
-# A token of length L right-aligned in 16 bytes (two little-endian words): _KEEP[L] keeps its bytes,
-# _FILL[L] puts ASCII '0' in the 16 - L bytes before it.
+_X1E, _X30, _X76, _X7F, _X80 = (_every_byte(b) for b in (0x1E, 0x30, 0x76, 0x7F, 0x80))
+_ONE_PER_BYTE = _every_byte(1)
+# _KEEP[n]: the last n of 16 bytes (a token right-aligned in two little-endian words).
 _KEEP = np.array([[0xFF if j >= 16 - n else 0 for j in range(16)] for n in range(17)], dtype=np.uint8)
-_FILL = np.where(_KEEP == 0, np.uint8(48), np.uint8(0))
-_KEEP, _FILL = _KEEP.view("V16").ravel(), _FILL.view("V16").ravel()  # (17,) 16-byte items
-# (shift, multiplier, lane mask): 8 digit bytes -> 4 two-digit -> 2 four-digit -> 1 eight-digit lane.
+_KEEP = _KEEP.view(np.uint64).reshape(17, 2)
+# A '.' in byte b of word 0 (column b) has 15 - b columns after it, in word 1 (column 8 + b) 7 - b:
+# times a word holding a single 0x01 at byte b, this puts that count in the top byte.
+_DOT_MAGIC = (_U64(0x0F0E0D0C0B0A0908), _U64(0x0706050403020100))
+# simdjson's parse_eight_digits_unrolled: 8 digit bytes (first in the low byte) -> their value.
 _SWAR_STEPS = (
-    (np.uint64(8), np.uint64(10), np.uint64(0x00FF00FF00FF00FF)),
-    (np.uint64(16), np.uint64(100), np.uint64(0x0000FFFF0000FFFF)),
-    (np.uint64(32), np.uint64(10000), np.uint64(0x00000000FFFFFFFF)),
+    (_U64(2561), _U64(8), _U64(0x00FF00FF00FF00FF)),
+    (_U64(6553601), _U64(16), _U64(0x0000FFFF0000FFFF)),
+    (_U64(42949672960001), _U64(32), None),
 )
 
 
@@ -47,71 +55,85 @@ def decimal_tokens(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.nd
     A token of at most 15 characters is the integer ``M`` of its digits over ``10**f`` (``f``
     decimals); ``M < 10**15 < 2**53`` and ``10**f`` are exact doubles, so ``M / 10**f`` is the
     correctly rounded value, the double ``float()`` returns (Clinger's fast path). To get ``M``, each
-    token is right-aligned in a 16-byte window (two little-endian uint64 read at unaligned offsets),
-    the bytes before it become '0', and the digits are combined eight at a time with the SWAR
-    multiply-shift steps of simdjson's ``parse_eight_digits_unrolled``. Temporaries are reused in
-    place: fresh pages cost more than the arithmetic on some virtual machines.
+    token but its sign is right-aligned in a 16-byte window (two little-endian uint64), the bytes
+    before it are cleared, and the digits are combined eight at a time with the SWAR multiply-shift
+    steps of simdjson's ``parse_eight_digits_unrolled``. All the work is on those two words per
+    token (about 30 passes over ``(k, 2)`` uint64, reused in place: fresh pages cost more than the
+    arithmetic on some virtual machines).
 
     Shape:
         ``start``, ``end``: ``(k,)`` byte offsets; returns ``(k,)`` float64.
     """
-    length = end - start
-    k = length.size
+    k = end.size
     if k == 0 or buf.size < 16 or sys.byteorder != "little":  # (the byte tricks assume little-endian)
         return np.full(k, np.nan)
+    neg = np.take(buf, start) == 45  # a leading '-', left out of the window
+    length = end - start
+    # The usual case, checked once for all: every token short enough, with a full window before it.
+    short = bool(length.max() <= 15 and end.min() >= 16)
+    digits_len = length - neg
+    first = end - 16
+    if not short:
+        np.minimum(digits_len, 16, out=digits_len)
+        np.maximum(first, 0, out=first)
     # items[i] = the 16 bytes buf[i:i+16] as one raw item (numpy copies unaligned items itself).
     items = np.ndarray((buf.size - 15,), dtype="V16", buffer=buf, strides=(1,))
-    first = np.maximum(end - 16, 0)  # a token ending before byte 16 goes to float()
-    window = items[first].view(np.uint64).reshape(k, 2)  # bytes buf[end-16:end-8], buf[end-8:end]
-    # Keep the token's own bytes (the last `length` of the 16) and put '0' in front of them.
-    fit = np.minimum(length, 16)
-    mask = np.empty(k, dtype="V16")
-    scratch = mask.view(np.uint64).reshape(k, 2)
-    window &= np.take(_KEEP, fit, out=mask).view(np.uint64).reshape(k, 2)
-    window |= np.take(_FILL, fit, out=mask).view(np.uint64).reshape(k, 2)
-    chars = window.view(np.uint8).reshape(k, 16)  # column j = byte end-16+j
-
-    digits = scratch.view(np.uint8).reshape(k, 16)
-    np.subtract(chars, np.uint8(48), out=digits)  # a non-digit wraps to >= 10
-    non_digit = digits >= 10
-    is_dot = np.equal(chars, 46, out=chars.view(np.bool_))  # (the characters are not needed again)
-    num_non_digits = _bytes_set(non_digit)  # (k,)
-    num_dots = _bytes_set(is_dot)
-    neg = np.take(buf, start) == 45  # a leading '-'
-    # Valid here: at most 15 characters, at most one '.', a '-' only in front, at least one digit.
-    ok = (length <= 15) & (end >= 16) & (num_dots <= 1) & (num_non_digits == num_dots + neg)
-    ok &= num_non_digits < length
-    np.invert(non_digit, out=non_digit)
-    digits *= non_digit  # '.', '-' -> 0
-    lanes = scratch  # (k, 2): 8 digits each, the first character in the low byte
-    shifted = non_digit.view(np.uint64)
-    for shift, mult, lane_mask in _SWAR_STEPS:
-        np.right_shift(lanes, shift, out=shifted)
-        lanes *= mult
-        lanes += shifted
-        lanes &= lane_mask
-    weighted = lanes[:, 0].astype(np.int64) * 100_000_000 + lanes[:, 1].astype(np.int64)  # 16 columns
-    # The dot's column counts as a digit place, so the digits left of it weigh 10x too much: split
-    # at 10**decimals and scale the left part back, in exact integers.
-    has_dot = num_dots == 1
-    # Columns right of the dot: a word holding the dot's single 0x01 byte at byte b, times
-    # 0x0706050403020100, carries 7 - b into its top byte.
-    dot_words = is_dot.view(np.uint64)  # (k, 2)
-    after_dot = (dot_words * _DOT_MAGIC) >> np.uint64(56)
-    decimals = (after_dot[:, 1] + (after_dot[:, 0] + np.uint64(8)) * (dot_words[:, 0] != 0)).astype(np.int64)
-    decimals *= has_dot
-    scale = _POW10_INT[decimals]
-    right = weighted % scale
-    values = np.where(has_dot, right + (weighted - right) // 10, weighted) / _POW10[decimals]
+    w = items[first].view(np.uint64).reshape(k, 2)  # bytes end-16 .. end-1
+    w ^= _X30  # '0'..'9' -> 0..9; '.' -> 0x1E; '-' 0x1D, '+' 0x1B, 'e' 0x55, 'E' 0x75, others >= 0x10
+    w &= np.take(_KEEP, digits_len, axis=0)  # bytes before the token (and its sign) -> 0
+    # SWAR byte tests without carries between bytes (the low 7 bits first, the top bit apart):
+    # 0x80 at each byte > 9 (a non-digit), and at each byte == 0x1E (a '.').
+    non_digit = w & _X7F
+    non_digit += _X76
+    non_digit |= w
+    non_digit &= _X80
+    dot = w ^ _X1E
+    zero = dot & _X7F
+    zero += _X7F
+    dot |= zero
+    np.invert(dot, out=dot)
+    dot &= _X80
+    dot >>= _U64(7)  # 0x01 at each '.'
+    w ^= dot * _U64(0x1E)  # '.' -> 0
+    has_dot = (dot[:, 0] | dot[:, 1]) != 0
+    # Valid: every non-digit is a '.', at most one per token, at least one digit, at most 15
+    # characters, a full window before the end. Counted over all tokens at once; token by token
+    # only when that fails.
+    num_dots = np.count_nonzero(dot.view(np.uint8))
+    valid = (short and np.count_nonzero(non_digit.view(np.uint8)) == num_dots == np.count_nonzero(has_dot)
+             and bool((digits_len > has_dot).all()))
+    if not valid:
+        same = (non_digit >> _U64(7)) == dot  # (k, 2): every non-digit of the word is a '.'
+        ok = same[:, 0] & same[:, 1] & (_bytes_set(dot) <= 1)
+        ok &= (length <= 15) & (end >= 16) & (digits_len > has_dot)
+    for mult, shift, lane_mask in _SWAR_STEPS:
+        w *= mult
+        w >>= shift
+        if lane_mask is not None:
+            w &= lane_mask
+    lanes = w.view(np.int64)
+    weighted = lanes[:, 0] * 100_000_000  # 16 columns: the dot's column counts as a digit place
+    weighted += lanes[:, 1]
+    decimals = dot[:, 0] * _DOT_MAGIC[0]  # (at most one word holds a '.', in a token kept)
+    decimals += dot[:, 1] * _DOT_MAGIC[1]
+    decimals = (decimals >> _U64(56)).view(np.int64)  # 0 without a dot
+    if not valid:
+        np.minimum(decimals, 15, out=decimals)  # (only a rejected token has more)
+    # The digits left of the dot weigh 10x too much: split at 10**decimals and scale that part back.
+    right = weighted % np.take(_POW10_INT, decimals)
+    mantissa = weighted - right
+    mantissa //= 10
+    mantissa += right
+    values = np.where(has_dot, mantissa, weighted) / np.take(_POW10, decimals)
     np.negative(values, out=values, where=neg)
-    values[~ok] = np.nan
+    if not valid:
+        values[~ok] = np.nan
     return values
 
 
-def _bytes_set(mask: np.ndarray) -> np.ndarray:
-    """Per row, how many of the 16 bytes of a ``(k, 16)`` bool mask are set (a SWAR byte sum)."""
-    words = mask.view(np.uint64)  # (k, 2), bytes 0 or 1
-    return ((words[:, 0] * _ONE_PER_BYTE) >> np.uint64(56)) + ((words[:, 1] * _ONE_PER_BYTE) >> np.uint64(56))
+def _bytes_set(words: np.ndarray) -> np.ndarray:
+    """Per row, how many bytes of the two words of ``words`` (``(k, 2)``, bytes 0 or 1) are 1."""
+    return ((words[:, 0] * _ONE_PER_BYTE) >> _U64(56)) + ((words[:, 1] * _ONE_PER_BYTE) >> _U64(56))
 
 
 def fields_ok(spaces: np.ndarray, first: np.ndarray, start: np.ndarray, end: np.ndarray, num_spaces: int) -> bool:

@@ -269,79 +269,98 @@ _FILE_CHARS = b"0123456789.-+eE \r\n"  # every byte of a regular file is one of 
 _BAD_CHAR = re.compile(rb"[^0-9.eE+\- \r\n]")
 
 
+# Per line ending (1: LF, 2: CR LF), offsets in the separators from the LF before a body line to
+# the LF that ends each line of its block (body line, "25", 25 joint lines), and to the LF before
+# each joint line.
+_JOINT_LF = {nl: (BODY_FIELDS - 1 + 2 * nl) + (len(JOINT_FIELDS) - 1 + nl) * np.arange(NUM_JOINTS) for nl in (1, 2)}
+_BLOCK_LF = {nl: np.concatenate([[BODY_FIELDS - 1 + nl], _JOINT_LF[nl], _JOINT_LF[nl][-1:] + len(JOINT_FIELDS) - 1 + nl])
+             for nl in (1, 2)}  # (27,) (the "25" line's LF is the one before joint line 0)
+
+
 def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
     """The common case, fast: a well-formed file with single spaces between fields.
 
     Same result as :func:`_read_checked`, or ``None`` at the first irregularity of any kind (that
     reader then reads the file again and names the problem).
+
+    The only bytes ``<= 32`` of a regular file are space, CR and LF, so one ``flatnonzero`` gives
+    every field and line boundary (``seps``). The layout fixes how many of them each line holds (a
+    header 0 spaces, a body line 9, a joint line 11, then CR LF or LF), so once Python has read the
+    body count of each frame, the index in ``seps`` of every line end and of every joint field is
+    arithmetic; the whole file is then checked at once: the line ends are exactly where they must
+    be, every other separator is a single space between non-empty fields.
     """
     if data.translate(None, _FILE_CHARS):
         return None
-    buf = np.frombuffer(data, dtype=np.uint8)
-    is_char = buf == 10  # reused for the spaces below
-    ends = np.flatnonzero(is_char)
+    first_lf = data.find(b"\n")
+    crlf = first_lf > 0 and data[first_lf - 1] == 13
+    nl = 2 if crlf else 1  # separators that end a line
     if not data.endswith(b"\n"):
-        ends = np.append(ends, len(data))
-    starts = np.zeros_like(ends)
-    starts[1:] = ends[:-1] + 1
-    if b"\r" in data:  # CRLF: drop the CR at each line end; any other CR is irregular
-        cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
-        if int(np.count_nonzero(cr)) != data.count(b"\r"):
-            return None
-        ends = ends - cr
-    # Python reads one line per frame, the body count; everything else is checked in bulk below.
-    num_lines, line_start, line_end = ends.size, starts.item, ends.item
+        data += b"\r\n" if crlf else b"\n"
+    buf = np.frombuffer(data, dtype=np.uint8)
+    seps = np.flatnonzero(buf <= 32)  # (n_all,) every space, CR and LF
+    # In seps: a line ends at the separator after its last field (the CR or LF); the LF before the
+    # first line is "index -1". A body block (body line, "25", 25 joint lines) holds per_body.
+    per_body = (BODY_FIELDS - 1 + nl) + nl + NUM_JOINTS * (len(JOINT_FIELDS) - 1 + nl)
+    sep, num_seps = seps.item, seps.size
     try:
-        num_frames = int(data[:line_end(0)])
-        counts, i = [], 1
+        num_frames = int(data[:sep(0)])
+        counts, q = [], nl - 1  # q: index of the LF before the frame's body-count line
         for _ in range(num_frames):
-            nb = int(data[line_start(i):line_end(i)])  # (IndexError past the end)
-            i += 1 + (2 + NUM_JOINTS) * nb
-            if nb < 0 or i > num_lines:
+            nb = int(data[sep(q) + 1:sep(q + 1)])
+            q += nl + nb * per_body
+            if nb < 0 or q >= num_seps:  # (so the loop ends within num_seps steps, whatever T says)
                 return None
             counts.append(nb)
+        if data[sep(q) + 1:].strip():  # content past the declared frames
+            return None
     except (ValueError, IndexError):
         return None
-    if num_frames <= 0 or (i < num_lines and data[line_start(i):].strip()):
+    if num_frames <= 0:
         return None
+    seps = seps[:q + 1]  # (n,)
     counts = np.array(counts, dtype=np.int64)  # (T,)
-    headers = np.concatenate([[1], 1 + np.cumsum(1 + (2 + NUM_JOINTS) * counts)[:-1]])  # (T,)
+    frame_lf = (nl - 1) + np.concatenate([[0], np.cumsum(nl + per_body * counts)[:-1]])  # (T,) q of each frame
     frame = np.repeat(np.arange(num_frames), counts)  # (K_all,) frame of every body
     slot = np.arange(frame.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    body_line = headers[frame] + 1 + (2 + NUM_JOINTS) * slot
+    body = frame_lf[frame] + nl + per_body * slot  # (K_all,) index of the LF before each body line
+    # Every line end, and nothing else, is a LF (after a CR in a CRLF file): then each line holds
+    # exactly its number of spaces. No two separators touch (an empty field), bar CR LF.
+    lf = np.concatenate([[nl - 1], frame_lf + nl, (body[:, None] + _BLOCK_LF[nl]).ravel()])  # (lines,)
+    kinds = np.take(buf, seps)  # (n,) 32, 13 or 10
+    gaps = np.diff(seps)
+    if crlf:
+        if not ((kinds[lf - 1] == 13).all() and np.count_nonzero(kinds == 13) == lf.size
+                and (gaps[lf - 1] == 1).all() and np.count_nonzero(gaps == 1) == lf.size):
+            return None
+    elif gaps.size and gaps.min() < 2:
+        return None
+    if not ((kinds[lf] == 10).all() and np.count_nonzero(kinds == 10) == lf.size):
+        return None
     if frame.size == 0:
         return num_frames, 0, np.zeros((3, 0), dtype=np.int64), np.zeros((0, len(cols)))
-    spaces = np.flatnonzero(np.equal(buf, 32, out=is_char))
-    if spaces.size == 0 or (is_char[1:] & is_char[:-1]).any():  # "  ": an empty field
+    count_at = seps[body + BODY_FIELDS - 1 + nl] + 1  # each joint-count line must read exactly "25"
+    if not ((seps[body + BODY_FIELDS + nl] - count_at == 2).all() and (buf[count_at] == 50).all()
+            and (buf[count_at + 1] == 53).all()):
         return None
-    count_line = starts[body_line + 1]  # each must read exactly "25"
-    if not ((ends[body_line + 1] - count_line == 2).all() and (buf[count_line] == 50).all()
-            and (buf[count_line + 1] == 53).all()):
-        return None
-    body_spaces = np.searchsorted(spaces, starts[body_line])  # (K_all,) first space of each body line
-    if not _fields_ok(spaces, body_spaces, starts[body_line], ends[body_line], BODY_FIELDS - 1):
-        return None
-    keep = slot < max_bodies
-    frame, slot, body_line = frame[keep], slot[keep], body_line[keep]
-    id_ends = spaces[body_spaces[keep]]
     try:
         # Body ids reach ~7.2e16 (> 2**53): parse as int, never through float.
-        ids = [int(data[a:b]) for a, b in zip(starts[body_line].tolist(), id_ends.tolist())]
+        ids = [int(data[a + 1:b]) for a, b in zip(seps[body].tolist(), seps[body + 1].tolist())]
     except ValueError:
         return None
-    if ids and not (-(2**63) <= min(ids) and max(ids) < 2**63):
+    if not (-(2**63) <= min(ids) and max(ids) < 2**63):
         return None
+    keep = slot < max_bodies
+    frame, slot, body = frame[keep], slot[keep], body[keep]
+    ids = np.array(ids, dtype=np.int64)[keep]
 
-    joint_line = (body_line[:, None] + 2 + np.arange(NUM_JOINTS)).ravel()  # (L,)
-    js, je = starts[joint_line], ends[joint_line]
-    # A body's 25 joint lines follow each other, 11 spaces each: predict where each line's spaces
-    # start, and let _fields_ok reject the body if any line has another count.
-    per_line = len(JOINT_FIELDS) - 1
-    first = (np.searchsorted(spaces, js[::NUM_JOINTS])[:, None] + per_line * np.arange(NUM_JOINTS)).ravel()
-    if not _fields_ok(spaces, first, js, je, per_line):
-        return None
-    tok_start = np.concatenate([js if c == 0 else spaces[first + c - 1] + 1 for c in cols])  # (C * L,)
-    tok_end = np.concatenate([je if c == len(JOINT_FIELDS) - 1 else spaces[first + c] for c in cols])
+    # Field c of a joint line runs from the separator c after the line's preceding LF to the next.
+    before = (body[:, None] + _JOINT_LF[nl]).ravel()  # (L,) index of the LF before each joint line
+    at = before + cols[:, None]  # (C, L)
+    at = at.ravel()
+    tok_start = np.take(seps, at)
+    tok_start += 1
+    tok_end = np.take(seps, at + 1)
     values = _decimal_tokens(buf, tok_start, tok_end)
     for k in np.flatnonzero(np.isnan(values)):  # exponents and other rare forms
         token = data[tok_start[k]:tok_end[k]]
@@ -351,7 +370,7 @@ def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
             return None
         if not math.isfinite(values[k]):
             return None
-    where = np.stack([frame, slot, np.array(ids, dtype=np.int64)])  # (3, K)
+    where = np.stack([frame, slot, ids])  # (3, K)
     return num_frames, int(counts.max()), where, values.reshape(len(cols), -1).T
 
 
