@@ -5,12 +5,10 @@ helpers here work on the whole file as one ``uint8`` array instead:
 
 - :func:`decimal_tokens` converts many decimal tokens at once with integer digit arithmetic and
   returns bit-for-bit the doubles ``float()`` returns (or NaN where a token needs ``float()``);
-- :func:`fields_ok` checks, from the sorted positions of every space, that each line has exactly
-  the expected number of single-space-separated fields;
 - :func:`keep_freed_memory` keeps the allocator from handing the per-file temporaries back to the
   OS between files.
 
-The caller (``ntu._read_regular``) finds line and field boundaries with ``flatnonzero`` and falls
+The caller (``ntu._read_regular``) finds line and field boundaries with one ``flatnonzero`` and falls
 back to a line-by-line reader whenever these helpers reject something, so they only ever need to be
 right on what they accept.
 """
@@ -22,7 +20,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["decimal_tokens", "fields_ok", "keep_freed_memory"]
+__all__ = ["decimal_tokens", "keep_freed_memory"]
 
 _U64 = np.uint64
 
@@ -39,8 +37,15 @@ _ONE_PER_BYTE = _every_byte(1)
 _KEEP = np.array([[0xFF if j >= 16 - n else 0 for j in range(16)] for n in range(17)], dtype=np.uint8)
 _KEEP = _KEEP.view(np.uint64).reshape(17, 2)
 # A '.' in byte b of word 0 (column b) has 15 - b columns after it, in word 1 (column 8 + b) 7 - b:
-# times a word holding a single 0x01 at byte b, this puts that count in the top byte.
-_DOT_MAGIC = (_U64(0x0F0E0D0C0B0A0908), _U64(0x0706050403020100))
+# times a word holding a single 0x01 at byte b, these put that count + 1 in the top byte (0: no '.').
+_DOT_MAGIC = (_U64(0x100F0E0D0C0B0A09), _U64(0x0807060504030201))
+# Indexed by that code i: _AFTER_DOT[i] keeps the i - 1 columns after the '.' (all 16 for i = 0),
+# _BEFORE_DOT[i] the columns before it (none for i = 0); _SCALE[i] = 10 ** (i - 1) (1 for i = 0).
+_AFTER_DOT = np.array([[0xFF] * 16] + [[0xFF if j > 16 - i else 0 for j in range(16)] for i in range(1, 17)],
+                      dtype=np.uint8).view(np.uint64).reshape(17, 2)
+_BEFORE_DOT = np.array([[0] * 16] + [[0xFF if j < 16 - i else 0 for j in range(16)] for i in range(1, 17)],
+                       dtype=np.uint8).view(np.uint64).reshape(17, 2)
+_SCALE = np.concatenate([[1.0], _POW10, [1e16]])  # (18,) (the last only for a rejected token)
 # simdjson's parse_eight_digits_unrolled: 8 digit bytes (first in the low byte) -> their value.
 _SWAR_STEPS = (
     (_U64(2561), _U64(8), _U64(0x00FF00FF00FF00FF)),
@@ -94,7 +99,6 @@ def decimal_tokens(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.nd
     np.invert(dot, out=dot)
     dot &= _X80
     dot >>= _U64(7)  # 0x01 at each '.'
-    w ^= dot * _U64(0x1E)  # '.' -> 0
     has_dot = (dot[:, 0] | dot[:, 1]) != 0
     # Valid: every non-digit is a '.', at most one per token, at least one digit, at most 15
     # characters, a full window before the end. Counted over all tokens at once; token by token
@@ -106,25 +110,25 @@ def decimal_tokens(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.nd
         same = (non_digit >> _U64(7)) == dot  # (k, 2): every non-digit of the word is a '.'
         ok = same[:, 0] & same[:, 1] & (_bytes_set(dot) <= 1)
         ok &= (length <= 15) & (end >= 16) & (digits_len > has_dot)
+    code = dot[:, 0] * _DOT_MAGIC[0]  # (at most one word holds a '.', in a token kept)
+    code += dot[:, 1] * _DOT_MAGIC[1]
+    code >>= _U64(56)  # (k,) decimals + 1, 0 without a '.'
+    # Close the gap of the '.': the digits before it move one column right (a byte up, across words).
+    before = w & np.take(_BEFORE_DOT, code, axis=0, mode="clip")
+    w &= np.take(_AFTER_DOT, code, axis=0, mode="clip")
+    carry = before[:, 0] >> _U64(56)
+    before <<= _U64(8)
+    before[:, 1] |= carry
+    w |= before
     for mult, shift, lane_mask in _SWAR_STEPS:
         w *= mult
         w >>= shift
         if lane_mask is not None:
             w &= lane_mask
     lanes = w.view(np.int64)
-    weighted = lanes[:, 0] * 100_000_000  # 16 columns: the dot's column counts as a digit place
-    weighted += lanes[:, 1]
-    decimals = dot[:, 0] * _DOT_MAGIC[0]  # (at most one word holds a '.', in a token kept)
-    decimals += dot[:, 1] * _DOT_MAGIC[1]
-    decimals = (decimals >> _U64(56)).view(np.int64)  # 0 without a dot
-    if not valid:
-        np.minimum(decimals, 15, out=decimals)  # (only a rejected token has more)
-    # The digits left of the dot weigh 10x too much: split at 10**decimals and scale that part back.
-    right = weighted % np.take(_POW10_INT, decimals)
-    mantissa = weighted - right
-    mantissa //= 10
-    mantissa += right
-    values = np.where(has_dot, mantissa, weighted) / np.take(_POW10, decimals)
+    mantissa = lanes[:, 0] * 100_000_000  # the integer of all the digits, < 10**15
+    mantissa += lanes[:, 1]
+    values = mantissa / np.take(_SCALE, code, mode="clip")
     np.negative(values, out=values, where=neg)
     if not valid:
         values[~ok] = np.nan
@@ -134,16 +138,6 @@ def decimal_tokens(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.nd
 def _bytes_set(words: np.ndarray) -> np.ndarray:
     """Per row, how many bytes of the two words of ``words`` (``(k, 2)``, bytes 0 or 1) are 1."""
     return ((words[:, 0] * _ONE_PER_BYTE) >> _U64(56)) + ((words[:, 1] * _ONE_PER_BYTE) >> _U64(56))
-
-
-def fields_ok(spaces: np.ndarray, first: np.ndarray, start: np.ndarray, end: np.ndarray, num_spaces: int) -> bool:
-    """Whether each line ``[start, end)`` holds exactly the ``num_spaces`` spaces from ``spaces[first]``
-    on, none at either end (``spaces``: sorted positions of every space, no two adjacent)."""
-    last = first + (num_spaces - 1)
-    if last.max() >= spaces.size or not ((spaces[first] > start).all() and (spaces[last] < end - 1).all()):
-        return False
-    after = np.minimum(last + 1, spaces.size - 1)
-    return bool(((last + 1 >= spaces.size) | (spaces[after] > end)).all())
 
 
 @functools.cache

@@ -41,7 +41,6 @@ from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery
 from skelssl.data.formats._fastnum import (  # private names as before the split (tests use ntu._decimal_tokens)
     decimal_tokens as _decimal_tokens,
-    fields_ok as _fields_ok,
     keep_freed_memory as _keep_freed_memory,
 )
 from skelssl.data.sample import RawSample
@@ -277,6 +276,39 @@ _BLOCK_LF = {nl: np.concatenate([[BODY_FIELDS - 1 + nl], _JOINT_LF[nl], _JOINT_L
              for nl in (1, 2)}  # (27,) (the "25" line's LF is the one before joint line 0)
 
 
+def _body_counts(data: bytes, seps: np.ndarray, kinds: np.ndarray, nl: int, per_body: int, num_frames: int):
+    """The body count of every frame without walking the frames in Python, or ``None`` (then walk).
+
+    The body-count lines are the lines without a space that do not follow a body line (those are
+    the "25" lines), bar the first line. The guess is kept only if the frames it implies start
+    exactly at those lines and each holds one digit: then the walk would read the same lines.
+
+    Returns:
+        ``(counts, q)``: ``(T,)`` int64 body counts and the index in ``seps`` of the last line's LF.
+    """
+    lf = np.flatnonzero(kinds == 10)  # (lines,) the LF of every line
+    if num_frames <= 0 or lf.size < num_frames + 1:
+        return None
+    num_seps = np.diff(lf, prepend=-1)  # (lines,) the spaces of each line + nl
+    bare = num_seps == nl
+    bare[1:] &= num_seps[:-1] != BODY_FIELDS - 1 + nl
+    bare[0] = False
+    count_lines = np.flatnonzero(bare)  # (T,) if the guess is right
+    if count_lines.size != num_frames:
+        return None
+    before = lf[count_lines - 1]  # the LF before each count line
+    digit_at = np.take(seps, before) + 1
+    digit = np.take(np.frombuffer(data, dtype=np.uint8), digit_at)
+    if not ((np.take(seps, before + 1) == digit_at + 1).all() and (digit >= 48).all() and (digit <= 57).all()):
+        return None  # a count of two digits, or not a count line at all: walk instead
+    counts = digit.astype(np.int64) - 48  # (T,)
+    steps = nl + per_body * counts
+    frame_lf = np.cumsum(steps) + (nl - 1)  # (T,) the LF before the next frame (after the last: the end)
+    if not (frame_lf[:-1] == before[1:]).all() or before[0] != nl - 1 or frame_lf[-1] >= seps.size:
+        return None
+    return counts, int(frame_lf[-1])
+
+
 def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
     """The common case, fast: a well-formed file with single spaces between fields.
 
@@ -303,23 +335,28 @@ def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
     # first line is "index -1". A body block (body line, "25", 25 joint lines) holds per_body.
     per_body = (BODY_FIELDS - 1 + nl) + nl + NUM_JOINTS * (len(JOINT_FIELDS) - 1 + nl)
     sep, num_seps = seps.item, seps.size
+    kinds = np.take(buf, seps)  # (n_all,) 32, 13 or 10
     try:
         num_frames = int(data[:sep(0)])
-        counts, q = [], nl - 1  # q: index of the LF before the frame's body-count line
-        for _ in range(num_frames):
-            nb = int(data[sep(q) + 1:sep(q + 1)])
-            q += nl + nb * per_body
-            if nb < 0 or q >= num_seps:  # (so the loop ends within num_seps steps, whatever T says)
-                return None
-            counts.append(nb)
+        found = _body_counts(data, seps, kinds, nl, per_body, num_frames)
+        if found is not None:
+            counts, q = found
+        else:  # the reference walk: one body-count line per frame
+            counts, q = [], nl - 1  # q: index of the LF before the frame's body-count line
+            for _ in range(num_frames):
+                nb = int(data[sep(q) + 1:sep(q + 1)])
+                q += nl + nb * per_body
+                if nb < 0 or q >= num_seps:  # (so the loop ends within num_seps steps, whatever T says)
+                    return None
+                counts.append(nb)
         if data[sep(q) + 1:].strip():  # content past the declared frames
             return None
     except (ValueError, IndexError):
         return None
     if num_frames <= 0:
         return None
-    seps = seps[:q + 1]  # (n,)
-    counts = np.array(counts, dtype=np.int64)  # (T,)
+    seps, kinds = seps[:q + 1], kinds[:q + 1]  # (n,)
+    counts = np.asarray(counts, dtype=np.int64)  # (T,)
     frame_lf = (nl - 1) + np.concatenate([[0], np.cumsum(nl + per_body * counts)[:-1]])  # (T,) q of each frame
     frame = np.repeat(np.arange(num_frames), counts)  # (K_all,) frame of every body
     slot = np.arange(frame.size) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -327,7 +364,6 @@ def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
     # Every line end, and nothing else, is a LF (after a CR in a CRLF file): then each line holds
     # exactly its number of spaces. No two separators touch (an empty field), bar CR LF.
     lf = np.concatenate([[nl - 1], frame_lf + nl, (body[:, None] + _BLOCK_LF[nl]).ravel()])  # (lines,)
-    kinds = np.take(buf, seps)  # (n,) 32, 13 or 10
     gaps = np.diff(seps)
     if crlf:
         if not ((kinds[lf - 1] == 13).all() and np.count_nonzero(kinds == 13) == lf.size
