@@ -39,8 +39,11 @@ class FeatureEncoder(Encoder):
         super().__init__()
         self.out_dim = dim
 
-    def forward(self, x, lengths=None):
-        return x.flatten(1)
+    def forward_features(self, x, lengths=None):
+        return x
+
+    def pool(self, features, lengths=None):
+        return features.flatten(1)
 
 
 def batch_of(n=12, t=9, seed=0):

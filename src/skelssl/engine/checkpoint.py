@@ -392,7 +392,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:
-    """Copy a whole checkpoint folder to ``dst`` atomically (periodic ``step-XXXXXXX/`` snapshots)."""
+    """Copy a whole checkpoint folder to ``dst`` atomically (periodic snapshots such as ``step-0001000/``)."""
     src, dst = Path(src), Path(dst)
     tmp = partial_path(dst)
     if tmp.exists():

@@ -158,7 +158,7 @@ class TrainerConfig:
         log_every: optimiser steps between two log lines.
         ckpt_every_steps: also checkpoint (``last/``) every this many steps.
         ckpt_every_epochs: checkpoint (``last/``) every this many epochs (and always at the end).
-        keep_every_steps / keep_every_epochs: additionally keep ``step-XXXXXXX/`` / ``epoch-XXXX/`` copies.
+        keep_every_steps / keep_every_epochs: additionally keep ``step-0001000/`` / ``epoch-0010/`` copies (step and epoch numbers zero-padded).
         progress: show progress bars (rank 0 only).
         deterministic: ask torch for deterministic kernels.
     """

@@ -16,6 +16,7 @@ is a registered buffer, so it is saved and restored with the checkpoint.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -27,15 +28,15 @@ from skelssl.models.params import split_decay_groups  # re-exported: methods imp
 __all__ = ["Method", "momentum_update", "split_decay_groups", "process_rank", "step_generator"]
 
 
-class Method(nn.Module):
+class Method(nn.Module, ABC):
     """Base class of self-supervised methods."""
 
     #: Set by subclasses: the encoder that evaluation protocols use after pre-training.
     encoder: Encoder
 
+    @abstractmethod
     def training_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """One step's loss (scalar tensor) and scalar logs (floats or 0-d tensors)."""
-        raise NotImplementedError
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """``(online, target)`` module pairs updated by EMA after each optimiser step."""

@@ -12,6 +12,7 @@ method that trained it (see :func:`skelssl.models.build_encoder`).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -20,7 +21,7 @@ from torch import nn
 __all__ = ["Encoder"]
 
 
-class Encoder(nn.Module):
+class Encoder(nn.Module, ABC):
     """Base class of all encoders.
 
     Subclasses set ``self.out_dim`` and implement :meth:`forward_features` and :meth:`pool` (or
@@ -31,12 +32,13 @@ class Encoder(nn.Module):
     out_dim: int
     spec: dict[str, Any]
 
+    @abstractmethod
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """``(N, C, T, V, M)`` -> the encoder's tokens (its own layout)."""
 
+    @abstractmethod
     def pool(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Tokens from :meth:`forward_features` -> ``(N, out_dim)``."""
-        raise NotImplementedError
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``(N, C, T, V, M)`` -> ``(N, out_dim)``."""
