@@ -26,20 +26,6 @@ class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
-def _progress_bar(total: int, desc: str):
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit="file", dynamic_ncols=True, disable=None)
-
-    def update(done: int, _total: int) -> None:
-        bar.n = done
-        bar.refresh()
-        if done >= _total:
-            bar.close()
-
-    return update, bar
-
-
 # -- data commands -----------------------------------------------------------------------------------
 def cmd_prepare(args: argparse.Namespace) -> int:
     from skelssl.core.conventions import SkeletonFormatError
@@ -63,15 +49,18 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         raise CLIError(f"{source}: no such file or folder")
     if source.is_dir() and not os.access(source, os.R_OK | os.X_OK):
         raise CLIError(f"{source}: folder is not readable")
-    update = None
     bar = None
-    try:
-        from skelssl.data.formats import get_format
 
-        total = len(get_format(args.format).discover(source, **options).units)
-        update, bar = _progress_bar(total, f"prepare {args.format}")
-    except SkeletonFormatError as e:
-        raise CLIError(str(e)) from None
+    def update(done: int, total: int) -> None:
+        # prepare() discovers the units itself; the bar starts at its first report.
+        nonlocal bar
+        if bar is None:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, desc=f"prepare {args.format}", unit="file", dynamic_ncols=True, disable=None)
+        bar.n = done
+        bar.refresh()
+
     try:
         report = prepare(
             args.format, source, args.out, pipeline=args.pipeline, workers=args.workers,
