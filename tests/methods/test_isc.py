@@ -240,3 +240,30 @@ def test_recipes_load_and_name_valid_arguments():
     assert method.pairing == "seq+graph" and method.export_encoder().out_dim == 256
     loss, _ = method.training_step(make_batch(n=cfg.data.batch_size, t=50, persons=1, joints=20))
     assert torch.isfinite(loss)
+
+
+def test_queue_size_zero_uses_the_batch_keys_as_the_only_candidates():
+    # queue_size=0 (the N-UCLA CPU recipe): query i's positive is key i of the other representation,
+    # its negatives the other keys of the same step (MoCo v3), so recency cannot give the positive away.
+    method = make_method("seq+graph", queue_size=0)
+    assert len(method.queues) == 0
+    batch = make_batch(seed=3)
+    twin = copy.deepcopy(method)
+    view_q, view_k = twin.views(batch)
+    with torch.no_grad():
+        q = {rep: F.normalize(twin.heads[rep](twin.queries[rep](view_q["x"], view_q["lengths"])), dim=1) for rep in twin.reps}
+        k = {rep: F.normalize(twin.key_heads[rep](twin.key_encoders[rep](view_k["x"], view_k["lengths"])), dim=1) for rep in twin.reps}
+    expected = {}
+    for rep, src in (("seq", "graph"), ("graph", "seq")):
+        terms = []
+        for i in range(q[rep].shape[0]):  # naive: -log softmax over the batch's keys, one query at a time
+            logits = torch.stack([q[rep][i] @ k[src][j] for j in range(k[src].shape[0])]) / 0.07
+            terms.append(torch.logsumexp(logits, 0) - logits[i])
+        expected[rep] = torch.stack(terms).mean()
+    loss, logs = method.training_step(batch)
+    for rep in method.reps:
+        torch.testing.assert_close(logs[f"loss_{rep}"], expected[rep], rtol=1e-4, atol=1e-5)
+    loss.backward()
+    assert all(p.grad is not None for p in method.queries.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="queue_size"):
+        make_method("seq+graph", queue_size=-1)

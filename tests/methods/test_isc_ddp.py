@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import torch.nn.functional as F
 
 from skelssl.engine.dist import all_gather_with_grad
 from test_isc import make_batch, make_method
@@ -43,6 +44,18 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
             bad.training_step(batch)
         except ValueError as e:
             res["error"] = str(e)
+        # In-batch keys (queue_size=0): this rank's queries score the keys of both ranks, positive at
+        # row rank * N + i of the gathered keys.
+        inb = make_method(queue_size=0)
+        inb.gather = all_gather_with_grad
+        twin = copy.deepcopy(inb)
+        view_q, view_k = twin.views(batch)
+        with torch.no_grad():
+            keys = {rep: all_gather_with_grad(k) for rep, k in twin.encode_keys(view_k).items()}  # (8, D)
+            q = {rep: F.normalize(twin.heads[rep](twin.queries[rep](view_q["x"], view_q["lengths"])), dim=1) for rep in twin.reps}
+        target = torch.arange(N) + rank * N
+        res["inbatch_expected"] = sum(F.cross_entropy(q[a] @ keys[b].T / 0.07, target) for a, b in (("seq", "graph"), ("graph", "seq"))).item()
+        res["inbatch"] = float(inb.training_step(batch)[0])
         torch.save(res, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -60,3 +73,4 @@ def test_queues_receive_both_ranks_keys_in_rank_order(tmp_path: Path):
         torch.testing.assert_close(res[0]["queues"][rep], res[1]["queues"][rep])  # identical queues
     for r in range(WORLD):
         assert "queue size 12 is not a multiple of the global batch 8" in res[r]["error"]
+        assert abs(res[r]["inbatch"] - res[r]["inbatch_expected"]) < 1e-4

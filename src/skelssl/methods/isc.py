@@ -46,7 +46,7 @@ from torch import nn
 
 from skelssl import transforms as T
 from skelssl.methods import register_method
-from skelssl.methods.base import Method, step_generator
+from skelssl.methods.base import Method, process_rank, step_generator
 from skelssl.methods.losses import info_nce_logits, top1_accuracy
 from skelssl.methods.moco_queue import KeyQueue
 from skelssl.models import build_encoder
@@ -116,7 +116,10 @@ class ISC(Method):
             of that representation (:data:`DEFAULT_ENCODERS`) at paper size.
         export: representation whose query encoder evaluation uses (default: the first; ISC reports
             the GRU of seq+graph).
-        queue_size: ``K`` keys per queue (16384); must be a multiple of the global batch.
+        queue_size: ``K`` keys per queue (16384); must be a multiple of the global batch. ``0``: no
+            queues; each query's candidates are the other representation's keys of the current
+            global batch (MoCo v3 style). Not ISC; used by the N-UCLA CPU recipe, where a queue let
+            the keys collapse and the positive be found by its recency (``configs/isc/nucla_cpu.yaml``).
         momentum: key-encoder EMA coefficient ``m`` (0.999).
         temperature: InfoNCE temperature (0.07).
         proj_dim: embedding size (128).
@@ -181,7 +184,12 @@ class ISC(Method):
         for p in list(self.key_encoders.parameters()) + list(self.key_heads.parameters()):
             p.requires_grad_(False)
         # One queue per representation, holding its keys; distinct random initial keys for each.
-        self.queues = nn.ModuleDict({rep: KeyQueue(queue_size, proj_dim, seed=2 * seed + i) for i, rep in enumerate(self.reps)})
+        if queue_size < 0:
+            raise ValueError(f"queue_size must be >= 0, got {queue_size}")
+        self.queue_size = int(queue_size)
+        self.queues = nn.ModuleDict(
+            {rep: KeyQueue(queue_size, proj_dim, seed=2 * seed + i) for i, rep in enumerate(self.reps)} if queue_size else {}
+        )
         self.m, self.temperature, self.seed = float(momentum), float(temperature), int(seed)
 
         num_joints = encoder.layout.num_joints if hasattr(encoder, "layout") else None
@@ -270,7 +278,7 @@ class ISC(Method):
         keys = self.encode_keys(view_k)  # rep -> (N, D)
         with torch.no_grad():
             gathered = {rep: self.gather(k.detach()) for rep, k in keys.items()}  # (B, D), B = N x processes
-            for rep in self.reps:
+            for rep in self.queues:
                 self.queues[rep].check_batch(gathered[rep].shape[0])
         # Inter: the query of one representation is scored against the *other* one's key and queue.
         other = {self.reps[0]: self.reps[-1], self.reps[-1]: self.reps[0]}
@@ -278,14 +286,18 @@ class ISC(Method):
         logs: dict[str, torch.Tensor] = {}
         for rep in self.reps:
             src = other[rep]
-            negatives = self.queues[src].keys.clone()  # (K, D): a snapshot, the queue is written below
-            logits, target = info_nce_logits(z_q[rep], keys[src], self.temperature, negatives)  # (N, 1 + K)
+            if self.queue_size:
+                negatives = self.queues[src].keys.clone()  # (K, D): a snapshot, the queue is written below
+                logits, target = info_nce_logits(z_q[rep], keys[src], self.temperature, negatives)  # (N, 1 + K)
+            else:  # in-batch keys (MoCo v3): every key of the global batch is a candidate
+                offset = process_rank() * z_q[rep].shape[0]
+                logits, target = info_nce_logits(z_q[rep], gathered[src], self.temperature, offset=offset)  # (N, B)
             loss = F.cross_entropy(logits, target)
             total = total + loss
             logs[f"loss_{rep}"] = loss.detach()
             logs[f"top1_{rep}"] = top1_accuracy(logits, target)
         with torch.no_grad():
-            for rep in self.reps:
+            for rep in self.queues:
                 self.queues[rep].enqueue(gathered[rep])
             self.step += 1
         logs["loss"] = total.detach()
