@@ -124,9 +124,9 @@ def _reference_agcn(bodies: np.ndarray, num_persons: int = 2) -> np.ndarray:
 
 
 def test_registry_and_unknown_name():
-    assert PIPELINES == ("raw", "agcn")
+    assert PIPELINES == ("raw", "agcn", "ctrgcn", "ctrgcn_dup")
     raw = sample(np.ones((3, 1, 25, 3), np.float32))
-    with pytest.raises(KeyError, match="raw, agcn"):
+    with pytest.raises(KeyError, match="raw, agcn, ctrgcn, ctrgcn_dup"):
         apply_pipeline("ctr-gcn", raw, NTU25)
 
 

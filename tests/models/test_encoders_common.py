@@ -26,6 +26,7 @@ TINY: dict[str, dict] = {
     "gru": {"hidden_size": 8, "num_layers": 2},
     "agcn": {"channels": (8, 16), "strides": (1, 2), "temporal_kernel": 3},
     "hcn": {"channels": 4, "frames": 16},
+    "mamp": {"preset": "tiny", "frames": 16},
 }
 
 # Import every encoder module so that everything registered is tested.

@@ -3,7 +3,7 @@
 A reader returns a :class:`~skelssl.data.sample.RawSample` whose ``bodies`` are ``(T, B, V, C)``, one
 slot per body in the order the source lists them (NTU: up to 4). A pipeline turns that into
 ``(T, M, V, C)`` person slots (``M = num_persons``, 2 for every published protocol) and may normalise
-the coordinates. Two incompatible pipelines are used by the methods we reproduce (METHODS.md §1):
+the coordinates. Three incompatible pipelines are used by the methods we reproduce (METHODS.md §1, §8.1):
 
 - ``raw`` (Hi-TRS ``prepare_NTU_60.py``): camera coordinates as recorded; person slot ``m`` is body
   slot ``m``; no centring, no rotation, no denoising.
@@ -11,12 +11,16 @@ the coordinates. Two incompatible pipelines are used by the methods we reproduce
   keep the two most energetic bodies, shift/loop-fill empty frames, centre on body 0's spine joint,
   rotate body 0's frame-0 hip->spine bone onto +z, then its shoulder line onto +x (that second
   rotation tilts the spine off +z again, by 0.3-7 degrees on real NTU samples, as in the official code).
+- ``ctrgcn`` (MAMP, i.e. the SGN / CTR-GCN scripts, METHODS.md §8.1.1-8.1.3; in
+  :mod:`skelssl.data.preprocess_ctrgcn`): drop empty frames, denoise tracked bodies by length, spread
+  and motion, two actor slots by non-overlapping intervals, centre on actor 1's first spine joint, no
+  rotation; the output may be shorter than the input. ``ctrgcn_dup`` copies a single actor into the
+  empty second slot, as MAMP's NTU-120 arrays do.
 
 Unlike the official code the store keeps each sample's real length ``T`` (no padding to 300 frames),
-so ``agcn``'s loop-fill acts within those ``T`` frames only; the output always has ``T' = T``.
+so ``agcn``'s loop-fill acts within those ``T`` frames only; the output has ``T' = T``.
 
-Adding a pipeline (for example ``ctrgcn``, METHODS.md §8.1.2-8.1.3) is one function with the
-signature of :func:`_raw` registered in ``_PIPELINES``.
+Adding a pipeline is one function with the signature of :func:`_raw` registered in ``_PIPELINES``.
 """
 
 from __future__ import annotations
@@ -265,9 +269,25 @@ def _agcn(raw: RawSample, layout: Layout, num_persons: int) -> RawSample:
 # --------------------------------------------------------------------------------------------------
 # registry
 
+def _ctrgcn(raw: RawSample, layout: Layout, num_persons: int) -> RawSample:
+    """SGN / CTR-GCN denoising as MAMP uses it (:mod:`skelssl.data.preprocess_ctrgcn`)."""
+    from skelssl.data.preprocess_ctrgcn import ctrgcn  # imported here: that module imports this one
+
+    return ctrgcn(raw, layout, num_persons)
+
+
+def _ctrgcn_dup(raw: RawSample, layout: Layout, num_persons: int) -> RawSample:
+    """``ctrgcn`` with a single actor copied into the empty slots (MAMP's NTU-120 arrays)."""
+    from skelssl.data.preprocess_ctrgcn import ctrgcn_dup
+
+    return ctrgcn_dup(raw, layout, num_persons)
+
+
 _PIPELINES: dict[str, Callable[[RawSample, Layout, int], RawSample]] = {
     "raw": _raw,
     "agcn": _agcn,
+    "ctrgcn": _ctrgcn,
+    "ctrgcn_dup": _ctrgcn_dup,
 }
 PIPELINES: tuple[str, ...] = tuple(_PIPELINES)
 
@@ -276,15 +296,16 @@ def apply_pipeline(name: str, raw: RawSample, layout: Layout | str, num_persons:
     """Run preprocessing pipeline ``name`` on one sample.
 
     Args:
-        name: one of :data:`PIPELINES` (``"raw"``, ``"agcn"``).
+        name: one of :data:`PIPELINES` (``"raw"``, ``"agcn"``, ``"ctrgcn"``, ``"ctrgcn_dup"``).
         raw: a reader's sample, ``bodies`` ``(T, B, V, C)``; never modified.
         layout: the skeleton layout (or its name) of ``raw``; gives the spine/hip/shoulder joints.
         num_persons: person slots ``M`` of the result (2 in every published protocol).
 
     Returns:
-        A new :class:`RawSample` with the same metadata whose ``bodies`` are ``(T, M, V, C)`` float32
+        A new :class:`RawSample` with the same metadata whose ``bodies`` are ``(T', M, V, C)`` float32
         person slots (absent person = zeros), ``body_ids`` ``(T, M)`` following the same slots and frame
-        moves (``None`` if the input had none), and a copy of ``frame_labels``.
+        moves (``None`` if the input had none), and a copy of ``frame_labels``. ``T' = T`` except for
+        ``ctrgcn``, which drops empty frames.
 
     Raises:
         KeyError: unknown pipeline name (the message lists the known ones).

@@ -5,7 +5,8 @@
   ``unfused`` flag computes ``softmax(Q K^T / sqrt(d)) V`` explicitly, as the official codes do, for
   the naive benchmark variant and for checking the fused path.
 - :class:`TransformerBlock`: attention + MLP with residuals, pre-LN (``x + Drop(Attn(LN(x)))``, then
-  ``x + Drop(MLP(LN(x)))``; Hi-TRS ``TRS_submodel_pre_LN.py``, ViT/MAE/MAMP) or post-LN.
+  ``x + Drop(MLP(LN(x)))``; Hi-TRS ``TRS_submodel_pre_LN.py``, ViT/MAE/MAMP) or post-LN, with optional
+  stochastic depth on both residual branches (:class:`DropPath`; MAMP fine-tuning).
 - Sinusoid tables (Vaswani et al. 2017) used to initialise learnable position encodings: 1-D, and
   Hi-TRS's 2-D form (half of the channels encode the column index, half the row index).
 
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "DropPath",
     "MultiHeadAttention",
     "TransformerBlock",
     "key_padding_mask",
@@ -102,6 +104,39 @@ def _explicit_attention(
     return torch.matmul(probs, v)  # (B, H, L, head_dim)
 
 
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016) on a residual branch, per sample.
+
+    In training, each sample's branch output is zeroed with probability ``p`` and the kept ones are
+    scaled by ``1 / (1 - p)`` (timm's ``drop_path``, used by MAE and MAMP); identity in eval mode or
+    when ``p == 0``. The draw uses the global torch RNG like ``nn.Dropout`` (it is regularisation
+    noise of the same kind, seeded by the engine).
+
+    Args:
+        p: drop probability in ``[0, 1)``; the attribute may be changed after construction.
+
+    Shape:
+        ``(B, ...)`` -> ``(B, ...)``.
+    """
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"drop path probability must be in [0, 1), got {p}")
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+        mask = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep)  # (B, 1, ...)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class TransformerBlock(nn.Module):
     """One transformer encoder layer.
 
@@ -115,6 +150,9 @@ class TransformerBlock(nn.Module):
 
     The MLP is ``Linear -> GELU -> Linear`` with biases. Hi-TRS applies dropout on the attention output
     projection and on the MLP output only (``dp_rate`` 0.2), never on the attention probabilities.
+    ``drop_path`` wraps both residual branches in :class:`DropPath` (pre-LN:
+    ``x + DropPath(Drop(Attn(LN(x))))``; MAMP fine-tunes with rates rising linearly to 0.3 over the
+    depth); the default 0 leaves the block exactly as without it.
 
     Args:
         dim: model width ``D``.
@@ -128,6 +166,7 @@ class TransformerBlock(nn.Module):
         attn_dropout: dropout on the attention probabilities.
         norm_eps: LayerNorm epsilon.
         unfused: explicit softmax attention instead of the fused kernel.
+        drop_path: stochastic-depth probability of both residual branches (``self.drop_path.p``).
 
     Shape:
         ``(B, L, D)`` -> ``(B, L, D)``.
@@ -147,6 +186,7 @@ class TransformerBlock(nn.Module):
         attn_dropout: float = 0.0,
         norm_eps: float = 1e-5,
         unfused: bool = False,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         self.pre_norm = pre_norm
@@ -158,6 +198,7 @@ class TransformerBlock(nn.Module):
         self.mlp_norm = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_hidden), nn.GELU(), nn.Linear(mlp_hidden, dim))
         self.dropout = nn.Dropout(dropout)
+        self.drop_path = DropPath(drop_path)  # no parameters: state dicts are unchanged
 
     @property
     def unfused(self) -> bool:
@@ -170,10 +211,10 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, L, D)`` -> ``(B, L, D)``."""
         if self.pre_norm:
-            x = x + self.dropout(self.attn(self.attn_norm(x), attn_mask))
-            return x + self.dropout(self.mlp(self.mlp_norm(x)))
-        x = self.attn_norm(x + self.dropout(self.attn(x, attn_mask)))
-        return self.mlp_norm(x + self.dropout(self.mlp(x)))
+            x = x + self.drop_path(self.dropout(self.attn(self.attn_norm(x), attn_mask)))
+            return x + self.drop_path(self.dropout(self.mlp(self.mlp_norm(x))))
+        x = self.attn_norm(x + self.drop_path(self.dropout(self.attn(x, attn_mask))))
+        return self.mlp_norm(x + self.drop_path(self.dropout(self.mlp(x))))
 
 
 def key_padding_mask(valid: torch.Tensor) -> torch.Tensor:
