@@ -189,9 +189,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     except (ConfigError, CheckpointError, StoreError, KeyError, ValueError) as e:
         raise CLIError(str(e).strip("'\"")) from None
+    # Percentages (top-1, mAP) read well with 2 decimals; errors in metres (MPJPE) need significant digits.
+    fmt = (lambda v: f"{v:.4g}") if results.get("lower_is_better") else (lambda v: f"{v:.2f}")
     best = results.get("best")
-    best_txt = f" (best {best['value']:.2f} at epoch {best['epoch']})" if best and best.get("epoch") is not None else ""
-    print(f"{results['task']} {results['protocol']}: {results['metric']} {results['final']:.2f}{best_txt}")
+    best_txt = f" (best {fmt(best['value'])} at epoch {best['epoch']})" if best and best.get("epoch") is not None else ""
+    extra = ""
+    if results.get("lower_is_better"):
+        extra = "; lower is better"
+    base = results.get("baseline")
+    if isinstance(base, dict) and isinstance(base.get("final"), (int, float)):
+        extra += f"; {base.get('name', 'baseline')} {fmt(base['final'])}"
+    print(f"{results['task']} {results['protocol']}: {results['metric']} {fmt(results['final'])}{best_txt}{extra}")
     return 0
 
 

@@ -230,7 +230,7 @@ def _infer_layout(reader, units: list[Any], options: dict[str, Any]) -> str:
 
 def store_summary(store: Store) -> dict[str, Any]:
     """The facts ``skelssl info`` prints: counts, classes, lengths, protocols with their sizes."""
-    from skelssl.data.protocols import available_protocols, split
+    from skelssl.data.protocols import PROTOCOLS, available_protocols, sequence_split, split
 
     lengths = store.lengths
     edges = [1, 16, 32, 64, 128, 256, 512, 1024, 1 << 30]
@@ -242,6 +242,14 @@ def store_summary(store: Store) -> dict[str, Any]:
     for name in available_protocols(store):
         tr, te = split(store, name)
         protocols[name] = {"train": int(len(tr)), "test": int(len(te))}
+    if store.has_frame_labels and store.dataset.endswith("_untrimmed"):  # detection stores: whole sequences
+        for name, p in PROTOCOLS.items():
+            if f"{p.dataset}_untrimmed" == store.dataset:
+                try:
+                    tr, te = sequence_split(store, name)
+                except KeyError:  # a split column this store lacks
+                    continue
+                protocols[name] = {"train": int(len(tr)), "test": int(len(te))}
     labels = store.labels
     per_class = np.bincount(labels[labels >= 0], minlength=store.num_classes) if store.num_classes else np.zeros(0, int)
     return {

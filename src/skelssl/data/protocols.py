@@ -24,6 +24,7 @@ __all__ = [
     "available_protocols",
     "get_protocol",
     "split",
+    "sequence_split",
     "label_fraction_subset",
     "subset_key",
     "compute_subsets",
@@ -153,6 +154,24 @@ def split(store: Store, protocol: str) -> tuple[np.ndarray, np.ndarray]:
     train, test = p.rule(store.meta)
     labelled = store.labels >= 0
     return np.flatnonzero(train & labelled).astype(np.int64), np.flatnonzero(test & labelled).astype(np.int64)
+
+
+def sequence_split(store: Store, protocol: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_indices, test_indices)`` of a protocol on an *untrimmed* store (detection).
+
+    An untrimmed store holds one sample per whole sequence, with per-frame labels and sample label
+    ``-1`` (``skelssl prepare pku_mmd SOURCE --untrimmed`` writes dataset ``pku1_untrimmed``;
+    :func:`skelssl.data.synthetic.write_untrimmed_store` writes ``synthetic_untrimmed``). The
+    protocols of dataset ``d`` apply to dataset ``d_untrimmed`` by the same metadata rule (PKU-MMD's
+    official splits list whole videos).
+    """
+    p = get_protocol(protocol)
+    if store.dataset not in (p.dataset, f"{p.dataset}_untrimmed"):
+        raise ValueError(f"protocol {protocol} is for {p.dataset!r} data, but {store.path} holds {store.dataset!r}")
+    if not store.has_frame_labels:
+        raise ValueError(f"{store.path} has no per-frame labels: prepare an untrimmed store (e.g. skelssl prepare pku_mmd SOURCE --untrimmed)")
+    train, test = p.rule(store.meta)
+    return np.flatnonzero(train).astype(np.int64), np.flatnonzero(test).astype(np.int64)
 
 
 def label_fraction_subset(labels: np.ndarray, train_indices: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Evaluation protocols as jobs: kNN, linear, fine-tune, semi-supervised, transfer, t-SNE.
+"""Evaluation protocols as jobs: kNN, linear, fine-tune, semi-supervised, transfer, t-SNE, detection,
+motion prediction.
 
 Every protocol loads an *encoder* (``RUN/encoder.safetensors`` or an encoder file), never the method
 that trained it, and writes ``results.json`` into ``RUN/eval/<task>-<protocol>[-random]/`` (or
@@ -11,6 +12,9 @@ ISC and MAMP codes report the best epoch on the test split; METHODS.md §5 asks 
 self-supervised number is read against. Evaluating on a store other than the pre-training store is
 transfer; where the layouts differ, parameters whose shapes depend on the joint count are
 re-initialised and listed in the results.
+
+``detect`` (temporal action detection on an untrimmed store, :mod:`skelssl.engine.evaluate_detect`)
+and ``predict`` (motion prediction, :mod:`skelssl.engine.evaluate_predict`) live in their own modules.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 from torch import nn
 
 from skelssl.data.dataset import SkeletonDataset
+from skelssl.data.protocols import sequence_split
 from skelssl.data.protocols import split as protocol_split
 from skelssl.data.protocols import subset_indices
 from skelssl.data.store import Store
@@ -45,7 +50,7 @@ from skelssl.transforms.temporal import crop_resize
 
 __all__ = ["TASKS", "EncoderSource", "load_encoder_source", "evaluate", "default_out_dir"]
 
-TASKS = ("knn", "linear", "finetune", "semi", "tsne")
+TASKS = ("knn", "linear", "finetune", "semi", "tsne", "detect", "predict")
 
 
 # -- the encoder under evaluation ----------------------------------------------------------------------
@@ -347,7 +352,23 @@ def silhouette_cosine(features: np.ndarray, labels: np.ndarray, max_points: int 
     return float(s.mean())
 
 
-_RUNNERS = {"knn": _knn, "linear": _classifier_task("linear"), "finetune": _classifier_task("finetune"), "tsne": _tsne}
+def _detect(ctx: dict[str, Any]) -> dict[str, Any]:
+    from skelssl.engine.evaluate_detect import run_detect  # imports this module: not at the top
+
+    return run_detect(ctx)
+
+
+def _predict(ctx: dict[str, Any]) -> dict[str, Any]:
+    from skelssl.engine.evaluate_predict import run_predict
+
+    return run_predict(ctx)
+
+
+_RUNNERS = {
+    "knn": _knn, "linear": _classifier_task("linear"), "finetune": _classifier_task("finetune"), "tsne": _tsne,
+    "detect": _detect, "predict": _predict,
+}
+_SEED_SECTION = {"linear": "linear", "detect": "detect", "predict": "predict"}  # the others: finetune's
 
 
 # -- the job -----------------------------------------------------------------------------------------------
@@ -368,7 +389,8 @@ def evaluate(
     """Run one evaluation protocol and write its ``results.json``.
 
     Args:
-        task: ``knn``, ``linear``, ``finetune``, ``semi`` or ``tsne``.
+        task: ``knn``, ``linear``, ``finetune``, ``semi``, ``tsne``, ``detect`` (needs an untrimmed
+            store) or ``predict``.
         run: a pre-training run folder or an encoder file.
         store: the store to evaluate on (default: the run's pre-training store).
         protocol: a named protocol of that store.
@@ -383,7 +405,7 @@ def evaluate(
         The results dict (for ``semi``: the one of the first label fraction; all are written).
     """
     if task not in TASKS:
-        raise ConfigError(f"unknown evaluation task {task!r}; known: {', '.join(TASKS)} (detect and predict: see issue 7)")
+        raise ConfigError(f"unknown evaluation task {task!r}; known: {', '.join(TASKS)}")
     t0 = time.perf_counter()
     source = load_encoder_source(run)
     store_path = store or source.pretrain_store
@@ -391,8 +413,9 @@ def evaluate(
         raise ConfigError("--store: the run names no pre-training store; give the store to evaluate on")
     store_obj = Store(store_path)
     cfg = load_eval_config(source.run_config.get("eval"), overrides)
-    train_idx, test_idx = protocol_split(store_obj, protocol)
-    seed = cfg.linear.seed if task == "linear" else cfg.finetune.seed
+    # Detection runs on whole untrimmed sequences (label -1, per-frame labels), the rest on labelled samples.
+    train_idx, test_idx = (sequence_split if task == "detect" else protocol_split)(store_obj, protocol)
+    seed = getattr(cfg, _SEED_SECTION.get(task, "finetune")).seed
     encoder, reinit = source.build(store_obj, random_init, seed=seed)
     device = torch.device("cuda" if (accelerator in (None, "auto", "cuda", "gpu") and torch.cuda.is_available()) else "cpu")
     transfer = source.pretrain_store is not None and Path(source.pretrain_store).resolve() != Path(store_path).resolve()
@@ -402,6 +425,7 @@ def evaluate(
         "cfg": cfg, "encoder": encoder, "store": store_obj, "protocol": protocol, "source": source, "random_init": random_init,
         "train_set": SkeletonDataset(store_obj, train_idx, max_frames=cfg.input.max_frames),
         "test_set": SkeletonDataset(store_obj, test_idx, max_frames=cfg.input.max_frames),
+        "train_idx": train_idx, "test_idx": test_idx,
         "num_classes": store_obj.num_classes, "device": device, "progress": progress, "out": out_dir,
         "devices": devices if devices is not None else 1, "accelerator": accelerator or "auto", "resume": resume, "label": label,
     }
@@ -427,8 +451,8 @@ def evaluate(
         return results[0]
     r = _RUNNERS[task](ctx)
     task_name = "transfer" if transfer and task == "finetune" else task
-    results = {
-        "task": task_name, **common, **r, "train_samples": int(len(train_idx)), "seed": seed,
+    results = {  # a protocol may count its own samples (detect: sequences, predict: those long enough)
+        "task": task_name, **common, "train_samples": int(len(train_idx)), **r, "seed": seed,
         "wall_seconds": time.perf_counter() - t0,
     }
     write_results(out_dir, results)
