@@ -180,12 +180,12 @@ def test_absent_slot_moves_up_and_max_bodies(tmp_path: Path):
         ntu.read(path, fields=("x", "w"))
 
 
-def _tokens_through_fast_path(tokens: list[str]) -> np.ndarray:
+def _tokens_through_fast_path(tokens: list[str], number_bytes: bool = False) -> np.ndarray:
     """The vectorised decimal conversion of ``tokens`` (NaN where it defers to float())."""
     text = "x" * 16 + " ".join(tokens)  # 16 bytes of lead-in: every token has a full window
     ends = np.cumsum([len(t) + 1 for t in tokens]) - 1 + 16
     lengths = np.array([len(t) for t in tokens])
-    return ntu._decimal_tokens(np.frombuffer(text.encode(), np.uint8), ends - lengths, ends)
+    return ntu._decimal_tokens(np.frombuffer(text.encode(), np.uint8), ends - lengths, ends, number_bytes=number_bytes)
 
 
 def test_decimal_tokens_bit_identical_to_float():
@@ -202,8 +202,15 @@ def test_decimal_tokens_bit_identical_to_float():
     assert np.array_equal(np.signbit(got[~deferred]), np.signbit(ref[~deferred]))
     # Forms left to float(): exponents, '+', 16+ characters, garbage.
     others = ["1.960929E-05", "+3.25", "1e3", "0.12345678901234567", "1234567890123456", "1.2.3", "3-1",
-              "-", ".", "--1", "1-", "abc", "1,5"]
+              "-", ".", "--1", "1-", "abc", "1,5", "1:", ";5", "1/2", "..5", "-1-", "5.-"]
     assert np.isnan(_tokens_through_fast_path(others)).all()
+    # The shortcut for text already known to hold only 0123456789.-+eE: the same values, the same NaNs.
+    number_like = tokens + [t for t in others if set(t) <= set("0123456789.-+eE")]
+    assert np.array_equal(_tokens_through_fast_path(number_like, number_bytes=True),
+                          _tokens_through_fast_path(number_like), equal_nan=True)
+    # A 16-character token with its sign is still exact (15 digits and a '.'), one past that is left to float().
+    got = _tokens_through_fast_path(["-0.0000000000012", "-12345678901.345", "-0.00000000000012", "1234567890.12345"])
+    assert got[0] == float("-0.0000000000012") and got[1] == float("-12345678901.345") and np.isnan(got[2:]).all()
 
 
 def test_fast_and_checked_readers_agree_on_damaged_files():
@@ -218,13 +225,18 @@ def test_fast_and_checked_readers_agree_on_damaged_files():
         data = bytearray(_text_of(bodies, crlf=bool(trial % 2)).encode())
         for _ in range(int(rng.integers(1, 3))):
             at = int(rng.integers(0, len(data)))
-            kind = int(rng.integers(0, 3))
+            kind = int(rng.integers(0, 4))
             if kind == 0:
                 del data[at:at + int(rng.integers(1, 3))]
             elif kind == 1:
                 data[at:at] = bytes(rng.choice(list(b"0123456789.-+eE  \n\r\t"), size=int(rng.integers(1, 3))))
-            else:
-                data[at] = int(rng.choice(list(b"0123456789.- \n")))
+            elif kind == 2:
+                data[at] = int(rng.choice(list(b"0123456789.- \n\r")))
+            else:  # move a separator a few bytes: the separator count stays, the fields change
+                seps = [i for i, c in enumerate(data) if c in b" \r"]
+                i = seps[int(rng.integers(0, len(seps)))]
+                c = data.pop(i)
+                data.insert(min(len(data), max(0, i + int(rng.integers(-3, 4)))), c)
         data = bytes(data)
         fast = ntu._read_regular(data, cols, 2)
         try:
@@ -236,6 +248,46 @@ def test_fast_and_checked_readers_agree_on_damaged_files():
             assert ref is not None
             assert fast[:2] == ref[:2] and np.array_equal(fast[2], ref[2]) and np.array_equal(fast[3], ref[3])
     assert taken > 20  # some damage leaves a valid file, and the fast path reads it
+
+
+def test_lone_cr_is_a_line_break_not_a_separator(tmp_path: Path):
+    """A CR where a space belongs (LF file), or between the last field and the LF (CRLF file), ends a
+    line for the reference reader (``splitlines``), so the fast reader must not read it as a space."""
+    bodies = _random_bodies(np.random.default_rng(5), 3, 1)
+    lf = _text_of(bodies, crlf=False).encode()
+    lines = lf.split(b"\n")
+    lines[10] = lines[10].replace(b" ", b"\r", 1)  # LF file, first field separator of a joint line -> CR
+    crlf = _text_of(bodies, crlf=True).encode().split(b"\r\n")
+    crlf[12] = crlf[12][:-2] + b" \r" + crlf[12][-1:]  # "... 0 2\r\n" -> "... 0 \r2\n": same separators, moved
+    for data in (b"\n".join(lines), b"\r\n".join(crlf)):
+        assert ntu._read_regular(data, np.arange(3), 4) is None
+        path = tmp_path / "S001C001P001R001A001.skeleton"
+        path.write_bytes(data)
+        with pytest.raises(SkeletonFormatError, match="line"):
+            ntu.read(path)
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+def test_frames_with_ten_or_more_bodies(tmp_path: Path, crlf: bool):
+    """Two-digit body counts (never in NTU, but legal in the format) take the same fast path."""
+    bodies = _random_bodies(np.random.default_rng(6), 3, 12)
+    bodies[1, 10:] = 0  # frame 1 lists 10 bodies, the others 12
+    path = ntu.write_skeleton_file(tmp_path / "S001C001P001R001A001.skeleton", bodies, crlf=crlf)
+    data = path.read_bytes()
+    fast = ntu._read_regular(data, np.arange(3), 12)
+    ref = ntu._read_checked(data, path, np.arange(3), 12)
+    assert fast is not None and fast[:2] == ref[:2] == (3, 12)
+    assert np.array_equal(fast[2], ref[2]) and np.array_equal(fast[3], ref[3])
+    s = ntu.read(path, max_bodies=12)[0]
+    assert np.array_equal(s.bodies, bodies) and np.array_equal(s.body_ids[1, 10:], [-1, -1])
+    assert np.array_equal(ntu.read(path)[0].bodies, bodies[:, :4])
+
+
+def test_unreadable_path_is_a_format_error(tmp_path: Path):
+    with pytest.raises(SkeletonFormatError, match="cannot read"):
+        ntu.read(tmp_path)  # a folder
+    with pytest.raises(SkeletonFormatError, match="cannot read"):
+        ntu.read(tmp_path / "absent.skeleton")
 
 
 # -- discover and the exclusion list ---------------------------------------------------------------

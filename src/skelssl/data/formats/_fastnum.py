@@ -29,8 +29,6 @@ def _every_byte(b: int) -> np.uint64:
     return _U64(int.from_bytes(bytes([b]) * 8, "little"))
 
 
-_POW10 = 10.0 ** np.arange(16)  # exact doubles 1 .. 1e15
-_POW10_INT = 10 ** np.arange(16, dtype=np.int64)
 _X1E, _X30, _X76, _X7F, _X80 = (_every_byte(b) for b in (0x1E, 0x30, 0x76, 0x7F, 0x80))
 _ONE_PER_BYTE = _every_byte(1)
 # _KEEP[n]: the last n of 16 bytes (a token right-aligned in two little-endian words).
@@ -39,97 +37,113 @@ _KEEP = _KEEP.view(np.uint64).reshape(17, 2)
 # A '.' in byte b of word 0 (column b) has 15 - b columns after it, in word 1 (column 8 + b) 7 - b:
 # times a word holding a single 0x01 at byte b, these put that count + 1 in the top byte (0: no '.').
 _DOT_MAGIC = (_U64(0x100F0E0D0C0B0A09), _U64(0x0807060504030201))
-# Indexed by that code i: _AFTER_DOT[i] keeps the i - 1 columns after the '.' (all 16 for i = 0),
-# _BEFORE_DOT[i] the columns before it (none for i = 0); _SCALE[i] = 10 ** (i - 1) (1 for i = 0).
-_AFTER_DOT = np.array([[0xFF] * 16] + [[0xFF if j > 16 - i else 0 for j in range(16)] for i in range(1, 17)],
-                      dtype=np.uint8).view(np.uint64).reshape(17, 2)
-_BEFORE_DOT = np.array([[0] * 16] + [[0xFF if j < 16 - i else 0 for j in range(16)] for i in range(1, 17)],
-                       dtype=np.uint8).view(np.uint64).reshape(17, 2)
-_SCALE = np.concatenate([[1.0], _POW10, [1e16]])  # (18,) (the last only for a rejected token)
 # simdjson's parse_eight_digits_unrolled: 8 digit bytes (first in the low byte) -> their value.
 _SWAR_STEPS = (
     (_U64(2561), _U64(8), _U64(0x00FF00FF00FF00FF)),
     (_U64(6553601), _U64(16), _U64(0x0000FFFF0000FFFF)),
     (_U64(42949672960001), _U64(32), None),
 )
+# Indexed by that code c (decimals + 1, 0 without a '.'; 17 for a rejected token): the divisor that
+# leaves the integer part, 9 * 10**(c-1) and 10**(c-1) (below), all exact doubles. Rows 18.. of
+# _DECIMALS hold -10**(c-1): the sign of a '-' token is folded into the last division.
+_c = np.arange(18)
+_INT_PART = np.where(_c > 0, 10.0 ** _c, 1e16)
+_NINES = np.where(_c > 0, 9.0 * 10.0 ** np.maximum(_c - 1, 0), 0.0)
+_DECIMALS = np.concatenate([10.0 ** np.maximum(_c - 1, 0), -(10.0 ** np.maximum(_c - 1, 0))])
+del _c
 
 
-def decimal_tokens(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+def decimal_tokens(buf: np.ndarray, start: np.ndarray, end: np.ndarray, number_bytes: bool = False) -> np.ndarray:
     """Values of the tokens ``buf[start:end]`` of the form ``-?d*.?d*``; NaN for any other token.
 
-    A token of at most 15 characters is the integer ``M`` of its digits over ``10**f`` (``f``
+    A token of at most 15 digits (and a '.') is the integer ``M`` of its digits over ``10**f`` (``f``
     decimals); ``M < 10**15 < 2**53`` and ``10**f`` are exact doubles, so ``M / 10**f`` is the
     correctly rounded value, the double ``float()`` returns (Clinger's fast path). To get ``M``, each
     token but its sign is right-aligned in a 16-byte window (two little-endian uint64), the bytes
-    before it are cleared, and the digits are combined eight at a time with the SWAR multiply-shift
-    steps of simdjson's ``parse_eight_digits_unrolled``. All the work is on those two words per
-    token (about 30 passes over ``(k, 2)`` uint64, reused in place: fresh pages cost more than the
-    arithmetic on some virtual machines).
+    before it are cleared, the '.' is read as a 0 digit, and the digits are combined eight at a time
+    with the SWAR multiply-shift steps of simdjson's ``parse_eight_digits_unrolled``. That gives
+    ``A = I * 10**(f+1) + F`` (integer part ``I``, fraction ``F < 10**f``), exact in a double, and
+    then, in exact double arithmetic, ``I = floor(A / 10**(f+1))`` (the quotient is ``I`` plus less
+    than 0.1, and rounds by far less than 0.9 while ``A < 2**53``) and ``M = A - 9 * 10**f * I``.
+    About 25 passes over ``(k, 2)`` uint64 or ``(k,)`` arrays, reused in place, and no per-token
+    Python.
+
+    Args:
+        buf: the text, ``uint8``.
+        start, end: byte offsets of the tokens (``end`` exclusive).
+        number_bytes: the caller guarantees every token byte is one of ``0123456789.-+eE`` (the NTU
+            reader checks the whole file first); then fewer passes tell a '.' from the other non-digits.
+
+    Returns:
+        ``float()`` of each token of the accepted form (bit for bit, ``-0.0`` included), NaN for any
+        other token (exponents, a '+', more than 15 digits, garbage): the caller converts those.
 
     Shape:
-        ``start``, ``end``: ``(k,)`` byte offsets; returns ``(k,)`` float64.
+        ``start``, ``end``: ``(k,)``; returns ``(k,)`` float64.
     """
     k = end.size
     if k == 0 or buf.size < 16 or sys.byteorder != "little":  # (the byte tricks assume little-endian)
         return np.full(k, np.nan)
-    neg = np.take(buf, start) == 45  # a leading '-', left out of the window
-    length = end - start
-    # The usual case, checked once for all: every token short enough, with a full window before it.
-    short = bool(length.max() <= 15 and end.min() >= 16)
-    digits_len = length - neg
+    neg = buf[start] == 45  # a leading '-', left out of the window
+    digits_len = end - start
+    digits_len -= neg
     first = end - 16
+    # The usual case, checked once for all: every token short enough, with a full window before it.
+    short = bool(digits_len.max() <= 15 and first.min() >= 0)
     if not short:
+        too_long = digits_len > 15
         np.minimum(digits_len, 16, out=digits_len)
         np.maximum(first, 0, out=first)
     # items[i] = the 16 bytes buf[i:i+16] as one raw item (numpy copies unaligned items itself).
     items = np.ndarray((buf.size - 15,), dtype="V16", buffer=buf, strides=(1,))
     w = items[first].view(np.uint64).reshape(k, 2)  # bytes end-16 .. end-1
-    w ^= _X30  # '0'..'9' -> 0..9; '.' -> 0x1E; '-' 0x1D, '+' 0x1B, 'e' 0x55, 'E' 0x75, others >= 0x10
+    w ^= _X30  # '0'..'9' -> 0..9; '.' -> 0x1E; every other byte -> 10..255
     w &= np.take(_KEEP, digits_len, axis=0)  # bytes before the token (and its sign) -> 0
-    # SWAR byte tests without carries between bytes (the low 7 bits first, the top bit apart):
-    # 0x80 at each byte > 9 (a non-digit), and at each byte == 0x1E (a '.').
-    non_digit = w & _X7F
-    non_digit += _X76
-    non_digit |= w
-    non_digit &= _X80
-    dot = w ^ _X1E
-    zero = dot & _X7F
-    zero += _X7F
-    dot |= zero
-    np.invert(dot, out=dot)
-    dot &= _X80
-    dot >>= _U64(7)  # 0x01 at each '.'
-    has_dot = (dot[:, 0] | dot[:, 1]) != 0
-    # Valid: every non-digit is a '.', at most one per token, at least one digit, at most 15
-    # characters, a full window before the end. Counted over all tokens at once; token by token
-    # only when that fails.
-    num_dots = np.count_nonzero(dot.view(np.uint8))
-    valid = (short and np.count_nonzero(non_digit.view(np.uint8)) == num_dots == np.count_nonzero(has_dot)
-             and bool((digits_len > has_dot).all()))
-    if not valid:
-        same = (non_digit >> _U64(7)) == dot  # (k, 2): every non-digit of the word is a '.'
-        ok = same[:, 0] & same[:, 1] & (_bytes_set(dot) <= 1)
-        ok &= (length <= 15) & (end >= 16) & (digits_len > has_dot)
-    code = dot[:, 0] * _DOT_MAGIC[0]  # (at most one word holds a '.', in a token kept)
+    if number_bytes:
+        # Only "0123456789.-+eE" -> 0..9, 0x1E, 0x1D, 0x1B, 0x55, 0x75: bit 4 set on every non-digit,
+        # and bit 0 on every non-digit but '.'.
+        dot = w >> _U64(4)
+        dot &= _ONE_PER_BYTE  # 0x01 at each non-digit; in a token of the accepted form that is its '.'
+        not_dot = dot & w  # non-zero where a non-digit is not a '.'
+    else:
+        # SWAR byte test without carries between bytes (the low 7 bits first, the top bit apart):
+        # 0x01 at each byte > 9, a non-digit; in a token of the accepted form that is its '.'.
+        dot = w & _X7F
+        dot += _X76
+        dot |= w
+        dot &= _X80
+        dot >>= _U64(7)
+        not_dot = w ^ _X1E
+        not_dot &= dot * _U64(0xFF)  # non-zero where a non-digit is not a '.'
+    code = dot[:, 0] * _DOT_MAGIC[0]  # (a '.' in either word: one product is 0)
     code += dot[:, 1] * _DOT_MAGIC[1]
     code >>= _U64(56)  # (k,) decimals + 1, 0 without a '.'
-    # Close the gap of the '.': the digits before it move one column right (a byte up, across words).
-    before = w & np.take(_BEFORE_DOT, code, axis=0, mode="clip")
-    w &= np.take(_AFTER_DOT, code, axis=0, mode="clip")
-    carry = before[:, 0] >> _U64(56)
-    before <<= _U64(8)
-    before[:, 1] |= carry
-    w |= before
+    # Valid: every non-digit is a '.', at most one per token (each token with any counts once in
+    # ``code``), at least one digit, at most 15 characters, a full window before the end. Checked
+    # over all tokens at once; token by token only when that fails.
+    valid = (short and not not_dot.any() and np.count_nonzero(dot.view(np.uint8)) == np.count_nonzero(code)
+             and (digits_len.min() > 1 or bool((digits_len > (code > 0)).all())))
+    if not valid:
+        ok = (not_dot[:, 0] == 0) & (not_dot[:, 1] == 0) & (_bytes_set(dot) <= 1) & (digits_len > (code > 0))
+        if not short:
+            ok &= ~too_long & (end >= 16)
+        np.minimum(code, 17, out=code)
+    w -= dot * _U64(0x1E)  # the '.' -> a 0 digit
     for mult, shift, lane_mask in _SWAR_STEPS:
         w *= mult
         w >>= shift
         if lane_mask is not None:
             w &= lane_mask
     lanes = w.view(np.int64)
-    mantissa = lanes[:, 0] * 100_000_000  # the integer of all the digits, < 10**15
-    mantissa += lanes[:, 1]
-    values = mantissa / np.take(_SCALE, code, mode="clip")
-    np.negative(values, out=values, where=neg)
+    values = lanes[:, 0] * 1e8
+    values += lanes[:, 1]  # A = I * 10**c + F, exact (< 10**15)
+    c = code.view(np.int64)
+    int_part = values / np.take(_INT_PART, c)
+    np.floor(int_part, out=int_part)  # I
+    int_part *= np.take(_NINES, c)
+    values -= int_part  # M = I * 10**(c-1) + F: the digits without the '.'
+    c += 18 * neg
+    values /= np.take(_DECIMALS, c)  # M / ±10**(c-1), rounded once
     if not valid:
         values[~ok] = np.nan
     return values

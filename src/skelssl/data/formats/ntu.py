@@ -18,17 +18,20 @@ id; ``body_ids`` is returned so that a pipeline can.
 
 Speed: a straightforward reader (``readline``/``split``/``float`` per value, as the official code
 does) spends nearly all its time in Python per joint line. Here a regular file (the common case) is
-read by :func:`_read_regular`: Python touches one header line per frame and one id per body; line and
-field boundaries come from ``flatnonzero`` over the whole file, and the numbers are converted by
-vectorised digit arithmetic that gives bit-for-bit the doubles ``float()`` gives (those numeric
-helpers live in :mod:`skelssl.data.formats._fastnum`). Anything irregular (odd spacing, a damaged
-file) goes to :func:`_read_checked`, a line-by-line reader that is the reference for the fast one
+read by :func:`_read_regular`: Python touches one line per frame (its body count) and one id per
+body; line and field boundaries come from one ``flatnonzero`` over the whole file, the body counts
+fix the exact sequence of separators a regular file holds (compared in one go), and the numbers are
+converted by vectorised digit arithmetic that gives bit-for-bit the doubles ``float()`` gives (those
+numeric helpers live in :mod:`skelssl.data.formats._fastnum`). Anything irregular (odd spacing, a
+damaged file) goes to :func:`_read_checked`, a line-by-line reader that is the reference for the fast one
 and names the line of the first problem.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import re
 from collections.abc import Sequence
 from importlib import resources
@@ -148,13 +151,15 @@ def discover(source: str | Path, exclude_missing: bool = True, **opts: Any) -> D
 
 
 # -- the line-by-line reference reader ------------------------------------------------------
-def _field_columns(fields: Sequence[str]) -> np.ndarray:
-    if isinstance(fields, str):
-        fields = (fields,)
+@functools.lru_cache(maxsize=64)
+def _field_columns(fields: tuple[str, ...]) -> np.ndarray:
+    """Column indices of the named joint fields (read-only, cached per field tuple)."""
     unknown = [f for f in fields if f not in JOINT_FIELDS]
     if unknown or not fields:
         raise ValueError(f"unknown NTU joint field(s) {unknown}; known: {', '.join(JOINT_FIELDS)}")
-    return np.array([JOINT_FIELDS.index(f) for f in fields], dtype=np.int64)
+    cols = np.array([JOINT_FIELDS.index(f) for f in fields], dtype=np.int64)
+    cols.flags.writeable = False
+    return cols
 
 
 def _count(lines: list[bytes], i: int, path: Path, what: str) -> int:
@@ -268,45 +273,59 @@ _FILE_CHARS = b"0123456789.-+eE \r\n"  # every byte of a regular file is one of 
 _BAD_CHAR = re.compile(rb"[^0-9.eE+\- \r\n]")
 
 
-# Per line ending (1: LF, 2: CR LF), offsets in the separators from the LF before a body line to
-# the LF that ends each line of its block (body line, "25", 25 joint lines), and to the LF before
-# each joint line.
+def _line_kinds(spaces: int, nl: int) -> bytes:
+    """The separators (bytes <= 32) of a regular line holding ``spaces + 1`` fields, in file order."""
+    return b" " * spaces + (b"\r\n" if nl == 2 else b"\n")
+
+
+# Per line ending (1: LF, 2: CR LF), the separators of a regular file, line by line: the frame-count
+# line, then per frame its body-count line and per body the body line, the "25" line, 25 joint lines.
+_HEAD_KINDS = {nl: _line_kinds(0, nl) for nl in (1, 2)}
+_BODY_KINDS = {nl: _line_kinds(BODY_FIELDS - 1, nl) + _line_kinds(0, nl)
+               + _line_kinds(len(JOINT_FIELDS) - 1, nl) * NUM_JOINTS for nl in (1, 2)}
+_FRAME_KINDS = {nl: [_line_kinds(0, nl) + _BODY_KINDS[nl] * nb for nb in range(8)] for nl in (1, 2)}
+# Offsets in the separators from the LF before a body line to the LF before each of its joint lines,
+# and to the LF before its "25" line.
 _JOINT_LF = {nl: (BODY_FIELDS - 1 + 2 * nl) + (len(JOINT_FIELDS) - 1 + nl) * np.arange(NUM_JOINTS) for nl in (1, 2)}
-_BLOCK_LF = {nl: np.concatenate([[BODY_FIELDS - 1 + nl], _JOINT_LF[nl], _JOINT_LF[nl][-1:] + len(JOINT_FIELDS) - 1 + nl])
-             for nl in (1, 2)}  # (27,) (the "25" line's LF is the one before joint line 0)
+_COUNT_LF = {nl: BODY_FIELDS - 1 + nl for nl in (1, 2)}
+# That LF, the "25" line and the byte after it (its CR or LF), as one little-endian uint32.
+_COUNT_LINE = {nl: int.from_bytes(b"\n25" + (b"\r" if nl == 2 else b"\n"), "little") for nl in (1, 2)}
 
 
-def _body_counts(data: bytes, seps: np.ndarray, kinds: np.ndarray, nl: int, per_body: int, num_frames: int):
-    """The body count of every frame without walking the frames in Python, or ``None`` (then walk).
-
-    The body-count lines are the lines without a space that do not follow a body line (those are
-    the "25" lines), bar the first line. The guess is kept only if the frames it implies start
-    exactly at those lines and each holds one digit: then the walk would read the same lines.
+def _frame_counts(data: bytes, seps: np.ndarray, nl: int):
+    """Walk the body-count lines (Python touches one line per frame), or ``None`` at anything odd.
 
     Returns:
-        ``(counts, q)``: ``(T,)`` int64 body counts and the index in ``seps`` of the last line's LF.
+        ``(counts, frame_lf, q)``: per frame its body count and the index in ``seps`` of the LF before
+        its body-count line; ``q``: the index of the LF that ends the last frame.
     """
-    lf = np.flatnonzero(kinds == 10)  # (lines,) the LF of every line
-    if num_frames <= 0 or lf.size < num_frames + 1:
+    sep, num_seps = seps.item, seps.size
+    per_body = len(_BODY_KINDS[nl])  # separators in one body block
+    try:
+        num_frames = int(data[:sep(0)])
+    except ValueError:
         return None
-    num_seps = np.diff(lf, prepend=-1)  # (lines,) the spaces of each line + nl
-    bare = num_seps == nl
-    bare[1:] &= num_seps[:-1] != BODY_FIELDS - 1 + nl
-    bare[0] = False
-    count_lines = np.flatnonzero(bare)  # (T,) if the guess is right
-    if count_lines.size != num_frames:
+    counts: list[int] = []
+    frame_lf: list[int] = []
+    q = nl - 1  # the LF before the frame's body-count line (the first line's)
+    for _ in range(num_frames):  # (q grows every frame: at most num_seps steps, whatever T says)
+        if q + 1 >= num_seps:
+            return None
+        start, end = sep(q) + 1, sep(q + 1)
+        nb = data[start] - 48  # one digit, the usual case
+        if end != start + 1 or not 0 <= nb <= 9:
+            try:
+                nb = int(data[start:end])
+            except ValueError:
+                return None
+            if nb < 0:
+                return None
+        counts.append(nb)
+        frame_lf.append(q)
+        q += nl + nb * per_body
+    if num_frames <= 0 or q >= num_seps:
         return None
-    before = lf[count_lines - 1]  # the LF before each count line
-    digit_at = np.take(seps, before) + 1
-    digit = np.take(np.frombuffer(data, dtype=np.uint8), digit_at)
-    if not ((np.take(seps, before + 1) == digit_at + 1).all() and (digit >= 48).all() and (digit <= 57).all()):
-        return None  # a count of two digits, or not a count line at all: walk instead
-    counts = digit.astype(np.int64) - 48  # (T,)
-    steps = nl + per_body * counts
-    frame_lf = np.cumsum(steps) + (nl - 1)  # (T,) the LF before the next frame (after the last: the end)
-    if not (frame_lf[:-1] == before[1:]).all() or before[0] != nl - 1 or frame_lf[-1] >= seps.size:
-        return None
-    return counts, int(frame_lf[-1])
+    return counts, frame_lf, q
 
 
 def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
@@ -317,10 +336,10 @@ def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
 
     The only bytes ``<= 32`` of a regular file are space, CR and LF, so one ``flatnonzero`` gives
     every field and line boundary (``seps``). The layout fixes how many of them each line holds (a
-    header 0 spaces, a body line 9, a joint line 11, then CR LF or LF), so once Python has read the
-    body count of each frame, the index in ``seps`` of every line end and of every joint field is
-    arithmetic; the whole file is then checked at once: the line ends are exactly where they must
-    be, every other separator is a single space between non-empty fields.
+    header none, a body line 9 spaces, a joint line 11, then CR LF or LF), so once Python has read
+    the body count of each frame, the whole sequence of separator bytes is known: it is compared in
+    one go, and the index in ``seps`` of every line end and of every joint field is arithmetic. The
+    only other check over all separators: no two of them touch (an empty field), bar CR LF.
     """
     if data.translate(None, _FILE_CHARS):
         return None
@@ -331,53 +350,32 @@ def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
         data += b"\r\n" if crlf else b"\n"
     buf = np.frombuffer(data, dtype=np.uint8)
     seps = np.flatnonzero(buf <= 32)  # (n_all,) every space, CR and LF
-    # In seps: a line ends at the separator after its last field (the CR or LF); the LF before the
-    # first line is "index -1". A body block (body line, "25", 25 joint lines) holds per_body.
-    per_body = (BODY_FIELDS - 1 + nl) + nl + NUM_JOINTS * (len(JOINT_FIELDS) - 1 + nl)
-    sep, num_seps = seps.item, seps.size
-    kinds = np.take(buf, seps)  # (n_all,) 32, 13 or 10
-    try:
-        num_frames = int(data[:sep(0)])
-        found = _body_counts(data, seps, kinds, nl, per_body, num_frames)
-        if found is not None:
-            counts, q = found
-        else:  # the reference walk: one body-count line per frame
-            counts, q = [], nl - 1  # q: index of the LF before the frame's body-count line
-            for _ in range(num_frames):
-                nb = int(data[sep(q) + 1:sep(q + 1)])
-                q += nl + nb * per_body
-                if nb < 0 or q >= num_seps:  # (so the loop ends within num_seps steps, whatever T says)
-                    return None
-                counts.append(nb)
-        if data[sep(q) + 1:].strip():  # content past the declared frames
-            return None
-    except (ValueError, IndexError):
+    walked = _frame_counts(data, seps, nl)
+    if walked is None:
         return None
-    if num_frames <= 0:
+    counts, frame_lf, q = walked
+    if data[seps.item(q) + 1:].strip():  # content past the declared frames
         return None
-    seps, kinds = seps[:q + 1], kinds[:q + 1]  # (n,)
-    counts = np.asarray(counts, dtype=np.int64)  # (T,)
-    frame_lf = (nl - 1) + np.concatenate([[0], np.cumsum(nl + per_body * counts)[:-1]])  # (T,) q of each frame
-    frame = np.repeat(np.arange(num_frames), counts)  # (K_all,) frame of every body
-    slot = np.arange(frame.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    body = frame_lf[frame] + nl + per_body * slot  # (K_all,) index of the LF before each body line
-    # Every line end, and nothing else, is a LF (after a CR in a CRLF file): then each line holds
-    # exactly its number of spaces. No two separators touch (an empty field), bar CR LF.
-    lf = np.concatenate([[nl - 1], frame_lf + nl, (body[:, None] + _BLOCK_LF[nl]).ravel()])  # (lines,)
-    gaps = np.diff(seps)
-    if crlf:
-        if not ((kinds[lf - 1] == 13).all() and np.count_nonzero(kinds == 13) == lf.size
-                and (gaps[lf - 1] == 1).all() and np.count_nonzero(gaps == 1) == lf.size):
-            return None
-    elif gaps.size and gaps.min() < 2:
+    seps = seps[:q + 1]  # (n,)
+    kinds = np.take(buf, seps)  # (n,) 32, 13 or 10
+    frame_kinds = _FRAME_KINDS[nl]
+    expected = b"".join([_HEAD_KINDS[nl]] + [frame_kinds[c] if c < 8 else frame_kinds[0] + _BODY_KINDS[nl] * c
+                                             for c in counts])
+    if kinds.tobytes() != expected:
         return None
-    if not ((kinds[lf] == 10).all() and np.count_nonzero(kinds == 10) == lf.size):
+    gaps = seps[1:] - seps[:-1]  # (n-1,) bytes from one separator to the next: 1 only from a CR to its LF
+    if not (np.array_equal(gaps < 2, kinds[:-1] == 13) if crlf else gaps.min() >= 2):
         return None
-    if frame.size == 0:
+    num_frames, num_all, nmax = len(counts), sum(counts), max(counts)
+    if num_all == 0:
         return num_frames, 0, np.zeros((3, 0), dtype=np.int64), np.zeros((0, len(cols)))
-    count_at = seps[body + BODY_FIELDS - 1 + nl] + 1  # each joint-count line must read exactly "25"
-    if not ((seps[body + BODY_FIELDS + nl] - count_at == 2).all() and (buf[count_at] == 50).all()
-            and (buf[count_at + 1] == 53).all()):
+    counts = np.array(counts)  # (T,)
+    frame = np.repeat(np.arange(num_frames), counts)  # (K_all,) frame of every body
+    slot = np.arange(num_all) - np.repeat(np.cumsum(counts) - counts, counts)
+    body = np.array(frame_lf)[frame] + nl + len(_BODY_KINDS[nl]) * slot  # (K_all,) the LF before each body line
+    # Each joint-count line reads exactly "25" (the separator after it is its end, as compared above).
+    words = np.ndarray((buf.size - 3,), dtype="<u4", buffer=buf, strides=(1,))  # words[i] = bytes i..i+3
+    if not (words[seps[body + _COUNT_LF[nl]]] == _COUNT_LINE[nl]).all():
         return None
     try:
         # Body ids reach ~7.2e16 (> 2**53): parse as int, never through float.
@@ -386,18 +384,19 @@ def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
         return None
     if not (-(2**63) <= min(ids) and max(ids) < 2**63):
         return None
-    keep = slot < max_bodies
-    frame, slot, body = frame[keep], slot[keep], body[keep]
-    ids = np.array(ids, dtype=np.int64)[keep]
+    ids = np.array(ids, dtype=np.int64)
+    if nmax > max_bodies:  # bodies past max_bodies: checked above, not read
+        keep = slot < max_bodies
+        frame, slot, body, ids = frame[keep], slot[keep], body[keep], ids[keep]
 
-    # Field c of a joint line runs from the separator c after the line's preceding LF to the next.
-    before = (body[:, None] + _JOINT_LF[nl]).ravel()  # (L,) index of the LF before each joint line
-    at = before + cols[:, None]  # (C, L)
-    at = at.ravel()
+    # Field c of a joint line runs from the separator c after the line's preceding LF to the next;
+    # tokens in file order (joint line by joint line, the C fields of each), so values come out (K*25, C).
+    at = (body[:, None] + (_JOINT_LF[nl][:, None] + cols).ravel()).ravel()  # (K*25*C,)
     tok_start = np.take(seps, at)
     tok_start += 1
-    tok_end = np.take(seps, at + 1)
-    values = _decimal_tokens(buf, tok_start, tok_end)
+    at += 1
+    tok_end = np.take(seps, at)
+    values = _decimal_tokens(buf, tok_start, tok_end, number_bytes=True)  # (bytes checked above)
     for k in np.flatnonzero(np.isnan(values)):  # exponents and other rare forms
         token = data[tok_start[k]:tok_end[k]]
         try:
@@ -406,8 +405,8 @@ def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
             return None
         if not math.isfinite(values[k]):
             return None
-    where = np.stack([frame, slot, ids])  # (3, K)
-    return num_frames, int(counts.max()), where, values.reshape(len(cols), -1).T
+    where = np.array([frame, slot, ids])  # (3, K)
+    return num_frames, nmax, where, values.reshape(-1, len(cols))
 
 
 def read(
@@ -433,12 +432,12 @@ def read(
         SkeletonFormatError: the file is empty, truncated, has a wrong count, a garbled or non-finite
             number, or content past the declared frames; the message gives the line number.
     """
-    path = Path(path)
-    cols = _field_columns(fields)
+    cols = _field_columns(tuple(fields) if not isinstance(fields, str) else (fields,))
     if max_bodies < 1:
         raise ValueError(f"max_bodies must be >= 1, got {max_bodies}")
+    path = Path(path)
     try:
-        data = path.read_bytes()
+        data = _read_file(path)
     except OSError as e:
         raise SkeletonFormatError(path, f"cannot read: {e.strerror or e}") from None
     if not data or data.isspace():
@@ -447,21 +446,45 @@ def read(
     parsed = _read_regular(data, cols, max_bodies)
     if parsed is None:
         parsed = _read_checked(data, path, cols, max_bodies)
-    num_frames, nmax, where, values = parsed  # where: (3, K) frame, slot, body id
+    num_frames, nmax, where, values = parsed  # where: (3, K) frame, slot, body id; values (K * 25, C)
 
     num_slots = max(1, min(max_bodies, nmax))
-    bodies = np.zeros((num_frames, num_slots, NUM_JOINTS, len(cols)), dtype=np.float32)
-    body_ids = np.full((num_frames, num_slots), -1, dtype=np.int64)
-    if where.shape[1]:
-        frame_idx, slot_idx, ids = where
-        bodies[frame_idx, slot_idx] = values.reshape(-1, NUM_JOINTS, len(cols))  # (K, 25, C)
-        body_ids[frame_idx, slot_idx] = ids
+    if where.shape[1] == num_frames * num_slots:  # every frame holds num_slots bodies: no empty slot
+        bodies = values.astype(np.float32).reshape(num_frames, num_slots, NUM_JOINTS, len(cols))
+        body_ids = where[2].reshape(num_frames, num_slots).copy()
+    else:
+        bodies = np.zeros((num_frames, num_slots, NUM_JOINTS, len(cols)), dtype=np.float32)
+        body_ids = np.full((num_frames, num_slots), -1, dtype=np.int64)
+        if where.shape[1]:
+            frame_idx, slot_idx, ids = where
+            bodies[frame_idx, slot_idx] = values.reshape(-1, NUM_JOINTS, len(cols))  # (K, 25, C)
+            body_ids[frame_idx, slot_idx] = ids
     meta = parse_sample_name(path.stem) or {}
     return [RawSample(
         name=path.stem, bodies=bodies, label=meta.get("label", -1), subject=meta.get("subject", -1),
         view=meta.get("view", -1), setup=meta.get("setup", -1), repetition=meta.get("repetition", -1),
         source=str(path), body_ids=body_ids,
     )]
+
+
+def _read_file(path: Path) -> bytes:
+    """The bytes of ``path``, with one ``open``, ``fstat`` and ``read``.
+
+    ``Path.read_bytes`` goes through io's buffered layers: about 10 us more on a 200 KB file, 1-2 %
+    of a fast read.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)  # one byte more: a file that grew since fstat shows it
+        if len(data) != size:  # a short read or a changed file: read on to the end
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        return data
+    finally:
+        os.close(fd)
 
 
 # -- write -----------------------------------------------------------------------------------------
