@@ -98,6 +98,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"store      {summary['path']}")
     print(f"dataset    {summary['dataset']}  layout {summary['layout']}  pipeline {summary['pipeline']}  persons {summary['num_persons']}")
     print(f"samples    {summary['samples']}   classes {summary['classes']}   frames {summary['frames']}   skipped {summary['skipped']}")
+    if summary["duplicate_groups"]:
+        print(f"duplicates {summary['duplicate_groups']} group(s) of samples with identical frames (store.json lists them)")
     ln = summary["length"]
     print(f"length     min {ln['min']}  mean {ln['mean']:.1f}  max {ln['max']}")
     width = max(ln["histogram"].values()) or 1
@@ -111,7 +113,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     if not summary["protocols"]:
         print("  (none for this dataset)")
     for name, sizes in summary["protocols"].items():
-        print(f"  {name:18s} train {sizes['train']:7d}   test {sizes['test']:7d}")
+        leak = sizes.get("test_identical_to_train")
+        note = f"   ({leak} test samples identical to a training sample)" if leak else ""
+        print(f"  {name:18s} train {sizes['train']:7d}   test {sizes['test']:7d}{note}")
     return 0
 
 

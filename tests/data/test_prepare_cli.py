@@ -44,13 +44,17 @@ def test_prepare_keeps_every_good_sample_among_bad_files(shared_data, tmp_path):
 
 def test_prepare_real_nucla_counts(shared_data, tmp_path, capsys):
     assert cli_main(["prepare", "nucla", str(shared_data / "nw_ucla" / "all_sqe"), "--out", str(tmp_path / "nucla"), "--workers", "2"]) == 0
-    assert "samples    1484" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "samples    1484" in out
+    # This release of N-UCLA holds 95 view-3 sequences equal to their view-2 sequence, frame for frame.
+    assert "duplicates 95 group(s)" in out and "a02_s01_e00_v02 = a02_s01_e00_v03" in out
     assert cli_main(["info", str(tmp_path / "nucla"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     for key in ("samples", "classes", "frames", "layout", "pipeline", "skipped", "protocols"):
         assert key in info
     assert info["samples"] == 1484 and info["classes"] == 10 and info["layout"] == "kinect20"
-    assert info["protocols"]["nucla-xview"] == {"train": 1020, "test": 464}
+    assert info["protocols"]["nucla-xview"] == {"train": 1020, "test": 464, "test_identical_to_train": 95}
+    assert info["duplicate_groups"] == 95
     assert any(k.startswith("nucla-xview/0.01/") for k in info["subsets"])
 
 

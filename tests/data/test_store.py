@@ -7,7 +7,7 @@ import torch
 
 from skelssl.core.conventions import StoreError
 from skelssl.data.dataset import SkeletonDataset, collate, uniform_frame_indices
-from skelssl.data.protocols import label_fraction_subset, split, subset_indices
+from skelssl.data.protocols import label_fraction_subset, split, subset_indices, identical_to_train_count
 from skelssl.data.store import Store, StoreWriter
 
 from conftest import random_store
@@ -35,6 +35,28 @@ def test_store_round_trip(tmp_path):
     f[:] = 0
     assert np.array_equal(again.frames(2), arrays[2])
     assert np.array_equal(again.frames(2), arrays[2])
+
+
+def test_identical_samples_are_recorded_and_leaks_between_splits_counted(tmp_path):
+    rng = np.random.default_rng(1)
+    a, b, c = (rng.normal(size=(5, 1, 20, 3)).astype(np.float32) for _ in range(3))
+    samples = {"x0": a, "x1": b, "x2": a.copy(), "x3": c, "x4": c.copy(), "x5": a.copy()}
+    with StoreWriter(tmp_path / "s", "kinect20", 1) as w:
+        for name, frames in samples.items():
+            w.add(name, frames, {"label": 0})
+        store = w.close()
+    assert store.info["duplicates"] == [["x0", "x2", "x5"], ["x3", "x4"]]
+    assert [g.tolist() for g in Store(tmp_path / "s").duplicate_groups] == [[0, 2, 5], [3, 4]]
+    # x2 and x5 copy the training sample x0; x3 = x4 are both test samples, so no leak.
+    assert identical_to_train_count(store, np.array([0, 1]), np.array([2, 3, 4, 5])) == 2
+    assert identical_to_train_count(store, np.array([1, 3]), np.array([0, 2, 5])) == 0
+    assert identical_to_train_count(store, np.array([0, 1, 2, 3]), np.array([4, 5])) == 2
+    # A store written before duplicates were recorded: unknown, not zero.
+    info = json.loads((tmp_path / "s" / "store.json").read_text())
+    del info["duplicates"]
+    (tmp_path / "s" / "store.json").write_text(json.dumps(info))
+    old = Store(tmp_path / "s")
+    assert old.duplicate_groups is None and identical_to_train_count(old, np.array([0]), np.array([2])) is None
 
 
 def test_store_checksum_detects_corruption(tmp_path):

@@ -41,6 +41,7 @@ class PrepareReport:
     excluded: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     units: int = 0
+    duplicate_groups: list[list[str]] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [
@@ -50,6 +51,8 @@ class PrepareReport:
             f"frames     {self.frames}",
             f"skipped    {len(self.skipped)} file(s)" + (f" (listed in {self.store / 'skipped.tsv'})" if self.skipped else ""),
             f"excluded   {len(self.excluded)} file(s) by the reader's protocol lists",
+            *([f"duplicates {len(self.duplicate_groups)} group(s) of samples with identical frames, e.g. "
+               f"{' = '.join(self.duplicate_groups[0])} (all listed in {self.store / 'store.json'})"] if self.duplicate_groups else []),
             f"time       {self.seconds:.1f} s ({self.units / max(self.seconds, 1e-9):.0f} files/s)",
         ]
         for path, reason in self.skipped[:10]:
@@ -207,6 +210,7 @@ def prepare(
     return PrepareReport(
         store=store.path, samples=len(store), classes=store.num_classes, frames=int(store.info["frames"]),
         skipped=skipped, excluded=list(discovery.excluded), seconds=time.perf_counter() - t0, units=len(units),
+        duplicate_groups=list(store.info.get("duplicates", [])),
     )
 
 
@@ -230,7 +234,7 @@ def _infer_layout(reader, units: list[Any], options: dict[str, Any]) -> str:
 
 def store_summary(store: Store) -> dict[str, Any]:
     """The facts ``skelssl info`` prints: counts, classes, lengths, protocols with their sizes."""
-    from skelssl.data.protocols import PROTOCOLS, available_protocols, sequence_split, split
+    from skelssl.data.protocols import PROTOCOLS, available_protocols, sequence_split, split, identical_to_train_count
 
     lengths = store.lengths
     edges = [1, 16, 32, 64, 128, 256, 512, 1024, 1 << 30]
@@ -242,6 +246,9 @@ def store_summary(store: Store) -> dict[str, Any]:
     for name in available_protocols(store):
         tr, te = split(store, name)
         protocols[name] = {"train": int(len(tr)), "test": int(len(te))}
+        leaked = identical_to_train_count(store, tr, te)
+        if leaked:
+            protocols[name]["test_identical_to_train"] = leaked
     if store.has_frame_labels and store.dataset.endswith("_untrimmed"):  # detection stores: whole sequences
         for name, p in PROTOCOLS.items():
             if f"{p.dataset}_untrimmed" == store.dataset:
@@ -262,6 +269,8 @@ def store_summary(store: Store) -> dict[str, Any]:
         "pipeline": store.pipeline,
         "num_persons": store.num_persons,
         "skipped": len(store.info.get("skipped", [])),
+        # groups of samples with bit-identical frames (None: not recorded by the skelssl that wrote it)
+        "duplicate_groups": None if store.duplicate_groups is None else len(store.duplicate_groups),
         "length": {"min": int(lengths.min()), "mean": float(lengths.mean()), "max": int(lengths.max()), "histogram": hist},
         "class_counts": {store.class_names[c] if c < len(store.class_names) else str(c): int(n) for c, n in enumerate(per_class)},
         "protocols": protocols,

@@ -25,6 +25,7 @@ __all__ = [
     "get_protocol",
     "split",
     "sequence_split",
+    "identical_to_train_count",
     "label_fraction_subset",
     "subset_key",
     "compute_subsets",
@@ -172,6 +173,26 @@ def sequence_split(store: Store, protocol: str) -> tuple[np.ndarray, np.ndarray]
         raise ValueError(f"{store.path} has no per-frame labels: prepare an untrimmed store (e.g. skelssl prepare pku_mmd SOURCE --untrimmed)")
     train, test = p.rule(store.meta)
     return np.flatnonzero(train).astype(np.int64), np.flatnonzero(test).astype(np.int64)
+
+
+def identical_to_train_count(store: Store, train: np.ndarray, test: np.ndarray) -> int | None:
+    """How many test samples have frames bit-identical to a training sample (a leak between the
+    splits); ``None`` when the store does not record duplicates (written by an older skelssl).
+
+    Real data has such pairs: in the N-UCLA ``all_sqe`` release 95 view-3 (test) sequences equal their
+    view-2 (training) sequence, so ``nucla-xview`` tests on 95 training sequences.
+    """
+    groups = store.duplicate_groups
+    if groups is None:
+        return None
+    in_train = np.zeros(len(store), dtype=bool)
+    in_train[np.asarray(train, dtype=np.int64)] = True
+    leaked = 0
+    test_set = set(np.asarray(test, dtype=np.int64).tolist())
+    for group in groups:
+        if in_train[group].any():
+            leaked += sum(1 for i in group.tolist() if i in test_set and not in_train[i])
+    return leaked
 
 
 def label_fraction_subset(labels: np.ndarray, train_indices: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -10,7 +10,7 @@ A store is a folder::
     frame_labels.npy  optional, (total_frames,) int32 per-frame class (-1 background; untrimmed data)
     subsets.npz       optional, seeded label-fraction subsets of each protocol's training set
     store.json        layout, pipeline, source, format version, counts, class names, skipped files,
-                      and a checksum of the arrays
+                      groups of samples with bit-identical frames, and a checksum of the arrays
 
 The writer streams frames to disk (constant memory however large the dataset), writes into a
 temporary sibling folder and renames it into place at the end, so an interrupted ``prepare`` never
@@ -110,6 +110,7 @@ class StoreWriter:
         self._frames_file = open(self._tmp / "frames.npy", "wb")
         self._frames_file.write(b"\0" * _HEADER_BYTES)
         self._hash = hashlib.blake2b(digest_size=16)
+        self._digests: list[bytes] = []  # per sample, to find identical sequences
         self._offsets: list[int] = []
         self._lengths: list[int] = []
         self._names: list[str] = []
@@ -165,6 +166,7 @@ class StoreWriter:
         buf = frames.tobytes()
         self._frames_file.write(buf)
         self._hash.update(buf)
+        self._digests.append(hashlib.blake2b(buf, digest_size=16).digest())
         self._offsets.append(self._total)
         self._lengths.append(frames.shape[0])
         self._total += frames.shape[0]
@@ -172,6 +174,13 @@ class StoreWriter:
         self._sources.append(source)
         self._persons.append(int((np.abs(frames).reshape(frames.shape[0], self.num_persons, -1).sum((0, 2)) > 0).sum()))
         return len(self._names) - 1
+
+    def _duplicate_groups(self) -> list[list[str]]:
+        """Names of samples whose frames are bit-identical, one list per group (first name first)."""
+        groups: dict[bytes, list[str]] = {}
+        for name, digest in zip(self._names, self._digests):
+            groups.setdefault(digest, []).append(name)
+        return [names for names in groups.values() if len(names) > 1]
 
     def skip(self, source: str, reason: str) -> None:
         """Record a source file that was skipped, with its reason (goes into store.json)."""
@@ -235,6 +244,7 @@ class StoreWriter:
             "class_names": list(class_names) if class_names is not None else [str(i) for i in range(num_classes)],
             "frame_labels": self._frame_labels is not None,
             "skipped": self.skipped,
+            "duplicates": self._duplicate_groups(),
             "checksum": "blake2b:" + self._hash.hexdigest(),
             **self.info,
         }
@@ -356,6 +366,15 @@ class Store:
     @property
     def has_frame_labels(self) -> bool:
         return self._frame_labels is not None
+
+    @property
+    def duplicate_groups(self) -> list[np.ndarray] | None:
+        """Indices of samples with bit-identical frames, one array per group; ``None`` for a store
+        written before duplicates were recorded (``store.json`` without ``duplicates``)."""
+        groups = self.info.get("duplicates")
+        if groups is None:
+            return None
+        return [np.asarray([self.index_of(n) for n in names], dtype=np.int64) for names in groups]
 
     def index_of(self, name: str) -> int:
         """Sample index for a sample name (or a decimal index given as a string)."""

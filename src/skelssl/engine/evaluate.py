@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from skelssl.data.dataset import SkeletonDataset
-from skelssl.data.protocols import sequence_split
+from skelssl.data.protocols import sequence_split, identical_to_train_count
 from skelssl.data.protocols import split as protocol_split
 from skelssl.data.protocols import subset_indices
 from skelssl.data.store import Store
@@ -440,6 +440,8 @@ def evaluate(
         "random_init": random_init,
         "transfer_from": source.pretrain_store if transfer else None,
         "reinitialised": reinit,
+        # test samples bit-identical to a training sample (None: the store does not record it)
+        "test_identical_to_train": identical_to_train_count(store_obj, train_idx, test_idx),
     }
     if task == "semi":
         results = []

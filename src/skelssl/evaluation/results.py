@@ -17,7 +17,8 @@ Required fields (DESIGN.md "Evaluation outputs"):
 ========================  ===========================================================================
 
 Any other JSON field may be added (``method``, ``encoder``, ``random_init``, ``label_fraction``,
-``seeds``, ``per_seed``, ``std``, ``baseline``, ``curve``, ...).
+``seeds``, ``per_seed``, ``std``, ``baseline``, ``curve``, ``test_identical_to_train``: how many test
+samples have frames bit-identical to a training sample, ``null`` for stores that do not record it, ...).
 """
 
 from __future__ import annotations
