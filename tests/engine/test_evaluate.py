@@ -147,3 +147,29 @@ def test_transfer_to_another_store_and_layout(run, tmp_path):
     assert r["transfer_from"] and r["store"] == str(other.path)
     # Kinect v1 (20 joints) -> Kinect v2 (25 joints): only the joint-shaped weights start afresh.
     assert r["reinitialised"] and all("data_bn" in k or "importance" in k or "A" in k.split(".")[-1] for k in r["reinitialised"])
+
+
+def test_task_encoder_overrides_keep_the_weights(run, tmp_path):
+    # MAMP's fine-tuning preset reads per-joint features: the encoder is rebuilt with pool=joints
+    # and the pre-trained weights still load strictly; an override that changes a shape is refused.
+    import torch
+
+    from skelssl.engine import checkpoint as ckpt
+    from skelssl.engine.checkpoint import CheckpointError
+    from skelssl.engine.eval_config import load_eval_config
+    from skelssl.models import build_encoder
+
+    _, store = run
+    torch.manual_seed(0)
+    enc = build_encoder("mamp", in_channels=3, layout="kinect20", num_persons=1, preset="tiny", frames=12)
+    path = ckpt.save_encoder(tmp_path / "mamp.safetensors", enc, {"eval": {"finetune": {"preset": "mamp"}}})
+    source = load_encoder_source(path)
+    cfg = load_eval_config(source.run_config.get("eval"), [])
+    assert cfg.finetune.encoder == {"pool": "joints"} and cfg.linear.encoder == {}
+    joints, reinit = source.build(store, random_init=False, seed=0, overrides=cfg.finetune.encoder)
+    assert reinit == []
+    assert joints.out_dim == 20 * enc.out_dim
+    for k, v in enc.state_dict().items():
+        assert torch.equal(joints.state_dict()[k], v), k
+    with pytest.raises(CheckpointError, match="do not fit"):
+        source.build(store, random_init=False, seed=0, overrides={"dim": enc.out_dim * 2, "heads": 2})

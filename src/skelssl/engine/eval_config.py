@@ -86,6 +86,8 @@ class ClassifierTaskConfig:
         cache_features: linear probe only: extract the frozen features once (test-time input, no
             augmentation) and train the head on them; much faster, but not the published protocols,
             which crop randomly every epoch.
+        encoder: encoder arguments this task overrides, none of which may change a weight's shape
+            (MAMP's fine-tuning: ``{pool: joints}``, its head reads the 25 per-joint features).
     """
 
     preset: str | None = None
@@ -101,6 +103,7 @@ class ClassifierTaskConfig:
     accumulate: int = 1
     seed: int = 0
     cache_features: bool = False
+    encoder: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -275,7 +278,9 @@ FINETUNE_PRESETS: dict[str, dict[str, Any]] = {
         "schedule": {"name": "multistep", "milestones": [50, 70], "gamma": 0.1},
     },
     "mamp": {
+        # The official head reads the 25 per-joint features (mean over time and persons, V x 256 = 6400).
         "epochs": 100, "batch_size": 48, "head": "mlp", "label_smoothing": 0.1, "dropout": 0.3, "layer_decay": 0.8,
+        "encoder": {"pool": "joints"},
         "optim": {"name": "adamw", "lr": 3e-4, "weight_decay": 0.05, "no_decay": []},
         "schedule": {"name": "cosine", "warmup_epochs": 5, "min_lr": 1e-5},
     },

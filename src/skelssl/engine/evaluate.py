@@ -64,15 +64,20 @@ class EncoderSource:
     def pretrain_store(self) -> str | None:
         return (self.run_config.get("data") or {}).get("store") or None
 
-    def build(self, store: Store, random_init: bool, seed: int) -> tuple[nn.Module, list[str]]:
+    def build(self, store: Store, random_init: bool, seed: int, overrides: dict[str, Any] | None = None) -> tuple[nn.Module, list[str]]:
         """The encoder for ``store``, with the pre-trained weights unless ``random_init``.
 
         The encoder is rebuilt for the store's channels, layout and persons. On the pre-training
         layout every weight must fit (strict); on another layout (transfer, e.g. N-UCLA -> NTU joints)
         weights whose shapes depend on the joints are re-initialised and returned by name.
+        ``overrides`` are encoder arguments the evaluation task sets (a task's ``encoder:`` section,
+        e.g. MAMP's fine-tuning ``{pool: joints}``); they must not change any weight's shape.
         """
+        overrides = dict(overrides or {})
         kwargs = dict(self.spec["kwargs"])
         kwargs.update(in_channels=store.channels, layout=store.layout.name, num_persons=store.num_persons)
+        geometry_kept = kwargs == self.spec["kwargs"]
+        kwargs.update(overrides)
         seed_all(seed)
         encoder = build_encoder(self.spec["name"], **kwargs)
         if random_init:
@@ -81,7 +86,7 @@ class EncoderSource:
             raise ConfigError(f"{self.path} is a recipe without weights: evaluate it with --random-init (training from scratch)")
         tensors, _ = ckpt.load_tensors(self.path)
         target = encoder.state_dict()
-        if kwargs == self.spec["kwargs"]:  # the pre-training geometry: every weight must fit
+        if geometry_kept:  # the pre-training geometry: every weight must fit
             try:
                 encoder.load_state_dict(tensors, strict=True)
             except RuntimeError as e:
@@ -294,7 +299,7 @@ def _semi(ctx: dict[str, Any]) -> list[dict[str, Any]]:
             idx = subset_indices(store, ctx["protocol"], fraction, s)
             train_set = SkeletonDataset(store, idx, max_frames=cfg.input.max_frames)
             # A fresh encoder per run: fine-tuning changes its weights.
-            ctx["encoder"], _ = ctx["source"].build(store, ctx["random_init"], seed=s)
+            ctx["encoder"], _ = ctx["source"].build(store, ctx["random_init"], seed=s, overrides=dict(cfg.finetune.encoder))
             task = replace(cfg.finetune, seed=s)
             r = _train_classifier(ctx, task, freeze=False, out_dir=ctx["out"] / f"{fraction:g}" / f"seed{s}", train_set=train_set)
             runs.append({"subset_seed": s, "train_samples": len(idx), **r})
@@ -415,8 +420,10 @@ def evaluate(
     cfg = load_eval_config(source.run_config.get("eval"), overrides)
     # Detection runs on whole untrimmed sequences (label -1, per-frame labels), the rest on labelled samples.
     train_idx, test_idx = (sequence_split if task == "detect" else protocol_split)(store_obj, protocol)
-    seed = getattr(cfg, _SEED_SECTION.get(task, "finetune")).seed
-    encoder, reinit = source.build(store_obj, random_init, seed=seed)
+    section = getattr(cfg, _SEED_SECTION.get(task, "finetune"))
+    seed = section.seed
+    task_encoder = dict(section.encoder) if task in ("linear", "finetune", "semi") else {}
+    encoder, reinit = source.build(store_obj, random_init, seed=seed, overrides=task_encoder)
     device = torch.device("cuda" if (accelerator in (None, "auto", "cuda", "gpu") and torch.cuda.is_available()) else "cpu")
     transfer = source.pretrain_store is not None and Path(source.pretrain_store).resolve() != Path(store_path).resolve()
     out_dir = Path(out) if out else default_out_dir(source, task, protocol, random_init)
