@@ -158,3 +158,17 @@ def test_report_table_puts_published_and_random_beside_ours(tmp_path):
     assert mt["published"].startswith("ISC 67.9 [READ]")  # no Motion-Transformer number exists
     assert "[RECALL] recalled and unverified" in table
     assert markdown_table([]).strip() == "_no results found_"
+
+
+def test_prediction_rows_show_metres_and_the_zero_velocity_reference():
+    from skelssl.evaluation.report import markdown_table
+
+    common = {"task": "predict", "protocol": "nucla-xview", "metric": "mpjpe", "best": None, "train_samples": 10,
+              "test_samples": 5, "seed": 0, "config_hash": "x", "wall_seconds": 1.0, "method": "hitrs"}
+    ours = {**common, "final": 0.15971, "baseline": {"name": "zero-velocity", "final": 0.16723}}
+    rand = {**common, "final": 0.17611, "random_init": True, "baseline": {"name": "zero-velocity", "final": 0.16723}}
+    table = markdown_table([ours, rand], legend=False)
+    row = [line for line in table.splitlines() if "predict" in line]
+    assert len(row) == 1
+    cells = [c.strip() for c in row[0].strip("|").split("|")]
+    assert cells[5] == "0.1597 (zero-velocity 0.1672)" and cells[6] == "0.1761"

@@ -23,7 +23,8 @@ LEGEND = (
     "ours: final-epoch value, best epoch in brackets (both measured on the test split, as the papers' code "
     "selects); mean ± sample std over seeds where there are several. published: the method's own number in "
     "bold first; [READ] read from the paper's table or a public page, [RECALL] recalled and unverified, "
-    "[2nd-hand] quoted by a third party (METHODS.md §6, §8.9)."
+    "[2nd-hand] quoted by a third party (METHODS.md §6, §8.9). A protocol's own reference follows ours in "
+    "parentheses (motion prediction: the zero-velocity error; lower is better there)."
 )
 
 _COLUMNS = ("method / encoder", "run", "task", "protocol", "metric", "ours", "random init", "published")
@@ -91,7 +92,8 @@ def _group_key(res: dict[str, Any]) -> tuple:
 
 
 def _fmt(v: float) -> str:
-    return f"{v:.2f}"
+    """Two decimals (percentages); four significant digits below 1 (errors in metres, e.g. MPJPE)."""
+    return f"{v:.4g}" if 0 < abs(v) < 1 else f"{v:.2f}"
 
 
 def _ours(group: list[dict[str, Any]]) -> str:
@@ -115,12 +117,13 @@ def _ours(group: list[dict[str, Any]]) -> str:
     return text + f" (n={len(group)})"
 
 
-def _baseline_field(res: dict[str, Any]) -> str:
+def _baseline_note(res: dict[str, Any]) -> str:
+    """A protocol's own reference, e.g. `` (zero-velocity 0.1672)`` for motion prediction; else ``""``."""
     base = res.get("baseline")
     if isinstance(base, (int, float)) and not isinstance(base, bool):
-        return _fmt(float(base))
+        return f" (baseline {_fmt(float(base))})"
     if isinstance(base, dict) and isinstance(base.get("final"), (int, float)):
-        return _fmt(float(base["final"]))
+        return f" ({base.get('name', 'baseline')} {_fmt(float(base['final']))})"
     return ""
 
 
@@ -186,8 +189,8 @@ def markdown_table(results: list[dict[str, Any]], legend: bool = True) -> str:
         res = group[0]
         baseline = random_groups.pop(key, None)
         who = key[0] + (f" / {key[1]}" if key[1] and key[1] != key[0] else "")
-        cells = [who, _run_label(group), _task_label(res), res["protocol"], res["metric"], _ours(group),
-                 _ours(baseline) if baseline else _baseline_field(res), _published(res)]
+        cells = [who, _run_label(group), _task_label(res), res["protocol"], res["metric"], _ours(group) + _baseline_note(res),
+                 _ours(baseline) if baseline else "", _published(res)]
         rows.append((key, cells))
     for key, group in random_groups.items():  # random-init results with no pre-trained partner
         res = group[0]
