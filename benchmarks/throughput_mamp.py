@@ -29,6 +29,7 @@ from skelssl.methods.mamp_masking import masked_mse, motion_target, normalize_to
 from skelssl.models import build_encoder
 from skelssl.transforms.spatial import rotate
 from skelssl.transforms.temporal import crop_resize
+from throughput_motion_transformer import synthetic_batch as _mt_synthetic_batch  # benchmarks/ is on sys.path
 
 # config/ntu60_xsub_joint/pretrain_mamp_*.yaml + script_pretrain.sh (METHODS.md §8.3-8.7, §8.10).
 PAPER_SIZE = {"preset": "paper", "depth": 8, "dim": 256, "heads": 8, "decoder_depth": 3, "frames": 120,
@@ -37,16 +38,8 @@ PAPER_SIZE = {"preset": "paper", "depth": 8, "dim": 256, "heads": 8, "decoder_de
 
 
 def synthetic_batch(n: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
-    """``n`` smooth two-person sequences, ``(n, 3, 300, 25, 2)`` zero-padded, lengths in ``[64, 300]``."""
-    g = torch.Generator().manual_seed(seed)
-    t = 300
-    lengths = torch.randint(64, t + 1, (n,), generator=g)
-    base = torch.randn(n, 3, 1, 25, 2, generator=g)
-    freq = torch.rand(n, 3, 1, 25, 2, generator=g) * 0.2
-    time = torch.arange(t, dtype=torch.float32).view(1, 1, t, 1, 1)
-    x = base + 0.3 * torch.sin(freq * time + base)
-    x = x * (torch.arange(t)[None, :] < lengths[:, None])[:, None, :, None, None]
-    return {"x": x.to(device), "lengths": lengths.to(device)}
+    """The Motion-Transformer benchmark's batch, lengths in ``[64, 300]`` (MAMP's crop floor)."""
+    return _mt_synthetic_batch(n, device, seed, min_length=64)
 
 
 def naive_masks(positions: torch.Tensor, keep: int, tau: float, rng: np.random.Generator, joints: int):

@@ -28,11 +28,11 @@ PAPER_SIZE = {"preset": "L8", "layers": 8, "hidden": 2048, "heads": 32, "interme
               "frames": 150, "batch": 16, "steps": 200_000}
 
 
-def synthetic_batch(n: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
-    """``n`` smooth two-person sequences, ``(n, 3, 300, 25, 2)`` zero-padded, lengths in ``[60, 300]``."""
+def synthetic_batch(n: int, device: torch.device, seed: int = 0, min_length: int = 60) -> dict[str, torch.Tensor]:
+    """``n`` smooth two-person sequences, ``(n, 3, 300, 25, 2)`` zero-padded, lengths in ``[min_length, 300]``."""
     g = torch.Generator().manual_seed(seed)
     t = 300
-    lengths = torch.randint(60, t + 1, (n,), generator=g)
+    lengths = torch.randint(min_length, t + 1, (n,), generator=g)
     base = torch.randn(n, 3, 1, 25, 2, generator=g)
     freq = torch.rand(n, 3, 1, 25, 2, generator=g) * 0.2
     time = torch.arange(t, dtype=torch.float32).view(1, 1, t, 1, 1)

@@ -40,7 +40,7 @@ from torch import nn
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
-from skelssl.models.transformer_blocks import TransformerBlock
+from skelssl.models.transformer_blocks import TransformerBlock, UnfusedSwitch
 from skelssl.transforms.temporal import full_lengths, resize_windows
 
 __all__ = ["MAMPEncoder", "PRESETS", "JointEmbed", "embed_patches", "xavier_init"]
@@ -106,7 +106,7 @@ def embed_patches(seq: torch.Tensor, t_patch: int) -> torch.Tensor:
 
 
 @register_encoder("mamp")
-class MAMPEncoder(Encoder):
+class MAMPEncoder(UnfusedSwitch, Encoder):
     """MAMP's transformer encoder over joint tokens (see the module docstring).
 
     Args:
@@ -188,15 +188,6 @@ class MAMPEncoder(Encoder):
         self.spec = {"name": "mamp", "kwargs": kwargs}  # build_encoder replaces it
 
     # -- runtime switches --------------------------------------------------------------------------
-    @property
-    def unfused(self) -> bool:
-        return bool(self.blocks) and self.blocks[0].unfused
-
-    @unfused.setter
-    def unfused(self, value: bool) -> None:
-        for block in self.blocks:
-            block.unfused = bool(value)
-
     def set_drop_path(self, rate: float) -> None:
         """Stochastic depth rising linearly from 0 (first block) to ``rate`` (last block)."""
         if not 0.0 <= rate < 1.0:

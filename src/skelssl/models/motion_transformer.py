@@ -31,7 +31,7 @@ from torch import nn
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
-from skelssl.models.transformer_blocks import TransformerBlock, key_padding_mask
+from skelssl.models.transformer_blocks import TransformerBlock, key_padding_mask, UnfusedSwitch
 from skelssl.transforms.temporal import frame_mask, full_lengths, person_mask
 
 __all__ = ["MotionTransformer", "PRESETS", "minmax_normalize", "stride_indices", "truncated_normal_init"]
@@ -125,7 +125,7 @@ def stride_indices(
 
 
 @register_encoder("motion_transformer")
-class MotionTransformer(Encoder):
+class MotionTransformer(UnfusedSwitch, Encoder):
     """BERT-style temporal transformer over frame tokens (Motion-Transformer, reconstructed).
 
     Args:
@@ -232,16 +232,6 @@ class MotionTransformer(Encoder):
                       token_types=token_types, max_positions=max_positions, dropout=dropout,
                       attention_dropout=attention_dropout, act=act, norm_eps=norm_eps, init_std=init_std)
         self.spec = {"name": "motion_transformer", "kwargs": kwargs}  # build_encoder replaces it
-
-    # -- attention implementation switch (benchmark, checks) ---------------------------------------
-    @property
-    def unfused(self) -> bool:
-        return bool(self.blocks) and self.blocks[0].unfused
-
-    @unfused.setter
-    def unfused(self, value: bool) -> None:
-        for block in self.blocks:
-            block.unfused = bool(value)
 
     # -- pre-processing ------------------------------------------------------------------------------
     def token_lengths(self, lengths: torch.Tensor | None) -> torch.Tensor | None:

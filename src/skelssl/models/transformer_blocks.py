@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "UnfusedSwitch",
     "DropPath",
     "MultiHeadAttention",
     "TransformerBlock",
@@ -253,3 +254,19 @@ def sinusoid_table_2d(rows: int, cols: int, dim: int, base: float = 10000.0) -> 
     col = sinusoid_table(cols, half, base)  # (cols, D/2)
     row = sinusoid_table(rows, half, base)  # (rows, D/2)
     return torch.cat([col[None, :, :].expand(rows, cols, half), row[:, None, :].expand(rows, cols, half)], dim=-1)
+
+
+class UnfusedSwitch:
+    """Mixin for encoders whose transformer blocks are ``self.blocks``: one ``unfused`` switch for all
+    (explicit attention instead of fused SDPA; for the naive benchmark variants and equality checks)."""
+
+    blocks: nn.ModuleList
+
+    @property
+    def unfused(self) -> bool:
+        return bool(self.blocks) and self.blocks[0].unfused
+
+    @unfused.setter
+    def unfused(self, value: bool) -> None:
+        for block in self.blocks:
+            block.unfused = bool(value)
