@@ -27,6 +27,18 @@ EXPECTED = {
 }
 
 
+def _compiled_or_skip():
+    if ntu._compiled_scan() is None:
+        pytest.skip("numba (the [fast] extra) is not installed, or SKELSSL_NUMBA=0")
+    return ntu._read_compiled
+
+
+@pytest.fixture(params=["numpy", "compiled"])
+def fast_reader(request):
+    """Each fast reader (``(data, cols, max_bodies) -> parsed or None``): the numpy one, the compiled one."""
+    return ntu._read_regular if request.param == "numpy" else _compiled_or_skip()
+
+
 @pytest.fixture(scope="module")
 def ntu_dir(shared_data: Path) -> Path:
     folder = shared_data / "ntu_rgbd_samples"
@@ -103,14 +115,38 @@ def test_real_values_bit_identical_to_float(ntu_dir: Path):
             for m, rows in enumerate(bodies):
                 ref[t, m] = rows
         assert np.array_equal(s.bodies, ref.astype(np.float32)), path.name
-    # Both readers, and in float64 (not only after the float32 cast).
+    # Every reader, and in float64 (not only after the float32 cast).
     path = ntu_dir / "S001C001P001R001A050.skeleton"
     data, cols = path.read_bytes(), np.arange(12)
-    fast = ntu._read_regular(data, cols, 4)
-    assert fast is not None  # a real file takes the fast path
     ref = np.array([[float(v) for v in ln.split()] for ln in data.splitlines() if len(ln.split()) == 12])
-    assert np.array_equal(fast[3], ref)
     assert np.array_equal(ntu._read_checked(data, path, cols, 4)[3], ref)
+    readers = [ntu._read_regular] + ([ntu._read_compiled] if ntu._compiled_scan() else [])
+    for reader in readers:
+        fast = reader(data, cols, 4)
+        assert fast is not None, reader  # a real file takes the fast path
+        assert np.array_equal(fast[3], ref), reader
+
+
+def test_every_parser_gives_the_same_samples(ntu_dir: Path):
+    """``parser=`` auto / compiled / numpy / checked: identical bodies and ids on the real files, for
+    x, y, z and for other field choices."""
+    parsers = ["auto", "numpy", "checked"] + (["compiled"] if ntu._compiled_scan() else [])
+    for path in sorted(ntu_dir.glob("*.skeleton")):
+        for fields, max_bodies in ((("x", "y", "z"), 4), (("colorY", "x", "trackingState"), 1), (ntu.JOINT_FIELDS, 2)):
+            ref = ntu.read(path, fields=fields, max_bodies=max_bodies, parser="checked")[0]
+            for parser in parsers:
+                s = ntu.read(path, fields=fields, max_bodies=max_bodies, parser=parser)[0]
+                assert np.array_equal(s.bodies, ref.bodies) and np.array_equal(s.body_ids, ref.body_ids), (path, parser)
+    with pytest.raises(ValueError, match="parser must be one of"):
+        ntu.read(path, parser="fastest")
+
+
+def test_compiled_parser_without_numba_is_a_clear_error(ntu_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(ntu, "_compiled_scan", lambda: None)
+    path = next(iter(sorted(ntu_dir.glob("*.skeleton"))))
+    with pytest.raises(ImportError, match=r"skelssl\[fast\]"):
+        ntu.read(path, parser="compiled")
+    assert ntu.read(path)[0].bodies.shape[0] > 0  # auto falls back to the numpy reader
 
 
 def test_crlf_and_lf_both_parse(ntu_dir: Path, tmp_path: Path):
@@ -151,7 +187,7 @@ def test_write_read_round_trip(tmp_path: Path, crlf: bool):
     assert 0 < depth_x.min() and depth_x.max() < 512 and 0 < color_y.min() and color_y.max() < 1080
 
 
-def test_irregular_spacing_reads_the_same(tmp_path: Path):
+def test_irregular_spacing_reads_the_same(tmp_path: Path, fast_reader):
     bodies = _random_bodies(np.random.default_rng(4), 3, 2)
     text = _text_of(bodies, crlf=False)
     lines = text.split("\n")
@@ -159,7 +195,7 @@ def test_irregular_spacing_reads_the_same(tmp_path: Path):
     lines[2] = lines[2].replace(" ", "   ")
     path = tmp_path / "S001C001P001R001A001.skeleton"
     path.write_text("\n".join(lines))
-    assert ntu._read_regular(path.read_bytes(), np.arange(3), 4) is None  # the reference reader takes it
+    assert fast_reader(path.read_bytes(), np.arange(3), 4) is None  # the reference reader takes it
     assert np.array_equal(ntu.read(path)[0].bodies, bodies)
 
 
@@ -213,7 +249,7 @@ def test_decimal_tokens_bit_identical_to_float():
     assert got[0] == float("-0.0000000000012") and got[1] == float("-12345678901.345") and np.isnan(got[2:]).all()
 
 
-def test_fast_and_checked_readers_agree_on_damaged_files():
+def test_fast_and_checked_readers_agree_on_damaged_files(fast_reader):
     """Whenever the fast reader accepts a file, the line-by-line reference gives the same result."""
     rng = np.random.default_rng(11)
     bodies = _random_bodies(rng, 3, 3)
@@ -238,7 +274,7 @@ def test_fast_and_checked_readers_agree_on_damaged_files():
                 c = data.pop(i)
                 data.insert(min(len(data), max(0, i + int(rng.integers(-3, 4)))), c)
         data = bytes(data)
-        fast = ntu._read_regular(data, cols, 2)
+        fast = fast_reader(data, cols, 2)
         try:
             ref = ntu._read_checked(data, Path("x.skeleton"), cols, 2)
         except SkeletonFormatError:
@@ -250,7 +286,59 @@ def test_fast_and_checked_readers_agree_on_damaged_files():
     assert taken > 20  # some damage leaves a valid file, and the fast path reads it
 
 
-def test_lone_cr_is_a_line_break_not_a_separator(tmp_path: Path):
+def test_compiled_reader_takes_only_what_the_reference_takes():
+    """Byte-level damage of every kind (any byte value, doubled or dropped separators, blank lines)
+    with several field choices: whenever the compiled reader accepts a file, the line-by-line
+    reference accepts it too and gives the same frames, slots, ids and float64 values."""
+    read_compiled = _compiled_or_skip()
+    rng = np.random.default_rng(23)
+    bodies = _random_bodies(rng, 3, 3)
+    bodies[1, 2] = 0
+    bodies[0, 1:] = 0
+    taken = 0
+    for trial in range(900):
+        cols = [np.arange(3), np.array([0, 2]), np.array([11]), np.array([3, 0]), np.arange(12)][trial % 5]
+        data = bytearray(_text_of(bodies, crlf=bool(trial % 2)).encode())
+        if trial % 7:  # (one file in seven left whole: the fast path must take it)
+            for _ in range(int(rng.integers(1, 3))):
+                at = int(rng.integers(0, len(data)))
+                kind = int(rng.integers(0, 6))
+                if kind == 0:
+                    data[at] = int(rng.integers(0, 256))
+                elif kind == 5:  # a sign, exponent or point inside a field, or a field's '.' turned into one
+                    while data[at] in b" \r\n" and at > 0:
+                        at -= 1
+                    char = int(rng.choice(list(b"-+eE.")))
+                    if data[at] == ord(".") and rng.random() < 0.5:
+                        data[at] = char
+                    else:
+                        data[at:at] = bytes([char])
+                elif kind == 1:
+                    data[at:at] = bytes(rng.choice(list(b"  \r\n\t0.-+eE~/,:"), size=int(rng.integers(1, 3))))
+                elif kind == 2:
+                    del data[at:at + int(rng.integers(1, 4))]
+                elif kind == 3:  # double a separator
+                    seps = [i for i, c in enumerate(data) if c in b" \n"]
+                    i = seps[int(rng.integers(0, len(seps)))]
+                    data[i:i] = data[i:i + 1]
+                else:
+                    data = data[:at]
+        data = bytes(data)
+        fast = read_compiled(data, cols, 2)
+        try:
+            ref = ntu._read_checked(data, Path("x.skeleton"), cols, 2)
+        except SkeletonFormatError:
+            ref = None
+        if trial % 7 == 0:
+            assert fast is not None
+        if fast is not None:
+            taken += 1
+            assert ref is not None, data
+            assert fast[:2] == ref[:2] and np.array_equal(fast[2], ref[2]) and np.array_equal(fast[3], ref[3])
+    assert taken > 100
+
+
+def test_lone_cr_is_a_line_break_not_a_separator(tmp_path: Path, fast_reader):
     """A CR where a space belongs (LF file), or between the last field and the LF (CRLF file), ends a
     line for the reference reader (``splitlines``), so the fast reader must not read it as a space."""
     bodies = _random_bodies(np.random.default_rng(5), 3, 1)
@@ -260,7 +348,7 @@ def test_lone_cr_is_a_line_break_not_a_separator(tmp_path: Path):
     crlf = _text_of(bodies, crlf=True).encode().split(b"\r\n")
     crlf[12] = crlf[12][:-2] + b" \r" + crlf[12][-1:]  # "... 0 2\r\n" -> "... 0 \r2\n": same separators, moved
     for data in (b"\n".join(lines), b"\r\n".join(crlf)):
-        assert ntu._read_regular(data, np.arange(3), 4) is None
+        assert fast_reader(data, np.arange(3), 4) is None
         path = tmp_path / "S001C001P001R001A001.skeleton"
         path.write_bytes(data)
         with pytest.raises(SkeletonFormatError, match="line"):
@@ -268,13 +356,13 @@ def test_lone_cr_is_a_line_break_not_a_separator(tmp_path: Path):
 
 
 @pytest.mark.parametrize("crlf", [False, True])
-def test_frames_with_ten_or_more_bodies(tmp_path: Path, crlf: bool):
+def test_frames_with_ten_or_more_bodies(tmp_path: Path, crlf: bool, fast_reader):
     """Two-digit body counts (never in NTU, but legal in the format) take the same fast path."""
     bodies = _random_bodies(np.random.default_rng(6), 3, 12)
     bodies[1, 10:] = 0  # frame 1 lists 10 bodies, the others 12
     path = ntu.write_skeleton_file(tmp_path / "S001C001P001R001A001.skeleton", bodies, crlf=crlf)
     data = path.read_bytes()
-    fast = ntu._read_regular(data, np.arange(3), 12)
+    fast = fast_reader(data, np.arange(3), 12)
     ref = ntu._read_checked(data, path, np.arange(3), 12)
     assert fast is not None and fast[:2] == ref[:2] == (3, 12)
     assert np.array_equal(fast[2], ref[2]) and np.array_equal(fast[3], ref[3])

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
+from skelssl.data._numba import kernels
 from skelssl.data.formats import Discovery
 from skelssl.data.formats._fastnum import (  # private names as before the split (tests use ntu._decimal_tokens)
     decimal_tokens as _decimal_tokens,
@@ -409,8 +410,38 @@ def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
     return num_frames, nmax, where, values.reshape(-1, len(cols))
 
 
+def _compiled_scan():
+    """The compiled reader's ``scan`` (numba, the ``[fast]`` extra), or ``None`` without numba."""
+    module = kernels("skelssl.data.formats._ntu_compiled")
+    return None if module is None else module.scan
+
+
+def _read_compiled(data: bytes, cols: np.ndarray, max_bodies: int):
+    """:func:`_read_regular`'s contract, by the compiled one-pass reader; ``None`` if it is absent."""
+    scan = _compiled_scan()
+    if scan is None:
+        return None
+    scanned = scan(data, cols, max_bodies)
+    if scanned is None:
+        return None
+    num_frames, nmax, where, values, odd = scanned
+    flat = values.reshape(-1)
+    for start, end, at in odd.tolist():  # exponents and other rare forms
+        try:
+            flat[at] = value = float(data[start:end])
+        except ValueError:
+            return None
+        if not math.isfinite(value):
+            return None
+    return num_frames, nmax, where, values
+
+
+PARSERS = ("auto", "compiled", "numpy", "checked")
+
+
 def read(
-    path: str | Path, fields: Sequence[str] = ("x", "y", "z"), max_bodies: int = 4, **opts: Any,
+    path: str | Path, fields: Sequence[str] = ("x", "y", "z"), max_bodies: int = 4, parser: str = "auto",
+    **opts: Any,
 ) -> list[RawSample]:
     """Read one ``.skeleton`` file.
 
@@ -418,6 +449,9 @@ def read(
         path: the file.
         fields: joint columns to return, by name (:data:`JOINT_FIELDS`); ``C = len(fields)``.
         max_bodies: body slots kept per frame (the official reader keeps 4).
+        parser: ``"auto"`` (the compiled reader where numba is installed, else the numpy one),
+            ``"compiled"``, ``"numpy"`` or ``"checked"`` (the line-by-line reference alone). All give
+            the same result; a file the fast ones do not take is read by the reference reader.
         **opts: other prepare options; ignored here.
 
     Returns:
@@ -435,6 +469,11 @@ def read(
     cols = _field_columns(tuple(fields) if not isinstance(fields, str) else (fields,))
     if max_bodies < 1:
         raise ValueError(f"max_bodies must be >= 1, got {max_bodies}")
+    if parser not in PARSERS:
+        raise ValueError(f"parser must be one of {', '.join(PARSERS)}, got {parser!r}")
+    compiled = parser in ("auto", "compiled") and _compiled_scan() is not None
+    if parser == "compiled" and not compiled:
+        raise ImportError("the compiled NTU reader needs numba: pip install 'skelssl[fast]'")
     path = Path(path)
     try:
         data = _read_file(path)
@@ -442,8 +481,12 @@ def read(
         raise SkeletonFormatError(path, f"cannot read: {e.strerror or e}") from None
     if not data or data.isspace():
         raise SkeletonFormatError(path, "empty file")
-    _keep_freed_memory()
-    parsed = _read_regular(data, cols, max_bodies)
+    parsed = None
+    if compiled:
+        parsed = _read_compiled(data, cols, max_bodies)
+    elif parser != "checked":
+        _keep_freed_memory()
+        parsed = _read_regular(data, cols, max_bodies)
     if parsed is None:
         parsed = _read_checked(data, path, cols, max_bodies)
     num_frames, nmax, where, values = parsed  # where: (3, K) frame, slot, body id; values (K * 25, C)
