@@ -274,7 +274,19 @@ def test_agcn_centres_and_aligns_a_rotated_person():
                            np.linalg.norm(bodies[:, 1] - bodies[:, 0], axis=-1), atol=1e-5)
 
 
-def test_agcn_matches_naive_reference_on_messy_input():
+@pytest.fixture(params=["numpy", "compiled"])
+def agcn_path(request, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with agcn's numpy steps, then with its compiled (numba) loops where installed."""
+    from skelssl.data import _numba, preprocess
+
+    if request.param == "numpy":
+        monkeypatch.setattr(preprocess, "kernels", lambda module: None)
+    elif _numba.kernels("skelssl.data._agcn_compiled") is None:
+        pytest.skip("numba (the [fast] extra) is not installed, or SKELSSL_NUMBA=0")
+    return request.param
+
+
+def test_agcn_matches_naive_reference_on_messy_input(agcn_path):
     rng = np.random.default_rng(9)
     for trial in range(6):
         t = int(rng.integers(5, 40))
@@ -287,6 +299,32 @@ def test_agcn_matches_naive_reference_on_messy_input():
         bodies[:, :, rng.integers(0, 25)] *= rng.random() < 0.3  # sometimes a joint never tracked
         out = apply_pipeline("agcn", sample(bodies), NTU25).bodies
         assert np.allclose(out, _reference_agcn(bodies), atol=2e-5), f"trial {trial}"
+
+
+def test_agcn_compiled_and_numpy_steps_agree(monkeypatch: pytest.MonkeyPatch):
+    """The numba loops give the numpy steps' result: same ids and slots, coordinates equal."""
+    from skelssl.data import _numba, preprocess
+
+    if _numba.kernels("skelssl.data._agcn_compiled") is None:
+        pytest.skip("numba (the [fast] extra) is not installed, or SKELSSL_NUMBA=0")
+    rng = np.random.default_rng(19)
+    raws = []
+    for trial in range(40):
+        t = int(rng.integers(1, 60))
+        bodies = np.zeros((t, 4, 25, 3), np.float32)
+        for slot in range(int(rng.integers(1, 5))):
+            present = rng.random(t) < rng.uniform(0.2, 1.0)
+            present[rng.integers(0, t)] = True
+            bodies[present, slot] = person(rng, int(present.sum()), random_rotation(rng), rng.normal(size=3),
+                                           motion=float(rng.uniform(0.01, 0.3)))
+        bodies[:, :, rng.integers(0, 25)] *= rng.random() < 0.3
+        raws.append(sample(bodies, rng.integers(0, 9, size=(t, 4))))
+    compiled = [apply_pipeline("agcn", r, NTU25) for r in raws]
+    monkeypatch.setattr(preprocess, "kernels", lambda module: None)
+    for r, a in zip(raws, compiled):
+        b = apply_pipeline("agcn", r, NTU25)
+        assert np.array_equal(a.body_ids, b.body_ids)
+        assert np.array_equal(a.bodies, b.bodies)
 
 
 def test_agcn_kinect20_layout_and_one_person():

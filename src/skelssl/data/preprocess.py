@@ -33,6 +33,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.core.layouts import Layout, get_layout
+from skelssl.data._numba import kernels
 from skelssl.data.sample import RawSample
 
 __all__ = ["PIPELINES", "apply_pipeline"]
@@ -233,29 +234,36 @@ def _agcn(raw: RawSample, layout: Layout, num_persons: int) -> RawSample:
     ``sum(...) == 0``; here "empty" means all coordinates exactly 0. Coordinates are float32 throughout,
     as in the official arrays; the rotation matrices are built in float64 (the official code computes
     each rotated joint in float64 and stores it back as float32, so results agree to ~1e-7 relative).
+
+    Where numba is installed, steps 2-4 run as compiled loops (:mod:`skelssl.data._agcn_compiled`;
+    the energy then in float64); results equal the numpy steps' but for float32 rounding of the
+    energies, which can only reorder bodies whose energies tie to ~1e-6.
     """
     if raw.bodies.shape[3] != 3:
         raise SkeletonFormatError(_where(raw), f"agcn needs 3 coordinates (x, y, z), got {raw.bodies.shape[3]}")
     bodies, ids = _pad_slots(raw.bodies.astype(np.float32, copy=False), _body_ids(raw), num_persons)
     frame_on = bodies.any(axis=(2, 3))  # (T, B)
+    compiled = kernels("skelssl.data._agcn_compiled")  # numba loops for the per-element steps, if installed
 
-    order = np.argsort(_energy(bodies, frame_on), kind="stable")[::-1][:num_persons]
+    energy = compiled.energy(bodies, frame_on) if compiled else _energy(bodies, frame_on)
+    order = np.ascontiguousarray(np.argsort(energy, kind="stable")[::-1][:num_persons])
     ids, frame_on = ids[:, order], frame_on[:, order]  # (T, M)
 
-    src = _fill_index(frame_on)  # (T, M) input frame of each output frame, -1 = empty
+    src = compiled.fill_index(frame_on) if compiled else _fill_index(frame_on)  # (T, M) input frame, -1 = empty
     take = np.maximum(src, 0)
-    persons = order[None, :]  # (1, M) body slot of each person
     ids = np.where(src < 0, -1, ids[take, np.arange(len(order))[None, :]])  # (T, M)
     # Coordinate-first float32 work arrays: per-coordinate ops run on contiguous (T, M, V) planes and
     # the rotation is one BLAS product (a trailing axis of 3 and float64 temporaries measured 2-3x
     # slower).
-    x = np.ascontiguousarray(bodies[take, persons].transpose(3, 0, 1, 2))  # (3, T, M, V)
-    x[:, src < 0] = 0.0
-
-    joint_on = (x[0] != 0) | (x[1] != 0) | (x[2] != 0)  # (T, M, V)
-    centre = x[:, :, 0, layout.spine].copy()  # (3, T); zeros where body 0 is absent
-    x -= centre[:, :, None, None]
-    x *= joint_on  # zero joints (and absent persons) stay zero
+    if compiled:
+        x = compiled.gather_centre(np.ascontiguousarray(bodies), src, order, layout.spine)  # (3, T, M, V)
+    else:
+        x = np.ascontiguousarray(bodies[take, order[None, :]].transpose(3, 0, 1, 2))  # (3, T, M, V)
+        x[:, src < 0] = 0.0
+        joint_on = (x[0] != 0) | (x[1] != 0) | (x[2] != 0)  # (T, M, V)
+        centre = x[:, :, 0, layout.spine].copy()  # (3, T); zeros where body 0 is absent
+        x -= centre[:, :, None, None]
+        x *= joint_on  # zero joints (and absent persons) stay zero
 
     right, left = layout.shoulders
     rot_z = _rotation_onto(x[:, 0, 0, layout.spine] - x[:, 0, 0, layout.hip], (0.0, 0.0, 1.0))
