@@ -242,22 +242,19 @@ def _agcn(raw: RawSample, layout: Layout, num_persons: int) -> RawSample:
     if raw.bodies.shape[3] != 3:
         raise SkeletonFormatError(_where(raw), f"agcn needs 3 coordinates (x, y, z), got {raw.bodies.shape[3]}")
     bodies, ids = _pad_slots(raw.bodies.astype(np.float32, copy=False), _body_ids(raw), num_persons)
-    frame_on = bodies.any(axis=(2, 3))  # (T, B)
-    compiled = kernels("skelssl.data._agcn_compiled")  # numba loops for the per-element steps, if installed
-
-    energy = compiled.energy(bodies, frame_on) if compiled else _energy(bodies, frame_on)
-    order = np.ascontiguousarray(np.argsort(energy, kind="stable")[::-1][:num_persons])
-    ids, frame_on = ids[:, order], frame_on[:, order]  # (T, M)
-
-    src = compiled.fill_index(frame_on) if compiled else _fill_index(frame_on)  # (T, M) input frame, -1 = empty
-    take = np.maximum(src, 0)
-    ids = np.where(src < 0, -1, ids[take, np.arange(len(order))[None, :]])  # (T, M)
-    # Coordinate-first float32 work arrays: per-coordinate ops run on contiguous (T, M, V) planes and
-    # the rotation is one BLAS product (a trailing axis of 3 and float64 temporaries measured 2-3x
-    # slower).
+    compiled = kernels("skelssl.data._agcn_compiled")  # numba loops for steps 2-4, if installed
     if compiled:
-        x = compiled.gather_centre(np.ascontiguousarray(bodies), src, order, layout.spine)  # (3, T, M, V)
+        x, ids = compiled.steps(np.ascontiguousarray(bodies), np.ascontiguousarray(ids), num_persons, layout.spine)
     else:
+        frame_on = bodies.any(axis=(2, 3))  # (T, B)
+        order = np.argsort(_energy(bodies, frame_on), kind="stable")[::-1][:num_persons]
+        ids, frame_on = ids[:, order], frame_on[:, order]  # (T, M)
+        src = _fill_index(frame_on)  # (T, M) input frame of each output frame, -1 = empty
+        take = np.maximum(src, 0)
+        ids = np.where(src < 0, -1, ids[take, np.arange(len(order))[None, :]])  # (T, M)
+        # Coordinate-first float32 work arrays: per-coordinate ops run on contiguous (T, M, V) planes
+        # and the rotation is one BLAS product (a trailing axis of 3 and float64 temporaries measured
+        # 2-3x slower).
         x = np.ascontiguousarray(bodies[take, order[None, :]].transpose(3, 0, 1, 2))  # (3, T, M, V)
         x[:, src < 0] = 0.0
         joint_on = (x[0] != 0) | (x[1] != 0) | (x[2] != 0)  # (T, M, V)
@@ -270,7 +267,7 @@ def _agcn(raw: RawSample, layout: Layout, num_persons: int) -> RawSample:
     rot_x = _rotation_onto(rot_z @ (x[:, 0, 0, right] - x[:, 0, 0, left]), (1.0, 0.0, 0.0))
     rotation = (rot_x @ rot_z).astype(np.float32)
     # (T*M*V, 3) = (3, T*M*V)^T @ R^T, read through BLAS's transposed access: no transposed copy.
-    x = (x.reshape(3, -1).T @ rotation.T).reshape(src.shape + (x.shape[3], 3))  # (T, M, V, 3)
+    x = (x.reshape(3, -1).T @ rotation.T).reshape(x.shape[1:] + (3,))  # (T, M, V, 3)
     return _result(raw, x, ids if raw.body_ids is not None else None)
 
 

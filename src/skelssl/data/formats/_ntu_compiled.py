@@ -19,6 +19,8 @@ than compiling it again (about 15 s, once per install).
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
@@ -204,7 +206,7 @@ def _number(buf, at, i, keep, pow10):
 def _fail(code, num_cols):
     """The result of a file :func:`_scan` gives up on (the types of a success)."""
     e = np.zeros(0, dtype=np.int64)
-    return code, 0, 0, 0, 0, e, e, e, np.zeros((0, num_cols), dtype=np.float64), e
+    return code, 0, 0, 0, 0, np.zeros((3, 0), dtype=np.int64), np.zeros((0, num_cols), dtype=np.float64), e
 
 
 @numba.njit(cache=True, nogil=True)
@@ -224,9 +226,7 @@ def _scan(buf, at, want, num_cols, max_bodies, bad_byte, keep, pow10):
     if num_frames <= 0 or i < 0:
         return _fail(2, num_cols)
     cap = n // _MIN_BODY_BYTES + 1
-    frame = np.empty(cap, dtype=np.int64)
-    slot = np.empty(cap, dtype=np.int64)
-    ids = np.empty(cap, dtype=np.int64)
+    where = np.empty((3, cap), dtype=np.int64)  # frame, slot, body id of each kept body
     values = np.empty((cap * NUM_JOINTS, num_cols), dtype=np.float64)
     odd = np.empty(3 * 64, dtype=np.int64)  # (start, end, flat index into values) of fields left to float()
     num_odd = 0
@@ -259,9 +259,9 @@ def _scan(buf, at, want, num_cols, max_bodies, bad_byte, keep, pow10):
             if i < 0:
                 return _fail(5, num_cols)
             if keeping:
-                frame[kept] = t
-                slot[kept] = m
-                ids[kept] = -body_id if neg else body_id
+                where[0, kept] = t
+                where[1, kept] = m
+                where[2, kept] = -body_id if neg else body_id
             upto = last if keeping else -1  # fields read one by one; the rest of each line is counted
             row = kept * NUM_JOINTS
             for _ in range(NUM_JOINTS):
@@ -311,7 +311,18 @@ def _scan(buf, at, want, num_cols, max_bodies, bad_byte, keep, pow10):
         if c != 32 and c != 13 and c != 10:
             return _fail(8, num_cols)
         i += 1
-    return 0, num_frames, nmax, kept, num_odd, frame, slot, ids, values, odd
+    return 0, num_frames, nmax, kept, num_odd, where, values, odd
+
+
+@functools.lru_cache(maxsize=64)
+def _wanted(cols: tuple[int, ...]) -> np.ndarray | None:
+    """Output column of each of the 12 joint fields (-1: not asked for); ``None`` if one is asked twice."""
+    want = np.full(NUM_FIELDS, -1, dtype=np.int64)
+    want[list(cols)] = np.arange(len(cols))
+    if np.count_nonzero(want >= 0) != len(cols):
+        return None
+    want.flags.writeable = False
+    return want
 
 
 def scan(data: bytes, cols: np.ndarray, max_bodies: int):
@@ -329,15 +340,13 @@ def scan(data: bytes, cols: np.ndarray, max_bodies: int):
         field was left to ``float()``; ``odd`` ``(J, 3)``: byte start, end and flat index into
         ``values`` of those fields.
     """
-    want = np.full(NUM_FIELDS, -1, dtype=np.int64)
-    want[cols] = np.arange(len(cols))
-    if np.count_nonzero(want >= 0) != len(cols) or len(data) < 8:  # a column asked for twice, a tiny file
+    want = _wanted(tuple(int(c) for c in cols))
+    if want is None or len(data) < 8:  # a column asked for twice, a tiny file: not this path
         return None
     buf = np.frombuffer(data, dtype=np.uint8)
     at = np.ndarray((buf.size - 7,), dtype=np.uint64, buffer=data, strides=(1,))  # at[p]: bytes p..p+7
-    status, num_frames, nmax, kept, num_odd, frame, slot, ids, values, odd = _scan(
+    status, num_frames, nmax, kept, num_odd, where, values, odd = _scan(
         buf, at, want, len(cols), max_bodies, _BAD, _KEEP, _POW10)
     if status != 0:
         return None
-    where = np.stack([frame[:kept], slot[:kept], ids[:kept]])  # (3, K)
-    return num_frames, nmax, where, values[:kept * NUM_JOINTS], odd[:3 * num_odd].reshape(num_odd, 3)
+    return num_frames, nmax, where[:, :kept], values[:kept * NUM_JOINTS], odd[:3 * num_odd].reshape(num_odd, 3)
