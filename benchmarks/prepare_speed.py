@@ -4,8 +4,12 @@ Times, on synthetic NTU-format files and on the real sample files in ``../shared
 
 - ``line-by-line``: the reader most research code bases carry, copied from the official NTU
   ``ntu_gendata.py`` (``read_skeleton`` + ``read_xyz``: ``readline``, ``split``, ``float()`` per value);
-- ``skelssl read``: :func:`skelssl.data.formats.ntu.read`;
+- ``skelssl read``: :func:`skelssl.data.formats.ntu.read` as installed (its compiled one-pass reader
+  where numba, the ``[fast]`` extra, is installed, else the numpy reader);
 - ``skelssl read+agcn``: the same followed by the ``agcn`` preprocessing pipeline (when importable);
+- ``skelssl read numpy``: the numpy reader alone (``parser="numpy"``), what a core install without
+  numba runs (when the reader has that option); ``SKELSSL_NUMBA=0`` in the environment times the
+  whole core install (reader and ``agcn`` without their compiled loops);
 
 in one worker process and in ``--workers`` processes (``multiprocessing``, fresh ``spawn`` workers), as
 files/s and MB/s, with the speed-up over the line-by-line reader timed in the same workers. The readers
@@ -22,6 +26,7 @@ Usage::
 
     python benchmarks/prepare_speed.py                 # 5,000 files, every core
     python benchmarks/prepare_speed.py --files 1000 --workers 2
+    SKELSSL_NUMBA=0 python benchmarks/prepare_speed.py   # as installed without the [fast] extra
 """
 
 from __future__ import annotations
@@ -106,9 +111,21 @@ def task_read_agcn(path: str) -> int:
     return apply_pipeline("agcn", ntu.read(path)[0], "ntu25", num_persons=2).num_frames
 
 
+def task_read_numpy(path: str) -> int:
+    return ntu.read(path, parser="numpy")[0].num_frames
+
+
 TASKS: dict[str, Callable[[str], int]] = {"line-by-line": task_line_by_line, "skelssl read": task_read}
 if apply_pipeline is not None:
     TASKS["skelssl read+agcn"] = task_read_agcn
+if "numpy" in getattr(ntu, "PARSERS", ()):
+    TASKS["skelssl read numpy"] = task_read_numpy
+
+
+def reader_in_use() -> str:
+    """Which reader ``ntu.read`` runs by default in this environment."""
+    compiled = getattr(ntu, "_compiled_scan", lambda: None)()
+    return "compiled (numba)" if compiled is not None else "numpy"
 
 
 def _run_one(job: tuple[str, str]) -> int:
@@ -194,12 +211,14 @@ def make_files(out_dir: Path, num_files: int, workers: int, seed: int = 0) -> tu
 
 # -- runs and report -------------------------------------------------------------------------------
 def check_same_values(files: list[str]) -> None:
-    """The two readers must agree before their speeds are compared."""
+    """The readers must agree before their speeds are compared."""
+    parsers = ["numpy", "auto"] if "numpy" in getattr(ntu, "PARSERS", ()) else [None]
     for f in files:
-        ours = ntu.read(f)[0].bodies  # (T, B, 25, 3)
-        ref = read_xyz(f)[: ours.shape[1]].transpose(1, 0, 2, 3).astype(np.float32)
-        if not np.array_equal(ours, ref):
-            raise SystemExit(f"readers disagree on {f}")
+        for parser in parsers:
+            ours = (ntu.read(f, parser=parser) if parser else ntu.read(f))[0].bodies  # (T, B, 25, 3)
+            ref = read_xyz(f)[: ours.shape[1]].transpose(1, 0, 2, 3).astype(np.float32)
+            if not np.array_equal(ours, ref):
+                raise SystemExit(f"readers disagree on {f} (parser {parser})")
 
 
 def run_set(label: str, files: list[str], worker_counts: list[int], baseline_files: int) -> list[dict]:
@@ -221,13 +240,13 @@ def run_set(label: str, files: list[str], worker_counts: list[int], baseline_fil
 
 
 def print_table(rows: list[dict]) -> None:
-    head = (f"{'set':<10} {'reader':<18} {'procs':>5} {'files':>6} {'files/s':>9} {'MB/s':>8} "
+    head = (f"{'set':<10} {'reader':<19} {'procs':>5} {'files':>6} {'files/s':>9} {'MB/s':>8} "
             f"{'speed-up':>9} {'faults/file':>12}")
     print(head)
     print("-" * len(head))
     for r in rows:
         faults = f"{r['faults']:12.0f}" if r["faults"] is not None else f"{'-':>12}"
-        print(f"{r['set']:<10} {r['reader']:<18} {r['procs']:>5} {r['files']:>6} {r['files_s']:>9.1f} "
+        print(f"{r['set']:<10} {r['reader']:<19} {r['procs']:>5} {r['files']:>6} {r['files_s']:>9.1f} "
               f"{r['mb_s']:>8.2f} {r['speedup']:>8.1f}x {faults}")
 
 
@@ -255,6 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"synthetic: {len(files)} files, {total_mb:.1f} MB in {root} ({time.perf_counter() - t0:.1f} s), "
               f"from {origin}")
         print("agcn pipeline: " + ("timed" if apply_pipeline is not None else "not importable, reader timed alone"))
+        print(f"skelssl read: the {reader_in_use()} reader")
         check_same_values(files[:20])
         nbase = min(len(files), args.baseline_files or len(files))
         if nbase < len(files):
@@ -271,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
         print_table(rows)
         print()
         for r in rows:
-            if r["reader"] == "skelssl read" and r["procs"] == 1:
+            if r["reader"] != "line-by-line" and r["procs"] == 1:
                 print(f"{r['set']}: {r['reader']} is {r['speedup']:.1f}x the line-by-line reader in one process "
                       "(target >= 20x)")
     finally:
