@@ -14,6 +14,27 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the numba kernels (or load them from numba's disk cache) once, before any test runs.
+
+    On a fresh clone the first compilation takes some 15-30 s; done here, it counts against no
+    test's timeout. Nothing happens without numba (the ``[fast]`` extra) or with ``SKELSSL_NUMBA=0``.
+    """
+    import tempfile
+
+    from skelssl.data import _numba
+    from skelssl.data.formats import ntu
+    from skelssl.data.preprocess import apply_pipeline
+
+    if ntu._compiled_scan() is None or _numba.kernels("skelssl.data._agcn_compiled") is None:
+        return
+    bodies = np.zeros((3, 2, 25, 3), dtype=np.float32)
+    bodies[:, 0] = np.linspace(0.1, 1.0, 75, dtype=np.float32).reshape(1, 25, 3) + np.array([0, 0, 3], np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = ntu.write_skeleton_file(Path(tmp) / "S001C001P001R001A001.skeleton", bodies)
+        apply_pipeline("agcn", ntu.read(path, parser="compiled")[0], "ntu25")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` of the checkout; tests using it skip with a reason when it is absent."""
