@@ -25,5 +25,11 @@ test: $(VENV)/.installed
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -q
 
+# The data layer's benchmarks (issue 2): NTU reading + agcn throughput, store memory. Results go by
+# hand into benchmarks/RESULTS.md with the machine and date.
+bench: $(VENV)/.installed
+	$(PY) benchmarks/prepare_speed.py --files 5000 --baseline-files 1000
+	$(PY) benchmarks/store_memory.py --samples 100000 --reads 20000
+
 clean:
 	rm -rf demo_out .pytest_cache
