@@ -155,10 +155,13 @@ def _number(buf, at, i, keep, pow10):
     """The field starting at ``i``: ``(index after it, its value)``.
 
     The value is NaN unless the field is ``-?d*.?d*`` with 1 to 15 digits; then it is ``float()``'s,
-    bit for bit. The scalar form of ``_fastnum.decimal_tokens`` (whose docstring gives the proof):
-    the field but its sign right-aligned in 16 bytes, the '.' read as a 0 digit, eight digits combined
-    at a time into ``A = I * 10**c + F``, ``I`` split off exactly in doubles, ``M / ±10**(c-1)``
-    rounded once. Relies on every byte being one of ``0123456789.-+eE`` or a separator.
+    bit for bit: the field but its sign is right-aligned in 16 bytes (two little-endian words, its
+    first byte the most significant digit), the bytes before it cleared; the '.' is found as the one
+    non-digit, taken out, and the digits before it moved up one byte to close the gap; the 15 or fewer
+    digits give the integer ``M < 10**15 < 2**53`` eight at a time (simdjson's SWAR steps), and
+    ``M / 10**f`` (``f`` decimals) is one correctly rounded division of two exact doubles, the value
+    ``float()`` returns (Clinger's fast path, as in ``_fastnum.decimal_tokens``). Relies on every
+    byte being one of ``0123456789.-+eE`` or a separator (checked for the whole file first).
     """
     n = buf.size
     neg = buf[i] == 45
