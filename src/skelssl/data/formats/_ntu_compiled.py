@@ -56,10 +56,15 @@ def _bytes(flags):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _full_bytes(below):
+    """How many whole bytes a mask of the low bits (``(1 << 8k + 7) - 1``) covers: ``k``."""
+    return int((((below >> _U(7)) & _ONES) * _ONES) >> _U(56))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _bytes_under(flags):
     """How many bytes lie under the lowest byte with bit 7 set (``flags`` non-zero, bits 7 only)."""
-    below = (flags & (~flags + _U(1))) - _U(1)
-    return int((((below >> _U(7)) & _ONES) * _ONES) >> _U(56))
+    return _full_bytes((flags & (~flags + _U(1))) - _U(1))
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -129,9 +134,10 @@ def _line_end(buf, at, i):
         x = w ^ _X20
         sp = (x - _ONES) & ~x & _HIGHS  # spaces
         if ctl:
-            sp &= (ctl & (~ctl + _U(1))) - _U(1)  # those under the line's end
+            below = (ctl & (~ctl + _U(1))) - _U(1)  # the bits under the line's end
+            sp &= below
             touching |= sp & ((sp << _U(8)) | prev)
-            return i + _bytes_under(ctl), -1 if touching else num_spaces + _bytes(sp)
+            return i + _full_bytes(below), -1 if touching else num_spaces + _bytes(sp)
         touching |= sp & ((sp << _U(8)) | prev)
         prev = sp >> _U(56)
         num_spaces += _bytes(sp)

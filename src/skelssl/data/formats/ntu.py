@@ -331,6 +331,20 @@ def _frame_counts(data: bytes, seps: np.ndarray, nl: int):
     return counts, frame_lf, q
 
 
+def _by_float(data: bytes, flat: np.ndarray, tokens) -> bool:
+    """Convert the tokens the fast readers leave to ``float()``: ``flat[at] = float(data[start:end])``
+    for each ``(start, end, at)``; ``False`` at the first one that is not a finite number (the
+    reference reader then reads the file and names it)."""
+    for start, end, at in tokens:
+        try:
+            flat[at] = value = float(data[start:end])
+        except ValueError:
+            return False
+        if not math.isfinite(value):
+            return False
+    return True
+
+
 def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
     """The common case, fast: a well-formed file with single spaces between fields.
 
@@ -400,14 +414,9 @@ def _read_regular(data: bytes, cols: np.ndarray, max_bodies: int):
     at += 1
     tok_end = np.take(seps, at)
     values = _decimal_tokens(buf, tok_start, tok_end, number_bytes=True)  # (bytes checked above)
-    for k in np.flatnonzero(np.isnan(values)):  # exponents and other rare forms
-        token = data[tok_start[k]:tok_end[k]]
-        try:
-            values[k] = float(token)
-        except ValueError:
-            return None
-        if not math.isfinite(values[k]):
-            return None
+    odd = np.flatnonzero(np.isnan(values))  # exponents and other rare forms
+    if odd.size and not _by_float(data, values, zip(tok_start[odd].tolist(), tok_end[odd].tolist(), odd.tolist())):
+        return None
     where = np.array([frame, slot, ids])  # (3, K)
     return num_frames, nmax, where, values.reshape(-1, len(cols))
 
@@ -427,14 +436,8 @@ def _read_compiled(data: bytes, cols: np.ndarray, max_bodies: int):
     if scanned is None:
         return None
     num_frames, nmax, where, values, odd = scanned
-    flat = values.reshape(-1)
-    for start, end, at in odd.tolist():  # exponents and other rare forms
-        try:
-            flat[at] = value = float(data[start:end])
-        except ValueError:
-            return None
-        if not math.isfinite(value):
-            return None
+    if odd.size and not _by_float(data, values.reshape(-1), odd.tolist()):  # exponents and other rare forms
+        return None
     return num_frames, nmax, where, values
 
 
