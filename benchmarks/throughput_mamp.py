@@ -29,7 +29,7 @@ from skelssl.methods.mamp_masking import masked_mse, motion_target, normalize_to
 from skelssl.models import build_encoder
 from skelssl.transforms.spatial import rotate
 from skelssl.transforms.temporal import crop_resize
-from throughput_motion_transformer import synthetic_batch as _mt_synthetic_batch  # benchmarks/ is on sys.path
+from throughput_motion_transformer import fast_step, synthetic_batch as _mt_synthetic_batch  # benchmarks/ on sys.path
 
 # config/ntu60_xsub_joint/pretrain_mamp_*.yaml + script_pretrain.sh (METHODS.md §8.3-8.7, §8.10).
 PAPER_SIZE = {"preset": "paper", "depth": 8, "dim": 256, "heads": 8, "decoder_depth": 3, "frames": 120,
@@ -76,14 +76,7 @@ def make_step(args, device: torch.device, naive: bool) -> Callable[[], None]:
     batch = synthetic_batch(args.batch, device)
 
     if not naive:
-        def step() -> None:
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                loss, _ = method.training_step(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        return step
+        return fast_step(method, opt, batch, device)
 
     rng = np.random.default_rng(0)
     gen = torch.Generator().manual_seed(0)

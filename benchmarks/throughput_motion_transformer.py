@@ -59,6 +59,18 @@ def naive_masks_and_labels(tokens: torch.Tensor, ratio: float, rng: random.Rando
     return torch.tensor(positions), torch.tensor(np.stack(labels), dtype=torch.int64)  # (N, K), (N, K, J)
 
 
+def fast_step(method, opt: torch.optim.Optimizer, batch: dict, device: torch.device) -> Callable[[], None]:
+    """The skelssl step: ``method.training_step`` under bf16 autocast on CUDA, backward, optimiser step."""
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss, _ = method.training_step(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
 def make_step(args, device: torch.device, naive: bool) -> Callable[[], None]:
     """A closure running one optimiser step (see the module docstring); ``args.frames`` overrides 150."""
     frames = args.frames or 150
@@ -71,14 +83,7 @@ def make_step(args, device: torch.device, naive: bool) -> Callable[[], None]:
     batch = synthetic_batch(args.batch, device)
 
     if not naive:
-        def step() -> None:
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                loss, _ = method.training_step(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        return step
+        return fast_step(method, opt, batch, device)
 
     rng = random.Random(0)
 

@@ -35,6 +35,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         apply_pipeline("agcn", ntu.read(path, parser="compiled")[0], "ntu25")
 
 
+@pytest.fixture
+def one_thread():
+    """Small tensors: one intra-op thread avoids the synchronisation cost of two on a busy machine.
+
+    A module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` of the checkout; tests using it skip with a reason when it is absent."""

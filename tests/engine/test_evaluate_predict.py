@@ -20,13 +20,7 @@ from skelssl.evaluation.results import REQUIRED_KEYS, read_results
 from skelssl.models import build_encoder
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread avoids the synchronisation cost of two on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _drifting_store(path: Path, n: int = 24, seed: int = 0) -> Store:

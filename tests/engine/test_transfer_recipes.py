@@ -25,13 +25,7 @@ TINY = ["encoder.kwargs.preset=tiny", "data.batch_size=8", "data.max_frames=48",
 FINETUNE = ["finetune.epochs=1", "finetune.batch_size=8", "finetune.accumulate=1", "input.max_frames=48"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread avoids the synchronisation cost of two on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _commands(recipe: Path) -> list[list[str]]:

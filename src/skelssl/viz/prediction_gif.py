@@ -9,13 +9,13 @@ same blitting (axes drawn once, only skeletons per frame).
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import numpy as np
 
 from skelssl.core.layouts import Layout, get_layout
+from skelssl.data.store import atomic_write_bytes
 from skelssl.viz.animate import _check_frames, _SkeletonPlot, _to_palette
 
 __all__ = ["prediction_gif"]
@@ -103,17 +103,9 @@ def prediction_gif(
         images.append(Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy()))
     images = _to_palette(images, observed.shape[1])
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp.gif", dir=out.parent)
-    os.close(fd)
-    try:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / max(fps, 1)), loop=0)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / max(fps, 1)), loop=0)
+    atomic_write_bytes(out, buf.getvalue())  # (creates the folder)
     return out
 
 
