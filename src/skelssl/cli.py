@@ -41,9 +41,16 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             raise CLIError(f"--option expects key=value, got {item!r}")
         import yaml
 
-        options[key] = yaml.safe_load(value)
+        try:
+            options[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise CLIError(f"--option {key}: cannot read the value {value!r} (a plain number, word or true/false)") from None
     if args.untrimmed:
         options["untrimmed"] = True
+    if args.workers < 1:
+        raise CLIError(f"--workers must be at least 1, got {args.workers}")
+    if args.persons is not None and args.persons < 1:
+        raise CLIError(f"--persons must be at least 1, got {args.persons}")
     source = Path(args.source)
     if not source.exists():
         raise CLIError(f"{source}: no such file or folder")
@@ -65,6 +72,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         report = prepare(
             args.format, source, args.out, pipeline=args.pipeline, workers=args.workers,
             num_persons=args.persons, layout=args.layout, options=options, progress=update,
+            overwrite=args.overwrite,
         )
     except (SkeletonFormatError, KeyError) as e:
         raise CLIError(str(e).strip("'\"")) from None
@@ -78,7 +86,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     from skelssl.data import synthetic
 
-    store = synthetic.write_store(args.out, num_samples=args.samples, layout=args.layout, seed=args.seed)
+    if args.samples < 1:
+        raise CLIError(f"--samples must be at least 1, got {args.samples}")
+    store = synthetic.write_store(args.out, num_samples=args.samples, layout=args.layout, seed=args.seed,
+                                  overwrite=args.overwrite)
     print(f"wrote {len(store)} synthetic samples ({store.num_classes} classes, layout {store.layout.name}) to {store.path}")
     return 0
 
@@ -160,7 +171,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from skelssl.engine.tasks import pretrain
 
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.resume:
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} is a file; a run needs a folder")
+    # (checked again under the run's lock by pretrain(); a leftover lock file alone is no run)
+    if out.is_dir() and not args.resume and any(p.name != ".lock" for p in out.iterdir()):
         raise CLIError(f"{out} is not empty: pass --resume to continue that run, or choose another --out")
     overrides = list(args.overrides)
     if args.devices is not None:
@@ -174,6 +188,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     except (ConfigError, FileNotFoundError) as e:
         raise CLIError(str(e)) from None
     summary = pretrain(cfg, out, resume=args.resume)
+    if summary["loss"] is None:  # resumed at its end: no step was taken
+        print(f"{out}: already complete at step {summary['step']} ({summary['epoch']} epochs); nothing to do; "
+              f"encoder {summary['encoder']}")
+        return 0
     print(f"pre-trained {summary['step']} steps ({summary['epoch']} epochs) in {summary['elapsed_s']:.0f} s; "
           f"final loss {summary['loss']:.4g}; encoder {summary['encoder']}")
     return 0
@@ -239,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layout", default=None, help="layout for formats that do not imply one (pyskl, arrays)")
     s.add_argument("--untrimmed", action="store_true", help="PKU-MMD: keep whole sequences with per-frame labels (detection)")
     s.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help="reader option (repeatable)")
+    s.add_argument("--overwrite", action="store_true", help="replace the store at --out (only ever a skelssl store)")
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("synth", help="write a store of procedurally generated actions")
@@ -246,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layout", default="ntu25", choices=("ntu25", "kinect20"))
     s.add_argument("--samples", type=int, default=2000)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--overwrite", action="store_true", help="replace the store at --out (only ever a skelssl store)")
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("info", help="summarise a store")
@@ -316,11 +336,41 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CLIError as e:
-        print(f"skelssl {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(args.command, str(e))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `skelssl info STORE | head`: the reader went away; nothing left to say.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as e:
+        reason = _user_error(e)
+        if reason is None:
+            raise
+        return _fail(args.command, reason)
+
+
+def _fail(command: str, reason: str) -> int:
+    print(f"skelssl {command}: error: {reason}", file=sys.stderr)
+    return 2
+
+
+def _user_error(e: Exception) -> str | None:
+    """One line for the errors a user's input can cause (bad config, store, checkpoint, folder); ``None``
+    for anything else, which is a bug and keeps its traceback."""
+    from skelssl.core.conventions import SkeletonFormatError, StoreError
+    from skelssl.core.files import OutputError
+    from skelssl.engine.checkpoint import CheckpointError
+    from skelssl.engine.config import ConfigError
+    from skelssl.engine.loop import NonFiniteLossError
+
+    if isinstance(e, (ConfigError, StoreError, OutputError, CheckpointError, NonFiniteLossError, SkeletonFormatError)):
+        return " ".join(str(e).strip("'\"").split())
+    if isinstance(e, OSError) and e.strerror:
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror}"
+    return None
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ transcription of the official steps (``_reference_agcn`` below), on synthetic an
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -334,24 +333,6 @@ def test_agcn_kinect20_layout_and_one_person():
     assert out.bodies.shape == (6, 1, 20, 3)
     assert np.abs(out.bodies[:, 0, KINECT20.spine]).max() < 1e-6
     assert angle(out.bodies[0, 0, KINECT20.shoulders[0]] - out.bodies[0, 0, KINECT20.shoulders[1]], [1, 0, 0]) < 1e-4
-
-
-def test_agcn_is_fast():
-    rng = np.random.default_rng(11)
-    bodies = np.zeros((100, 4, 25, 3), np.float32)
-    bodies[:, 0] = person(rng, 100)
-    bodies[20:, 1] = person(rng, 80, shift=(0.8, 0, 0))
-    raw = sample(bodies, np.full((100, 4), -1))
-    apply_pipeline("agcn", raw, NTU25)
-    best = min(_timed(lambda: apply_pipeline("agcn", raw, NTU25), 20) for _ in range(3))
-    assert best < 5e-3, f"{best * 1e3:.2f} ms per 100-frame sample"  # ~0.4 ms on an idle core
-
-
-def _timed(fn, n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - start) / n
 
 
 # --------------------------------------------------------------------------------------------------

@@ -51,7 +51,8 @@ if TOY_ENCODER not in ENCODERS:  # the module may be imported under two names in
 class ToyMethod(Method):
     """A MoCo-like toy: online encoder + projector vs EMA target, with a key queue."""
 
-    def __init__(self, encoder: Encoder, queue_size: int = 16, dropout: float = 0.1, seed: int = 7, nan_at_call: int | None = None) -> None:
+    def __init__(self, encoder: Encoder, queue_size: int = 16, dropout: float = 0.1, seed: int = 7, nan_at_call: int | None = None,
+                 blowup_at_call: int | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         d = encoder.out_dim
@@ -64,6 +65,7 @@ class ToyMethod(Method):
         self.generator = torch.Generator().manual_seed(seed)
         self.gather = lambda x: x
         self.nan_at_call = nan_at_call
+        self.blowup_at_call = blowup_at_call  # weights to 1e27 with a finite loss (a diverged run)
         self.calls = 0
 
     def momentum_pairs(self):
@@ -89,6 +91,9 @@ class ToyMethod(Method):
             self.queue[idx] = keys.to(self.queue.dtype)  # bf16 under autocast
             self.queue_ptr.copy_((self.queue_ptr + n) % size)
         self.calls += 1
+        if self.blowup_at_call is not None and self.calls == self.blowup_at_call:
+            with torch.no_grad():
+                self.encoder.net[0].weight.mul_(1e27)
         if self.nan_at_call is not None and self.calls >= self.nan_at_call:
             loss = loss * float("nan")
         acc = (logits.argmax(1) == 0).float().mean()

@@ -1,7 +1,8 @@
 """A tiny training run in its own process, for the kill-and-resume test.
 
-Usage: ``python _train_toy.py STORE RUN_DIR [--resume] [--slow SECONDS]``. ``--slow`` sleeps that long
-per micro-batch once the first checkpoint exists, so the test can kill the process mid-epoch.
+Usage: ``python _train_toy.py STORE RUN_DIR [--resume] [--hold-after-step K]``. ``--hold-after-step``
+stops the run, once a checkpoint exists and step K is logged, before its next micro-batch: it writes
+``RUN_DIR/held`` and sleeps, so the test kills it at a known point whatever the machine's load.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from _toys import build_toy, scale_transform  # noqa: E402  (this file's folder 
 
 from skelssl.data.dataset import SkeletonDataset  # noqa: E402
 from skelssl.engine.config import OptimConfig, ScheduleConfig, TrainerConfig  # noqa: E402
+from skelssl.engine.logging import read_metrics  # noqa: E402
 from skelssl.engine.loop import Trainer  # noqa: E402
 from skelssl.engine.optim import optimizer_factory, scheduler_factory  # noqa: E402
 
@@ -31,12 +33,15 @@ SCHEDULE = ScheduleConfig(name="cosine", warmup_steps=3, min_lr=1e-4)
 def main(argv: list[str]) -> None:
     store, run_dir = Path(argv[0]), Path(argv[1])
     resume = "--resume" in argv
-    slow = float(argv[argv.index("--slow") + 1]) if "--slow" in argv else 0.0
+    hold = int(argv[argv.index("--hold-after-step") + 1]) if "--hold-after-step" in argv else None
     first_ckpt = run_dir / "checkpoints" / "last" / "state.json"
 
     def transform(batch, generator):
-        if slow and first_ckpt.exists():
-            time.sleep(slow)
+        if hold is not None and first_ckpt.exists():
+            steps = [r["step"] for r in read_metrics(run_dir) if r.get("kind") == "train"]
+            if max(steps, default=0) >= hold:
+                (run_dir / "held").write_text("held\n")
+                time.sleep(3600)  # until the test's SIGKILL
         return scale_transform(batch, generator)
 
     method = build_toy(seed=0)

@@ -10,6 +10,7 @@ same source gives the same store whatever the number of workers.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ import numpy as np
 from skelssl.core.conventions import SkeletonFormatError, StoreError
 from skelssl.core.layouts import get_layout
 from skelssl.data.formats import get_format, unit_path
-from skelssl.data.store import Store, StoreWriter, atomic_write_text
+from skelssl.core.files import OutputError, is_inside
+from skelssl.data.store import Store, StoreWriter, check_store_output
 
 __all__ = ["PrepareReport", "prepare", "DEFAULT_PERSONS"]
 
@@ -127,6 +129,7 @@ def prepare(
     layout: str | None = None,
     options: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> PrepareReport:
     """Prepare a store from a source dataset.
 
@@ -140,26 +143,36 @@ def prepare(
         layout: skeleton layout name, for formats whose files do not imply one.
         options: reader options (e.g. ``{"untrimmed": True}`` for PKU-MMD detection stores).
         progress: ``progress(done_units, total_units)`` callback.
+        overwrite: replace an existing store at ``out`` (never a folder that is not a store).
 
     Raises:
         KeyError: unknown format or pipeline.
         SkeletonFormatError: the source itself is unusable (missing, empty, wrong kind).
         StoreError: nothing could be read at all.
+        OutputError: ``out`` is not ours to write: the source or a folder holding it, a file, a folder
+            of other files, a store without ``overwrite``, or a store another process is writing.
     """
     from skelssl.data.preprocess import PIPELINES
-    from skelssl.data.protocols import compute_subsets, save_subsets
+    from skelssl.data.protocols import compute_subsets, subsets_bytes
 
     t0 = time.perf_counter()
     reader = get_format(fmt)
     if pipeline not in PIPELINES:
         raise KeyError(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
     options = dict(options or {})
+    known = reader_options(reader)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise KeyError(f"unknown {fmt} reader option(s) {', '.join(unknown)}; known: {', '.join(sorted(known)) or 'none'}")
     layout_name = layout or getattr(reader, "LAYOUT", None)
     if layout is not None and getattr(reader, "LAYOUT", None) is None:
         options.setdefault("layout", layout)
     source = Path(source)
     if not source.exists():
         raise SkeletonFormatError(source, "no such file or folder")
+    if is_inside(source, out):
+        raise OutputError(f"--out {out} is the source or a folder holding it; the store needs a folder of its own")
+    check_store_output(out, overwrite)  # before the (possibly long) read; checked again at publication
     discovery = reader.discover(source, **options)
     units = list(discovery.units)
     if layout_name is None and hasattr(reader, "layout_for"):
@@ -184,7 +197,7 @@ def prepare(
 
     skipped: list[tuple[str, str]] = []
     init = (fmt, pipeline, layout_obj.name, persons, options)
-    with StoreWriter(out, layout_obj, persons, channels=3, pipeline=pipeline, info=info) as writer:
+    with StoreWriter(out, layout_obj, persons, channels=3, pipeline=pipeline, info=info, overwrite=overwrite) as writer:
         for n, (samples, errors) in enumerate(_results(units, workers, init), 1):
             for name, frames, meta, src, frame_labels in samples:
                 if frames.shape[-1] != writer.channels:
@@ -203,15 +216,37 @@ def prepare(
         if hasattr(reader, "class_names_for") and len(writer):
             # NTU: 60 or 120 classes, known only once every label has been seen.
             writer.info["class_names"] = list(reader.class_names_for(max(writer._meta["label"])))
-        store = writer.close()
-    save_subsets(store, compute_subsets(store))
-    lines = ["file\treason"] + [f"{p}\t{r}" for p, r in skipped] + [f"{p}\texcluded: {r}" for p, r in discovery.excluded]
-    atomic_write_text(store.path / "skipped.tsv", "\n".join(lines) + "\n")
+        lines = ["file\treason"] + [f"{_printable(p)}\t{_printable(r)}" for p, r in skipped]
+        lines += [f"{_printable(p)}\texcluded: {_printable(r)}" for p, r in discovery.excluded]
+
+        def finalize(unpublished: Store) -> dict[str, bytes]:
+            return {"subsets.npz": subsets_bytes(compute_subsets(unpublished)),
+                    "skipped.tsv": ("\n".join(lines) + "\n").encode("utf-8")}
+
+        store = writer.close(finalize=finalize)
     return PrepareReport(
         store=store.path, samples=len(store), classes=store.num_classes, frames=int(store.info["frames"]),
         skipped=skipped, excluded=list(discovery.excluded), seconds=time.perf_counter() - t0, units=len(units),
         duplicate_groups=list(store.info.get("duplicates", [])),
     )
+
+
+def reader_options(reader) -> set[str]:
+    """The ``-o KEY=VALUE`` options a reader takes: its keyword arguments and its declared ``OPTIONS``."""
+    import inspect
+
+    names = set(getattr(reader, "OPTIONS", ()))
+    for fn in ("read", "discover"):
+        for p in inspect.signature(getattr(reader, fn)).parameters.values():
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("source", "unit", "path"):
+                names.add(p.name)
+    return names
+
+
+def _printable(text: str) -> str:
+    """A file name or reason as one line of valid UTF-8 (names on disk need not be)."""
+    text = os.fsdecode(text) if isinstance(text, bytes) else str(text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\t", " ").replace("\n", " ").replace("\r", " ")
 
 
 def _infer_layout(reader, units: list[Any], options: dict[str, Any]) -> str:

@@ -9,12 +9,13 @@ same labelled samples.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from skelssl.data.store import Store, atomic_write_bytes
+from skelssl.data.store import Store, atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "Protocol",
@@ -30,6 +31,7 @@ __all__ = [
     "subset_key",
     "compute_subsets",
     "save_subsets",
+    "subsets_bytes",
     "subset_indices",
 ]
 
@@ -232,15 +234,27 @@ def compute_subsets(
     return out
 
 
-def save_subsets(store: Store, subsets: dict[str, np.ndarray]) -> None:
-    """Write ``subsets.npz`` into the store atomically (merging with those already saved)."""
+def subsets_bytes(subsets: dict[str, np.ndarray]) -> bytes:
+    """The bytes of a ``subsets.npz`` holding ``subsets``."""
     import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v, np.int64) for k, v in subsets.items()})
+    return buf.getvalue()
+
+
+def save_subsets(store: Store, subsets: dict[str, np.ndarray]) -> None:
+    """Write ``subsets.npz`` into a published store atomically (merging with those already saved), and
+    its digest into ``store.json`` so that :meth:`Store.verify` still covers it."""
+    import json
 
     merged = store.saved_subsets()
     merged.update({k: np.asarray(v, np.int64) for k, v in subsets.items()})
-    buf = io.BytesIO()
-    np.savez(buf, **merged)
-    atomic_write_bytes(store.path / "subsets.npz", buf.getvalue())
+    data = subsets_bytes(merged)
+    atomic_write_bytes(store.path / "subsets.npz", data)
+    if "files" in store.info:
+        store.info["files"]["subsets.npz"] = hashlib.blake2b(data, digest_size=16).hexdigest()
+        atomic_write_text(store.path / "store.json", json.dumps(store.info, indent=1) + "\n")
 
 
 def subset_indices(store: Store, protocol: str, fraction: float, seed: int) -> np.ndarray:

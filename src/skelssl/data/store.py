@@ -22,44 +22,73 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from skelssl.core.conventions import StoreError, to_ctvm
+from skelssl.core.files import FolderLock, OutputError, atomic_write_bytes, atomic_write_text, pid_alive
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.data.sample import META_FIELDS
 
-__all__ = ["Store", "StoreWriter", "FORMAT_VERSION", "atomic_write_text", "atomic_write_bytes"]
+__all__ = ["Store", "StoreWriter", "FORMAT_VERSION", "STORE_FILES", "atomic_write_text", "atomic_write_bytes", "check_store_output", "is_store"]
 
 FORMAT_VERSION = 1
 _HEADER_BYTES = 256  # reserved .npy header; the shape is only known at the end of streaming
+# Every file a store may hold: only a folder holding nothing else is ever replaced or cleaned up.
+STORE_FILES = frozenset({"frames.npy", "index.npy", "meta.npz", "frame_labels.npy", "subsets.npz", "store.json", "skipped.tsv"})
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def is_store(path: str | Path) -> bool:
+    """``True`` for a folder that holds a skelssl store manifest."""
+    f = Path(path) / "store.json"
+    if not f.is_file():
+        return False
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; results and stores are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        return "format_version" in json.loads(f.read_text())
+    except (OSError, ValueError):
+        return False
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def check_store_output(path: str | Path, overwrite: bool = False) -> None:
+    """Refuse an output path that is not ours to replace; return quietly when writing there is safe.
+
+    Safe: a path that does not exist, an empty folder, or (with ``overwrite``) a folder that is a
+    skelssl store and holds nothing but store files. Anything else (a regular file, a user's folder,
+    a store with other files in it) raises :class:`~skelssl.core.files.OutputError` naming the reason.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_dir():
+        raise OutputError(f"{path} exists and is not a folder; choose a new folder for the store")
+    try:
+        names = {p.name for p in path.iterdir()}
+    except OSError as e:
+        raise OutputError(f"{path}: cannot list the folder ({e.strerror})") from None
+    if not names:
+        return
+    if not is_store(path):
+        raise OutputError(f"{path} is a folder of other files, not a skelssl store; choose a new or empty folder")
+    if not overwrite:
+        raise OutputError(f"{path} already holds a store; pass --overwrite to replace it, or choose another folder")
+    foreign = sorted(names - STORE_FILES)
+    if foreign:
+        raise OutputError(f"{path} holds files that are not part of a store ({', '.join(foreign[:3])}); "
+                          "move them away or choose another folder")
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
@@ -85,9 +114,28 @@ class StoreWriter:
         channels: ``C``, coordinates per joint (3 for x, y, z).
         pipeline: name of the preprocessing pipeline that produced the frames.
         info: extra fields for ``store.json`` (source, format, dataset, class names, ...).
+        overwrite: replace an existing store at ``path`` (never a folder that is not a store, nor a
+            store holding other files: :func:`check_store_output`).
+
+    Raises:
+        OutputError: ``path`` is not ours to replace, or another process is writing it.
 
     Use as a context manager; an exception inside the block discards the temporary folder.
     """
+
+    def _remove_stale_partials(self) -> None:
+        """Delete temporary folders of earlier writers of this store that were killed (under the lock,
+        no live writer of this store exists; a folder is removed only when it holds store files alone)."""
+        # Names: ".NAME.PID.RANDOM.partial" (and ".NAME.RANDOM.partial" from skelssl <= 0.3).
+        pattern = re.compile(rf"^\.{re.escape(self.path.name)}\.(\d+\.)?[a-z0-9_]+\.partial$")
+        for p in self.path.parent.iterdir():
+            if not pattern.match(p.name):
+                continue
+            try:
+                if p.is_dir() and not p.is_symlink() and {c.name for c in p.iterdir()} <= STORE_FILES:
+                    shutil.rmtree(p)
+            except OSError:
+                pass
 
     def __init__(
         self,
@@ -97,6 +145,7 @@ class StoreWriter:
         channels: int = 3,
         pipeline: str = "raw",
         info: dict[str, Any] | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
         self.layout = get_layout(layout)
@@ -104,8 +153,17 @@ class StoreWriter:
         self.channels = int(channels)
         self.pipeline = pipeline
         self.info = dict(info or {})
+        self.overwrite = bool(overwrite)
+        check_store_output(self.path, self.overwrite)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent))
+        # One writer per store folder: a second prepare into the same --out refuses at once.
+        self._lock = FolderLock(self.path.parent / f".{self.path.name}.lock", f"store {self.path}").acquire()
+        try:
+            self._remove_stale_partials()
+            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.{os.getpid()}.", suffix=".partial", dir=self.path.parent))
+        except BaseException:
+            self._lock.release()
+            raise
         os.chmod(self._tmp, 0o755)
         self._frames_file = open(self._tmp / "frames.npy", "wb")
         self._frames_file.write(b"\0" * _HEADER_BYTES)
@@ -190,8 +248,20 @@ class StoreWriter:
         return len(self._names)
 
     # -- publishing --------------------------------------------------------------------------------
-    def close(self, subsets: dict[str, np.ndarray] | None = None) -> "Store":
-        """Finish the arrays, write ``store.json`` and publish the folder atomically."""
+    def close(
+        self,
+        subsets: dict[str, np.ndarray] | None = None,
+        finalize: Callable[["Store"], dict[str, bytes]] | None = None,
+    ) -> "Store":
+        """Finish the arrays, write ``store.json`` and publish the folder atomically.
+
+        Args:
+            subsets: label-fraction subsets to save as ``subsets.npz``.
+            finalize: ``store -> {file name: bytes}``, called on the finished but unpublished store
+                (e.g. to compute subsets from its protocols, or write ``skipped.tsv``): its files
+                are written, and covered by the checksum, before the folder is renamed into place,
+                so a crash never leaves a store that looks whole without them.
+        """
         if self._closed:
             raise StoreError("store writer already closed")
         if not self._names:
@@ -249,16 +319,38 @@ class StoreWriter:
             **self.info,
         }
         atomic_write_text(self._tmp / "store.json", json.dumps(manifest, indent=1) + "\n")
-        # Publish: move any old store aside, rename the new one in, then delete the old one.
-        old = None
-        if self.path.exists():
-            old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
-            os.replace(self.path, old)
-        os.replace(self._tmp, self.path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        if finalize is not None:
+            for name, data in finalize(Store(self._tmp)).items():
+                if name not in STORE_FILES or name == "store.json":
+                    raise StoreError(f"finalize may not write {name!r} into a store")
+                atomic_write_bytes(self._tmp / name, data)
+        # The checksum covers every file: arrays above, the others by their bytes.
+        manifest["files"] = {p.name: _file_digest(p) for p in sorted(self._tmp.iterdir())
+                             if p.name not in ("store.json", "frames.npy", "index.npy", "meta.npz", "frame_labels.npy")}
+        atomic_write_text(self._tmp / "store.json", json.dumps(manifest, indent=1) + "\n")
+        self._publish()
         self._closed = True
         return Store(self.path)
+
+    def _publish(self) -> None:
+        """Move any old store aside, rename the new one in, then delete the old one (ours: checked again
+        here, since the folder may have changed while we were writing)."""
+        try:
+            check_store_output(self.path, self.overwrite)
+            old = None
+            if self.path.exists() and any(self.path.iterdir()):
+                old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
+                os.replace(self.path, old)
+            elif self.path.exists():
+                self.path.rmdir()  # an empty folder the user made for us
+            os.replace(self._tmp, self.path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._lock.release()
 
     def abort(self) -> None:
         """Discard everything written so far."""
@@ -266,6 +358,7 @@ class StoreWriter:
             self._frames_file.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
         self._closed = True
+        self._lock.release()
 
     def __enter__(self) -> "StoreWriter":
         return self
@@ -460,7 +553,14 @@ class Store:
             h.update(key.encode() + np.ascontiguousarray(meta[key]).tobytes())
         if self._frame_labels is not None:
             h.update(np.asarray(self._frame_labels).tobytes())
-        return "blake2b:" + h.hexdigest() == self.info.get("checksum")
+        if "blake2b:" + h.hexdigest() != self.info.get("checksum"):
+            return False
+        # Stores written since the checksum covers every file list the others with their digests.
+        for name, digest in self.info.get("files", {}).items():
+            f = self.path / name
+            if not f.is_file() or _file_digest(f) != digest:
+                return False
+        return True
 
 
 def write_store(
@@ -472,9 +572,10 @@ def write_store(
     info: dict[str, Any] | None = None,
     subsets: dict[str, np.ndarray] | None = None,
     channels: int = 3,
+    overwrite: bool = False,
 ) -> Store:
     """Convenience: write ``(name, frames (T, M, V, C), meta)`` triples into a new store."""
-    with StoreWriter(path, layout, num_persons, channels=channels, pipeline=pipeline, info=info) as w:
+    with StoreWriter(path, layout, num_persons, channels=channels, pipeline=pipeline, info=info, overwrite=overwrite) as w:
         for name, frames, meta in samples:
             w.add(name, frames, meta)
         return w.close(subsets=subsets)

@@ -34,7 +34,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from skelssl.core.layouts import get_layout
-from skelssl.data.protocols import compute_subsets, save_subsets
+from skelssl.data.protocols import compute_subsets, subsets_bytes
 from skelssl.data.sample import RawSample
 from skelssl.data.store import Store, StoreWriter
 from skelssl.data.synthetic_body import (
@@ -328,7 +328,8 @@ def _store_info(seed: int, dataset: str, **more) -> dict:
 
 
 def write_store(out: str | Path, num_samples: int = 2000, layout: str = "ntu25", seed: int = 0,
-                progress: Callable[[int, int], None] | None = None, num_persons: int = 2) -> Store:
+                progress: Callable[[int, int], None] | None = None, num_persons: int = 2,
+                overwrite: bool = False) -> Store:
     """Generate ``num_samples`` samples into a packed store, with label-fraction subsets.
 
     Args:
@@ -338,20 +339,19 @@ def write_store(out: str | Path, num_samples: int = 2000, layout: str = "ntu25",
         seed: dataset seed.
         progress: called as ``progress(done, total)`` after each sample.
         num_persons: person slots ``M``.
+        overwrite: replace an existing store at ``out`` (never a folder that is not a store).
 
     Returns:
         The opened :class:`Store` (dataset ``"synthetic"``, pipeline ``"synthetic"``); protocols
         ``synthetic-xsub`` and ``synthetic-xview`` apply, and their subsets are saved in it.
     """
     info = _store_info(seed, "synthetic", subjects=SUBJECTS, views=list(VIEWS))
-    with StoreWriter(out, layout, num_persons, pipeline="synthetic", info=info) as w:
+    with StoreWriter(out, layout, num_persons, pipeline="synthetic", info=info, overwrite=overwrite) as w:
         for i, smp in enumerate(generate(num_samples, layout=layout, seed=seed, num_persons=num_persons)):
             w.add(smp.name, smp.bodies, smp.meta(), source=smp.source)
             if progress is not None:
                 progress(i + 1, num_samples)
-        store = w.close()
-    save_subsets(store, compute_subsets(store))
-    return store
+        return w.close(finalize=lambda unpublished: {"subsets.npz": subsets_bytes(compute_subsets(unpublished))})
 
 
 def generate_untrimmed(index: int, layout: str = "ntu25", seed: int = 0,

@@ -463,10 +463,30 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     data = _read_recipe(Path(path)) if path is not None else {}
     data = apply_overrides(data, overrides)
     try:
-        return from_dict(RunConfig, data)
+        return check_ranges(from_dict(RunConfig, data))
     except ConfigError as e:
         where = f"{path}: " if path is not None else ""
         raise ConfigError(f"{where}{e}") from None
+
+
+# (key, smallest allowed value): values a type check lets through but no run can use.
+_MINIMUM = (
+    ("data.batch_size", 1), ("data.num_workers", 0), ("trainer.epochs", 1), ("trainer.accumulate", 1),
+    ("trainer.max_steps", 1), ("trainer.log_every", 1), ("trainer.num_nodes", 1), ("optim.lr", 0.0),
+    ("optim.weight_decay", 0.0), ("trainer.ckpt_every_steps", 1), ("trainer.ckpt_every_epochs", 0),
+)
+
+
+def check_ranges(cfg: RunConfig) -> RunConfig:
+    """Reject values of the right type that cannot work (``data.batch_size=0``); returns ``cfg``."""
+    for key, low in _MINIMUM:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value is not None and value < low:
+            raise ConfigError(f"{key}: must be at least {low}, got {value}")
+    if cfg.data.label_fraction is not None and not 0 < cfg.data.label_fraction <= 1:
+        raise ConfigError(f"data.label_fraction: must be in (0, 1], got {cfg.data.label_fraction}")
+    return cfg
 
 
 class _Dumper(yaml.SafeDumper):

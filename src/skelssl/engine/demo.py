@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from skelssl.core.files import OutputError
 from skelssl.engine.config import RunConfig, from_dict
 
 __all__ = ["run_demo", "DEMO_METHODS", "demo_config"]
@@ -65,6 +66,10 @@ def demo_config(store: Path, method: str, epochs: int | None = None) -> RunConfi
     })
 
 
+# What an interrupted demo pre-training run may hold (anything else means the folder is not ours).
+DEMO_RUN_FILES = frozenset({"config.yaml", "metrics.jsonl", "tb", "checkpoints", ".lock", "loss.png"})
+
+
 def run_demo(out: Path, quick: bool = False, log: Callable[[str], None] = print, methods: tuple[str, ...] | None = None) -> Path:
     """Run the demo into ``out``; returns the report file.
 
@@ -97,7 +102,7 @@ def run_demo(out: Path, quick: bool = False, log: Callable[[str], None] = print,
         store = Store(store_dir)
     else:
         log(f"[demo] generating {samples} synthetic action sequences ...")
-        store = synthetic.write_store(store_dir, num_samples=samples, layout="ntu25", seed=0)
+        store = synthetic.write_store(store_dir, num_samples=samples, layout="ntu25", seed=0, overwrite=True)
     info = store_summary(store)
     log(f"[demo] store {store.path}: {info['samples']} samples, {info['classes']} classes, {info['frames']} frames; "
         f"{PROTOCOL}: {info['protocols'][PROTOCOL]['train']} train / {info['protocols'][PROTOCOL]['test']} test")
@@ -113,6 +118,9 @@ def run_demo(out: Path, quick: bool = False, log: Callable[[str], None] = print,
         if not (run / "encoder.safetensors").is_file():
             log(f"[demo] pre-training {method} ({cfg.encoder.name} encoder) for {cfg.trainer.epochs} epochs ...")
             if run.exists():
+                # An unfinished demo run of ours is started again; a folder of anything else is left alone.
+                if not (run / "config.yaml").is_file() or any(p.name not in DEMO_RUN_FILES for p in run.iterdir()):
+                    raise OutputError(f"{run} exists and is not an unfinished demo run; move it away or choose another --out")
                 import shutil
 
                 shutil.rmtree(run)

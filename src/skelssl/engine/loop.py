@@ -25,12 +25,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from skelssl.data.dataset import collate
 from skelssl.engine import checkpoint as ckpt
-from skelssl.engine.config import TrainerConfig, config_hash, save_config
+from skelssl.engine.config import ConfigError, TrainerConfig, config_hash, save_config
 from skelssl.engine.dist import all_gather_with_grad, make_fabric
 from skelssl.engine.logging import RunLogger, progress_bar, scalar
 from skelssl.engine.seed import capture_rng_state, derive_seed, module_generators, restore_rng_state, seed_all, set_deterministic
 
-__all__ = ["Trainer", "NonFiniteLossError", "TrainState", "epoch_batches", "num_batches"]
+__all__ = ["Trainer", "NonFiniteLossError", "DivergedWeightsError", "weights_problem", "TrainState", "epoch_batches", "num_batches"]
 
 _AUGMENT_KEY = "__trainer__.augment"
 _RESERVED = frozenset({"kind", "step", "epoch", "lr", "loss", "grad_norm"})
@@ -50,6 +50,43 @@ class NonFiniteLossError(RuntimeError):
         self.step, self.epoch, self.batch, self.value = step, epoch, batch, value
         kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written yet"
         super().__init__(f"non-finite loss ({value}) at step {step} (epoch {epoch}, batch {batch}); training stopped, {kept}")
+
+
+class DivergedWeightsError(NonFiniteLossError):
+    """The weights became non-finite or absurdly large after a step whose loss was still finite; the
+    checkpoint that would have held them is not written, so ``--resume`` starts from good weights."""
+
+    def __init__(self, step: int, epoch: int, problem: str, checkpoint: Path | None) -> None:
+        self.step, self.epoch, self.batch, self.value = step, epoch, -1, float("nan")
+        kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written yet"
+        RuntimeError.__init__(self, f"weights diverged after step {step} (epoch {epoch}): {problem}; training stopped, "
+                                    f"not saved, {kept}")
+
+
+# A parameter beyond this magnitude means the run has diverged even if no NaN appeared yet (skeleton
+# models' weights are O(1); the official checkpoints' largest is below 1e2).
+MAX_ABS_WEIGHT = 1e6
+
+
+def weights_problem(module: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> str | None:
+    """Why the weights (and optimiser state) are not fit to be saved as a good checkpoint, or ``None``."""
+    worst = 0.0
+    for name, p in module.named_parameters():
+        if not torch.isfinite(p).all():
+            return f"parameter {name} is not finite"
+        if p.numel():
+            worst = max(worst, float(p.detach().abs().max()))
+    if worst > MAX_ABS_WEIGHT:
+        return f"max |w| = {worst:.3g} > {MAX_ABS_WEIGHT:.0e}"
+    for name, b in module.named_buffers():
+        if b.is_floating_point() and not torch.isfinite(b).all():
+            return f"buffer {name} is not finite"
+    if optimizer is not None:
+        for state in optimizer.state.values():
+            for key, v in state.items():
+                if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all():
+                    return f"optimizer state {key!r} is not finite"
+    return None
 
 
 @dataclass
@@ -183,7 +220,8 @@ class Trainer:
             set_deterministic(True)
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            if config_dict is not None:
+            # The recorded config describes the run as it started; a resume never rewrites it.
+            if config_dict is not None and not (resume and (self.run_dir / "config.yaml").is_file()):
                 save_config(config_dict, self.run_dir / "config.yaml")
 
         raw = module
@@ -200,7 +238,7 @@ class Trainer:
         n = len(train_dataset)
         nb = num_batches(n, batch_size, world, drop_last)
         if nb == 0:
-            raise ValueError(f"{n} samples give no full batch of {batch_size} on each of {world} process(es)")
+            raise ConfigError(f"data.batch_size: {n} samples give no full batch of {batch_size} on each of {world} process(es)")
         acc = max(1, int(cfg.accumulate))
         steps_per_epoch = math.ceil(nb / acc)
         total_steps = cfg.epochs * steps_per_epoch
@@ -270,6 +308,9 @@ class Trainer:
 
         def save(name: str = "last") -> None:
             nonlocal saved_step
+            problem = weights_problem(raw, optimizer)
+            if problem is not None:
+                raise DivergedWeightsError(state.step, state.epoch, problem, ckpt.find_checkpoint(self.ckpt_dir / "last"))
             self._save(name, raw, training_state(), generators, config_dict)
             saved_step = state.step
 

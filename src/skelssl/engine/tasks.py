@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from skelssl.core.files import FolderLock, OutputError
 from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.store import Store
 from skelssl.engine import checkpoint as ckpt
@@ -102,12 +103,75 @@ def pretrain(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, fabri
         The trainer's summary plus ``encoder`` (the path written).
     """
     run_dir = Path(run_dir)
+    if resume:
+        check_resumable(run_dir)
     trainer = Trainer(cfg.trainer, run_dir, fabric=fabric)
     dataset = open_dataset(cfg.data)
     seed_all(cfg.trainer.seed)  # parameter initialisation draws from the global streams
     method, encoder_kwargs = build_method(cfg, dataset.store)
     resolved = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, kwargs=encoder_kwargs))
     config_dict = to_dict(resolved)
+    lock = None
+    if trainer.is_main:
+        # One process per run folder: a second pretrain into the same --out refuses at once.
+        lock = FolderLock(run_dir / ".lock", f"run {run_dir}").acquire()
+    try:
+        if trainer.is_main:
+            if resume:
+                check_same_run(run_dir, config_dict)
+            elif any(p.name != ".lock" for p in run_dir.iterdir()):
+                raise OutputError(f"{run_dir} is not empty: pass --resume to continue that run, or choose another --out")
+        return _fit(trainer, method, dataset, cfg, config_dict, resume, run_dir)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+# Settings a resumed run may change: where and how visibly it runs, not what it computes (a changed
+# device count is caught by the checkpoint's data geometry).
+RESUME_MAY_CHANGE = ("trainer.progress", "trainer.accelerator", "trainer.devices", "trainer.num_nodes",
+                     "trainer.strategy", "data.num_workers")
+
+
+def check_resumable(run_dir: Path) -> None:
+    """Refuse a ``--resume`` that has no run to continue (one line, before anything is built)."""
+    if not run_dir.is_dir():
+        raise OutputError(f"{run_dir}: no such run folder to resume (drop --resume to start a new run)")
+    if not (run_dir / "config.yaml").is_file():
+        raise OutputError(f"{run_dir}: not a skelssl run (no config.yaml), nothing to resume")
+    if ckpt.find_checkpoint(run_dir) is None:
+        raise OutputError(f"{run_dir}: no checkpoint to resume from (the run stopped before its first); "
+                          "start it again in a new folder")
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_same_run(run_dir: Path, config_dict: dict[str, Any]) -> None:
+    """A resume continues exactly the recorded run: refuse, naming the first differences, when the
+    given settings differ from ``run_dir/config.yaml`` (which is never rewritten)."""
+    import yaml
+
+    recorded = _flat(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
+    given = _flat(config_dict)
+    diff = [k for k in sorted(set(recorded) | set(given))
+            if k not in RESUME_MAY_CHANGE and recorded.get(k, "(unset)") != given.get(k, "(unset)")]
+    if diff:
+        shown = "; ".join(f"{k} recorded {recorded.get(k, '(unset)')!r}, given {given.get(k, '(unset)')!r}" for k in diff[:3])
+        more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
+        raise ConfigError(f"cannot resume {run_dir} with other settings ({shown}{more}); to continue it as recorded: "
+                          f"skelssl pretrain {run_dir / 'config.yaml'} --out {run_dir} --resume")
+
+
+def _fit(trainer: Trainer, method, dataset, cfg: RunConfig, config_dict: dict[str, Any], resume: bool,
+         run_dir: Path) -> dict[str, Any]:
     summary = trainer.fit(
         method,
         dataset,
@@ -120,7 +184,8 @@ def pretrain(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, fabri
         drop_last=cfg.data.drop_last,
     )
     path = run_dir / "encoder.safetensors"
-    if trainer.is_main:
+    already_complete = summary["resumed_from"] == summary["step"] and path.is_file()
+    if trainer.is_main and not already_complete:
         ckpt.save_encoder(path, method.export_encoder(), config_dict)
     trainer.fabric.barrier()
     return {**summary, "encoder": str(path)}

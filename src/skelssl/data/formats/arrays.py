@@ -47,6 +47,10 @@ DATASET = "arrays"  # the ``dataset=`` option overrides it
 AXES = {"NCTVM": (1, 3, 2, 0), "NTMVC": (0, 1, 2, 3), "NTVC": None}
 
 
+# Reader options beyond the keyword arguments of discover/read (``prepare`` checks the user's against them).
+OPTIONS = ("axes", "persons", "channels", "layout", "dataset")
+
+
 def dataset_for(**options: Any) -> str:
     """The store ``dataset`` key: the ``dataset=`` option, else ``"arrays"``."""
     return str(options.get("dataset") or DATASET)

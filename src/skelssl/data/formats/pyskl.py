@@ -250,6 +250,10 @@ def ntu_name_meta(name: str) -> dict[str, int] | None:
     return {"setup": s, "view": c, "subject": p, "repetition": r}
 
 
+# Reader options beyond the keyword arguments of discover/read (``prepare`` checks the user's against them).
+OPTIONS = ("layout", "dataset")
+
+
 def dataset_for(**options: Any) -> str:
     """The store ``dataset`` key for this reader: the ``dataset=`` option, else ``"pyskl"``."""
     return str(options.get("dataset") or DATASET)

@@ -1,0 +1,121 @@
+"""Safe file operations: atomic writes, exclusive locks, and the rules for replacing an output folder.
+
+skelssl runs on people's only copies of datasets and results, so everything it writes goes through
+here: a file is written to a temporary sibling and renamed into place (a crash never leaves half a
+file), and a folder that two processes might write is taken under an exclusive lock first. Which
+folders may be replaced is decided by their owners (``data.store.check_store_output`` for stores,
+``engine.tasks.pretrain`` for runs): only ever one that skelssl itself wrote.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = [
+    "OutputError",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "FolderLock",
+    "is_inside",
+    "pid_alive",
+]
+
+
+class OutputError(RuntimeError):
+    """An output path that skelssl must not write to (a user's folder, a file, a busy run)."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; results and stores are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def is_inside(path: str | Path, folder: str | Path) -> bool:
+    """``True`` when ``path`` is ``folder`` or lies under it (symbolic links resolved)."""
+    p, f = Path(path).resolve(), Path(folder).resolve()
+    return p == f or f in p.parents
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class FolderLock:
+    """An exclusive, non-blocking ``flock`` on a lock file; refuses at once when another process holds it.
+
+    The lock file stays in place (removing it would let a waiting process lock an unlinked inode
+    while a third one locks a new file); after taking the lock we check that the path still names
+    the file we locked, and retry when it does not.
+
+    Args:
+        lock_file: the lock file (created when missing).
+        what: how to name the locked thing in the error (``"store stores/ntu60"``).
+    """
+
+    def __init__(self, lock_file: str | Path, what: str) -> None:
+        self.path = Path(lock_file)
+        self.what = what
+        self._fd: int | None = None
+
+    def acquire(self) -> "FolderLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(8):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                os.close(fd)
+                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise OutputError(f"{self.what} is being written by another skelssl process (lock {self.path})") from None
+                raise
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                self._fd = fd
+                return self
+            os.close(fd)
+        raise OutputError(f"{self.what}: could not take the lock {self.path}")
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "FolderLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
