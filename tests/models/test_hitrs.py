@@ -218,8 +218,9 @@ def test_batched_forward_equals_a_per_window_reference():
 def test_absent_persons_ignored_or_averaged():
     x, lens = batch(2, 30, 2, [30, 30])
     x[0, ..., 1] = 0  # sample 0 has one actor
-    ignore = tiny().eval()
-    average = tiny(absent_persons="average").eval()
+    ignore = tiny(absent_persons="ignore").eval()
+    average = tiny().eval()  # the default is the official behaviour
+    assert average.absent_persons == "average"
     with torch.no_grad():
         feats = ignore.forward_features(x, lens)
         assert torch.all(feats[0, 1] == 0) and feats[0, 0].abs().sum() > 0
@@ -229,6 +230,13 @@ def test_absent_persons_ignored_or_averaged():
         _, zero_vx, _ = average.encode_sequences(seq, lens[:1])
         assert torch.allclose(average(x, lens)[0], (alone[0] + zero_vx[0]) / 2, atol=1e-5)
         assert torch.allclose(average(x, lens)[1], ignore(x, lens)[1], atol=1e-5)  # two actors: no difference
+        assert torch.all(average.forward_features(x, lens)[0, 1, -1] != 0)  # the absent body is encoded
+
+
+def test_absent_persons_option_is_checked():
+    assert HiTRS(layout="ntu25", preset="tiny").absent_persons == "average"
+    with pytest.raises(ValueError, match="absent_persons"):
+        tiny(absent_persons="skip")
 
 
 @pytest.mark.parametrize("stream", ["bone", "motion"])

@@ -3,8 +3,9 @@ Convolutional Networks for Skeleton-Based Action Recognition", CVPR 2019), as co
 ``moco/AGCN.py`` (class ``Model``).
 
 Each unit is an adaptive graph convolution then a temporal convolution (kernel 9), with residuals. The
-graph of subset ``k`` is ``A_k + B_k + C_k``: ``A_k`` the layout's spatial partition (identity,
-inward, outward; column-normalised), ``B_k`` a free learned ``(V, V)`` matrix initialised to 1e-6
+graph of subset ``k`` is ``A_k + B_k + C_k``: ``A_k`` the layout's spatial partition in the official
+subset order (:func:`agcn_adjacency`: self-links, then the official ``inward`` and ``outward`` subsets,
+column-normalised), ``B_k`` a free learned ``(V, V)`` matrix initialised to 1e-6
 (``PA``), and ``C_k = softmax(theta_k(x)^T phi_k(x) / (C_e * T))`` a per-sample similarity of joints
 from two 1x1 embeddings of width ``C_e = C_out / 4`` (the softmax normalises each column). Features
 are averaged over frames and joints, then over person slots (256-d with the standard channels).
@@ -14,7 +15,9 @@ Differences from the official code, none changing the function:
 - the three subsets' 1x1 convolutions ``conv_a``/``conv_b`` are one convolution each with ``3 C_e``
   outputs, and ``conv_d`` is one convolution over the three aggregated inputs stacked on the channel
   axis (``sum_k W_k (x G_k) + b_k`` = ``[W_1 W_2 W_3] [x G_1; x G_2; x G_3] + b``), so it carries one
-  bias instead of three whose sum it is;
+  bias instead of three whose sum it is. The initialisation is the official one in distribution: each
+  subset's slice of ``conv_a``/``conv_b`` gets ``conv_init`` as its own convolution (Kaiming normal with
+  the fan-out of one branch, ``C_e``), and ``conv_d`` gets ``conv_branch_init``;
 - padded frames are handled: with ``lengths``, activations on padded frames are zeroed before every
   temporal convolution and after every unit, the embeddings of ``C_k`` are zeroed there and its scale
   uses the real length, and pooling ignores them; in eval mode a sample gives the same features padded
@@ -36,13 +39,13 @@ from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
 from skelssl.models.graph_common import (
-    TemporalConv, bn_init, check_units, conv_init, person_batch, pool_tokens, residual_branch, run_units,
+    TemporalConv, bn_init, check_units, person_batch, pool_tokens, residual_branch, run_units,
     strided_lengths, zero_padding,
 )
 from skelssl.models.stgcn import DEFAULT_CHANNELS, DEFAULT_STRIDES
 from skelssl.transforms.temporal import frame_mask, person_mask
 
-__all__ = ["AGCN", "AdaptiveGraphConv", "AGCNUnit", "PRESETS"]
+__all__ = ["AGCN", "AdaptiveGraphConv", "AGCNUnit", "PRESETS", "agcn_adjacency", "branch_conv_init"]
 
 #: Named sizes: ``paper`` is 2s-AGCN's ten units (64 ... 256, strides 2 at units 5 and 8, 3.45 M
 #: parameters for NTU, 3.47 M with the official 60-class fc); ``small`` is for CPU work (four units, 16 ... 64).
@@ -52,12 +55,43 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
 }
 
 
+def agcn_adjacency(layout: Layout | str) -> torch.Tensor:
+    """2s-AGCN's fixed partition ``A`` (``tools.get_spatial_graph``), in the official subset order.
+
+    The official graph is ``stack(I, normalize(edge2mat(inward)), normalize(edge2mat(outward)))`` with
+    ``inward`` the ``(child, parent)`` bone list and ``edge2mat`` setting ``A[j, i] = 1`` for a pair
+    ``(i, j)``: subset 1 holds ``A[parent, child]`` (under ``x @ A`` a joint receives its parent's
+    features) and subset 2 ``A[child, parent]`` (a joint receives its children's features), each
+    column-normalised. :meth:`Layout.spatial_partition` (shared with ST-GCN, whose official order it
+    follows) lists them the other way round, so subsets 1 and 2 are swapped here; the per-subset ``PA``
+    and ``conv_a``/``conv_b``/``conv_d`` weights of an official checkpoint then pair with the same
+    subsets by index.
+
+    Returns:
+        ``(3, V, V)`` float32: self-links, official ``inward``, official ``outward``.
+    """
+    parts = get_layout(layout).spatial_partition()  # (3, V, V): identity, child->parent, parent->child
+    return torch.from_numpy(parts[[0, 2, 1]].copy())
+
+
+def branch_conv_init(conv: nn.Conv2d, branches: int) -> None:
+    """:func:`~skelssl.models.graph_common.conv_init` on each of ``branches`` equal output slices of
+    ``conv``, as if each were its own convolution (the official per-subset ``conv_a``/``conv_b``):
+    Kaiming normal with the fan-out of one branch, ``out_channels / branches * kernel size``, and zero
+    bias."""
+    with torch.no_grad():
+        for w in conv.weight.chunk(branches, dim=0):  # views of (C_out / K, C_in, kh, kw)
+            nn.init.kaiming_normal_(w, mode="fan_out")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
 class AdaptiveGraphConv(nn.Module):
     """Official ``unit_gcn``: graph convolution over ``A_k + B_k + C_k`` plus a residual, then ReLU.
 
     Args:
         in_channels, out_channels: feature sizes.
-        adjacency: ``(K, V, V)`` fixed partition ``A``.
+        adjacency: ``(K, V, V)`` fixed partition ``A`` (:func:`agcn_adjacency`).
         embed_ratio: ``C_e = out_channels // embed_ratio`` (4 in 2s-AGCN).
 
     Shape:
@@ -77,8 +111,10 @@ class AdaptiveGraphConv(nn.Module):
         # Official down: 1x1 conv + BN (conv_init) where the width changes.
         self.down = TemporalConv(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
         self.relu = nn.ReLU(inplace=True)
-        conv_init(self.conv_a)
-        conv_init(self.conv_b)
+        # Official conv_init on each subset's conv_a[k] / conv_b[k]: std sqrt(2 / C_e), not the
+        # sqrt(2 / (K * C_e)) that conv_init would give the fused convolution.
+        branch_conv_init(self.conv_a, k)
+        branch_conv_init(self.conv_b, k)
         # Official conv_branch_init: N(0, 2 / (C_out * C_in * 1 * 1 * K)) per branch; zero bias.
         nn.init.normal_(self.conv_d.weight, 0.0, math.sqrt(2.0 / (out_channels * in_channels * k)))
         nn.init.zeros_(self.conv_d.bias)
@@ -185,7 +221,7 @@ class AGCN(Encoder):
         self.layout, self.in_channels, self.num_persons = layout, in_channels, num_persons
         self.strides, self.ignore_absent = tuple(strides), ignore_absent
         v = layout.num_joints
-        adjacency = torch.from_numpy(layout.spatial_partition())  # (3, V, V)
+        adjacency = agcn_adjacency(layout)  # (3, V, V), official subset order
         self.data_bn = nn.BatchNorm1d(num_persons * v * in_channels)
         nn.init.ones_(self.data_bn.weight)
         nn.init.zeros_(self.data_bn.bias)

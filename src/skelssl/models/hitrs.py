@@ -20,10 +20,11 @@ initialised with sinusoids; the fusion tokens start from ``U[0, 1)`` as in the o
 ``d = 128`` the encoder has 6.92 M parameters (frame 0.891 M, clip 1.852 M, video 4.175 M).
 
 Inputs are ``(N, C, T, V, M)``; every person is encoded on its own and the video embeddings are averaged
-over persons. The official downstream model encodes the all-zero second body of one-person actions and
-averages it in (METHODS.md §2.7.3); by default we skip absent persons (``absent_persons="ignore"``),
-and ``absent_persons="average"`` reproduces the official behaviour. The input stream (joint, bone,
-motion; Hi-TRS's ``view``) is applied inside :meth:`HiTRS.forward`, so it is part of the encoder's spec.
+over persons. Like the official downstream model, the default (``absent_persons="average"``) encodes
+the all-zero second body of one-person actions and averages it in (METHODS.md §2.7.3);
+``absent_persons="ignore"`` skips absent persons and averages over the present ones. The input stream
+(joint, bone, motion; Hi-TRS's ``view``) is applied inside :meth:`HiTRS.forward`, so it is part of the
+encoder's spec.
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ class HiTRS(Encoder):
         max_clips: length of the video-level position encoding (200 in the official code).
         dropout: dropout on attention and FFN outputs (0.2).
         stream: ``"joint"``, ``"bone"`` or ``"motion"`` input (Hi-TRS's ``view``).
-        absent_persons: ``"ignore"`` all-zero persons, or ``"average"`` them in (official).
+        absent_persons: ``"average"`` (official): encode every person slot, all-zero ones included,
+            and average their video embeddings; ``"ignore"``: skip all-zero persons and average over
+            the present ones (every slot when none is present).
         fused_attention: use ``scaled_dot_product_attention``; False computes the softmax explicitly
             (same result, slower; for the naive benchmark).
 
@@ -108,7 +111,7 @@ class HiTRS(Encoder):
         max_clips: int = 200,
         dropout: float = 0.2,
         stream: Literal["joint", "bone", "motion"] = "joint",
-        absent_persons: Literal["ignore", "average"] = "ignore",
+        absent_persons: Literal["ignore", "average"] = "average",
         fused_attention: bool = True,
     ) -> None:
         super().__init__()

@@ -6,7 +6,10 @@ convolution), with learnable edge importance and residual connections; features 
 time, joints and persons. We differ from the official code in three documented ways:
 
 - the spatial partition is the layout's ``identity / inward / outward`` split with 2s-AGCN's column
-  normalisation (:meth:`Layout.spatial_partition`), the form every graph encoder here shares;
+  normalisation (:meth:`Layout.spatial_partition`, also the source of AGCN's graph). Its subset order
+  is the official ST-GCN one (subset 1 ``[child, parent]``: a joint receives from the joints farther
+  from the centre; subset 2 ``[parent, child]``); :mod:`skelssl.models.agcn` swaps subsets 1 and 2 to
+  follow 2s-AGCN's own order;
 - the input BatchNorm has one channel per ``(person, joint, coordinate)`` (2s-AGCN), not per
   ``(joint, coordinate)``;
 - padded frames are handled: with ``lengths``, activations on padded frames are zeroed after the
