@@ -24,7 +24,9 @@ def gen(seed: int = 0) -> torch.Generator:
 def method(seed: int = 0, **kwargs) -> HiTRSPretraining:
     torch.manual_seed(0)
     enc = build_encoder("hitrs", layout="ntu25", preset="tiny", dropout=0.0)
-    return HiTRSPretraining(enc, seed=seed, **kwargs)
+    m = HiTRSPretraining(enc, **kwargs)
+    m.run_seed = seed
+    return m
 
 
 def walking_batch(n: int, t: int, m: int, lengths: list[int], seed: int = 0) -> dict[str, torch.Tensor]:

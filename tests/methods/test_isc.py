@@ -32,10 +32,12 @@ def make_method(pairing: str = "seq+graph", seed: int = 0, layout: str = "ntu25"
     torch.manual_seed(0)  # parameter init only
     reps = PAIRINGS[pairing]
     enc = build_encoder(NAMES[reps[0]], layout=layout, num_persons=persons, **TINY[NAMES[reps[0]]])
-    args = {"queue_size": 16, "frames": 16, "proj_dim": 8, "seed": seed, **kwargs}
+    args = {"queue_size": 16, "frames": 16, "proj_dim": 8, **kwargs}
     if len(reps) == 2:
         args.setdefault("partner", {"name": NAMES[reps[1]], "kwargs": dict(TINY[NAMES[reps[1]]])})
-    return get_method("isc")(enc, pairing=pairing, **args)
+    method = get_method("isc")(enc, pairing=pairing, **args)
+    method.run_seed = seed
+    return method
 
 
 def make_batch(n: int = 4, t: int = 40, seed: int = 0, persons: int = 2, joints: int = 25) -> dict[str, torch.Tensor]:

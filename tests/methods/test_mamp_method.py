@@ -36,7 +36,9 @@ RECIPES = Path(__file__).resolve().parents[2] / "configs" / "mamp"
 def make_method(seed: int = 0, enc_kwargs: dict | None = None, **kwargs) -> MAMP:
     torch.manual_seed(0)  # parameter init only
     enc = build_encoder("mamp", layout="ntu25", num_persons=2, **{"preset": "tiny", "frames": 16, **(enc_kwargs or {})})
-    return get_method("mamp")(enc, seed=seed, **{"min_frames": 8, "decoder_depth": 1, **kwargs})
+    method = get_method("mamp")(enc, **{"min_frames": 8, "decoder_depth": 1, **kwargs})
+    method.run_seed = seed
+    return method
 
 
 def make_batch(n: int = 4, t: int = 30, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -33,7 +33,9 @@ def make_method(seed: int = 0, enc_kwargs: dict | None = None, **kwargs):
     torch.manual_seed(0)  # parameter init only
     enc = build_encoder("motion_transformer", layout="ntu25", num_persons=2, preset="tiny",
                         **{"frames": 20, **(enc_kwargs or {})})
-    return get_method("motion_transformer")(enc, seed=seed, **kwargs)
+    method = get_method("motion_transformer")(enc, **kwargs)
+    method.run_seed = seed
+    return method
 
 
 def make_batch(n: int = 6, t: int = 40, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -17,8 +17,10 @@ def make_method(seed: int = 0, **kwargs):
     torch.manual_seed(0)  # parameter init only
     enc = build_encoder("stgcn", layout="ntu25", num_persons=2, **TINY)
     cls = get_method("simclr")
-    defaults = {"proj_dim": 16, "hidden_dim": 32, "frames": 12, "rotate": 0.3, "seed": seed}
-    return cls(enc, **{**defaults, **kwargs})
+    defaults = {"proj_dim": 16, "hidden_dim": 32, "frames": 12, "rotate": 0.3}
+    method = cls(enc, **{**defaults, **kwargs})
+    method.run_seed = seed
+    return method
 
 
 def make_batch(n: int = 8, t: int = 30, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -587,8 +587,22 @@ def build_encoder_from_config(section: ComponentConfig, **context: Any):
     return build_encoder(section.name, **kwargs)
 
 
-def build_method_from_config(section: ComponentConfig, **given: Any):
-    """Build the configured method with ``given`` arguments (``encoder=...``) plus its checked kwargs."""
+def build_method_from_config(section: ComponentConfig, *, run_seed: int | None = None, **given: Any):
+    """Build the configured method with ``given`` arguments (``encoder=...``) plus its checked kwargs.
+
+    Args:
+        section: the ``method`` section.
+        run_seed: the run's ``trainer.seed``, set as the method's
+            :attr:`~skelssl.methods.base.Method.run_seed` (the seed of all its random draws); ``None``
+            keeps the method's default (0).
+        given: arguments skelssl passes itself.
+
+    A ``method.kwargs.seed`` that the method no longer takes (configs recorded before the run seed
+    came from ``trainer.seed``) is still read, with a ``FutureWarning``, and pins the run seed, so
+    that such a recorded run rebuilds and resumes with the draws it started with.
+    """
+    import warnings
+
     from skelssl.methods import get_method
 
     if not section.name:
@@ -597,5 +611,15 @@ def build_method_from_config(section: ComponentConfig, **given: Any):
         cls = get_method(section.name)
     except KeyError as e:
         raise ConfigError(f"method.name: {e.args[0]}") from None
-    kwargs = checked_kwargs(cls, dict(section.kwargs), "method.kwargs", given=tuple(given))
-    return cls(**given, **kwargs)
+    kwargs = dict(section.kwargs)
+    if "seed" in kwargs and "seed" not in inspect.signature(cls.__init__).parameters:
+        legacy = _coerce(kwargs.pop("seed"), int, "method.kwargs.seed")
+        warnings.warn(f"method.kwargs.seed is deprecated: a method's random draws follow trainer.seed; this config "
+                      f"pins them to seed {legacy} (remove method.kwargs.seed to let trainer.seed decide)",
+                      FutureWarning, stacklevel=2)
+        run_seed = legacy
+    kwargs = checked_kwargs(cls, kwargs, "method.kwargs", given=tuple(given))
+    method = cls(**given, **kwargs)
+    if run_seed is not None and hasattr(method, "run_seed"):
+        method.run_seed = int(run_seed)
+    return method

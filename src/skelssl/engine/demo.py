@@ -27,7 +27,7 @@ PROTOCOL = "synthetic-xsub"
 DEMO_METHODS: dict[str, dict[str, Any]] = {
     "motion_transformer": {
         "encoder": {"name": "motion_transformer", "kwargs": {"layers": 4, "hidden": 128, "heads": 4, "intermediate": 512, "frames": 60}},
-        "method": {"name": "motion_transformer", "kwargs": {"tasks": ["flow"], "seed": 0}},
+        "method": {"name": "motion_transformer", "kwargs": {"tasks": ["flow"]}},
         "optim": {"name": "adamw", "lr": 5e-4, "weight_decay": 0.01, "eps": 1e-6, "no_decay": ["bias", "norm"]},
         "schedule": {"name": "linear", "warmup_epochs": 2, "min_lr": 0.0},
         "epochs": 25,

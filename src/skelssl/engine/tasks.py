@@ -75,7 +75,8 @@ def open_dataset(data: DataConfig, split: str | None = None) -> SkeletonDataset:
 
 
 def build_method(cfg: RunConfig, store: Store | None = None):
-    """Encoder then method from the config; the store fills ``in_channels``/``layout``/``num_persons``.
+    """Encoder then method from the config; the store fills ``in_channels``/``layout``/``num_persons``,
+    ``trainer.seed`` the method's :attr:`~skelssl.methods.base.Method.run_seed`.
 
     Returns:
         ``(method, resolved_encoder_kwargs)``: the kwargs the encoder was built with (JSON), recorded
@@ -85,7 +86,8 @@ def build_method(cfg: RunConfig, store: Store | None = None):
     if store is not None:
         context = {"in_channels": store.channels, "layout": store.layout.name, "num_persons": store.num_persons}
     encoder = build_encoder_from_config(cfg.encoder, **context)
-    method = build_method_from_config(cfg.method, encoder=encoder)
+    # trainer.seed seeds every random draw of the method (augmentations, masks, initial queues).
+    method = build_method_from_config(cfg.method, run_seed=cfg.trainer.seed, encoder=encoder)
     return method, dict(encoder.spec["kwargs"])
 
 

@@ -6,6 +6,14 @@ A method owns its encoder(s), heads and loss. The engine calls, per optimiser st
 shared :func:`momentum_update`). Everything a method keeps besides parameters (queues, step counters)
 is a registered buffer, so it is saved and restored with the checkpoint.
 
+Randomness: every random draw of a method (augmentations, masks, clip sampling, initial queues) comes
+from its :attr:`Method.run_seed`, which the job sets from ``trainer.seed``
+(:func:`skelssl.engine.tasks.build_method`), so a new run seed gives new draws and the same seed the
+same run. The draws of a training step come from :meth:`Method.generator`, a CPU generator seeded from
+``(run_seed, rank, step)``, where ``step`` is a buffer counting the steps: a resumed run draws what
+an unbroken one draws without any generator state to save, CPU and GPU runs draw the same, and each
+data-parallel process draws its own.
+
 ``batch`` is a dict of tensors already on the training device:
 
 - ``x``: ``(N, C, T, V, M)`` float, zero-padded along ``T``;
@@ -29,10 +37,43 @@ __all__ = ["Method", "momentum_update", "split_decay_groups", "process_rank", "s
 
 
 class Method(nn.Module, ABC):
-    """Base class of self-supervised methods."""
+    """Base class of self-supervised methods.
+
+    Attributes:
+        step: 0-d int64 buffer, training steps taken; subclasses add 1 in each :meth:`training_step`.
+        run_seed: seed of all the method's random draws (default 0); see :attr:`run_seed`.
+    """
 
     #: Set by subclasses: the encoder that evaluation protocols use after pre-training.
     encoder: Encoder
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._run_seed = 0
+        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+
+    @property
+    def run_seed(self) -> int:
+        """Seed of every random draw of the method: the run's ``trainer.seed``, set by the job.
+
+        Setting it before training (``step == 0``) also redraws what the method drew once at
+        construction (:meth:`reset_random_state`, e.g. ISC's initial queue keys); later it changes
+        only the draws of the steps to come, so a loaded checkpoint's queues are never overwritten.
+        """
+        return self._run_seed
+
+    @run_seed.setter
+    def run_seed(self, seed: int) -> None:
+        self._run_seed = int(seed)
+        if int(self.step) == 0:
+            self.reset_random_state()
+
+    def reset_random_state(self) -> None:
+        """Redraw, from :attr:`run_seed`, the state drawn once at construction (default: none)."""
+
+    def generator(self) -> torch.Generator:
+        """The CPU generator of the current step, seeded from ``(run_seed, rank, step)``."""
+        return step_generator(self.run_seed, int(self.step.item()))
 
     @abstractmethod
     def training_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:

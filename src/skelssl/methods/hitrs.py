@@ -21,7 +21,7 @@ Differences from the official code, all deliberate: persons are split and augmen
 device in ``training_step`` (no separate single-person store); masking and swaps are drawn in batch
 from a seeded generator; a batch with no valid clip-order sample is not skipped (that loss is simply
 zero for it); the future-clip target comes from the same C-TRS pass as the other windows (the same
-values, detached). The generator is re-seeded every step from ``(seed, step, rank)`` like SimCLR's, so
+values, detached). The generator is re-seeded every step from ``(run_seed, step, rank)`` like SimCLR's, so
 a resumed run draws what an unbroken one would.
 """
 
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skelssl.methods import register_method
-from skelssl.methods.base import Method, process_rank, step_generator
+from skelssl.methods.base import Method, process_rank
 from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, mask_joints, sample_order_clips, split_persons, swap_pairs
 from skelssl.methods.losses import info_nce_logits, top1_accuracy
 from skelssl.models.hitrs import HiTRS
@@ -128,7 +128,6 @@ class HiTRSPretraining(Method):
         pose_weight, clip_order_weight, video_order_weight, future_weight: loss weights (1).
         augment_p: probability of the Hi-TRS augmentation per sequence (0.5; 0 disables it).
         min_frames: single-person sequences shorter than this are dropped (19).
-        seed: seed of the masking/augmentation stream.
 
     Attributes:
         gather: ``Tensor -> Tensor`` concatenating a tensor over data-parallel processes; identity by
@@ -150,7 +149,6 @@ class HiTRSPretraining(Method):
         future_weight: float = 1.0,
         augment_p: float = 0.5,
         min_frames: int = 19,
-        seed: int = 0,
     ) -> None:
         super().__init__()
         if not isinstance(encoder, HiTRS):
@@ -173,13 +171,8 @@ class HiTRSPretraining(Method):
         self.pose_scale, self.temperature = float(pose_scale), float(temperature)
         self.weights = {"pose": pose_weight, "clip_order": clip_order_weight, "video_order": video_order_weight,
                         "future": future_weight}
-        self.augment_p, self.min_frames, self.seed = float(augment_p), int(min_frames), int(seed)
-        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+        self.augment_p, self.min_frames = float(augment_p), int(min_frames)
         self.gather: Callable[[torch.Tensor], torch.Tensor] = _identity
-
-    def generator(self) -> torch.Generator:
-        """The CPU generator of the current step, seeded from ``(seed, step, rank)``."""
-        return step_generator(self.seed, int(self.step.item()))
 
     def _offset(self, local: int, device: torch.device) -> int:
         """Row of this process's first sequence in a gathered tensor (sizes may differ per process)."""

@@ -31,7 +31,7 @@ initialised as each official encoder's ``fc``, weight decay on every parameter, 
   the key encoders; the key encoders only ever run in training mode, where those are not used.
 
 Randomness: views are drawn from a CPU ``torch.Generator`` re-seeded every step from
-``(seed, rank, step)`` (``step`` is a buffer), as :class:`~skelssl.methods.simclr.SimCLR` does; the
+``(run_seed, rank, step)`` (``step`` is a buffer), as :class:`~skelssl.methods.simclr.SimCLR` does; the
 transforms run batched on the batch's device.
 """
 
@@ -46,7 +46,7 @@ from torch import nn
 
 from skelssl import transforms as T
 from skelssl.methods import register_method
-from skelssl.methods.base import Method, process_rank, step_generator
+from skelssl.methods.base import Method, process_rank
 from skelssl.methods.losses import info_nce_logits, top1_accuracy
 from skelssl.methods.moco_queue import KeyQueue
 from skelssl.models import build_encoder
@@ -129,7 +129,6 @@ class ISC(Method):
             at least ``frames`` long (or the whole sequence).
         shear: off-diagonal bound of the pose augmentation (ISC: 1).
         corrupt_joints: joints hit by joint corruption (ISC: 15 of 25); ``None`` = ``round(0.6 V)``.
-        seed: seed of the augmentation stream and of the initial queues.
 
     Attributes:
         gather: ``Tensor -> Tensor`` concatenating a tensor over data-parallel processes in rank order;
@@ -153,7 +152,6 @@ class ISC(Method):
         crop: tuple[float, float] = (0.1, 1.0),
         shear: float = 1.0,
         corrupt_joints: int | None = None,
-        seed: int = 0,
     ) -> None:
         super().__init__()
         if pairing not in PAIRINGS:
@@ -188,9 +186,10 @@ class ISC(Method):
             raise ValueError(f"queue_size must be >= 0, got {queue_size}")
         self.queue_size = int(queue_size)
         self.queues = nn.ModuleDict(
-            {rep: KeyQueue(queue_size, proj_dim, seed=2 * seed + i) for i, rep in enumerate(self.reps)} if queue_size else {}
+            {rep: KeyQueue(queue_size, proj_dim, seed=self._queue_seed(i)) for i, rep in enumerate(self.reps)}
+            if queue_size else {}
         )
-        self.m, self.temperature, self.seed = float(momentum), float(temperature), int(seed)
+        self.m, self.temperature = float(momentum), float(temperature)
 
         num_joints = encoder.layout.num_joints if hasattr(encoder, "layout") else None
         if corrupt_joints is None:
@@ -205,7 +204,6 @@ class ISC(Method):
             (T.random_choice, {"choices": [(T.shear, {"magnitude": shear}),
                                            (T.joint_corruption, {"num_joints": int(corrupt_joints)})]}),
         ])
-        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
         self.gather: Callable[[torch.Tensor], torch.Tensor] = _identity
 
     @staticmethod
@@ -246,9 +244,14 @@ class ISC(Method):
         """One group, weight decay on every trainable parameter (official ``SGD(model.parameters(), ...)``)."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": weight_decay}]
 
-    def generator(self) -> torch.Generator:
-        """The CPU generator of the current step, seeded from ``(seed, rank, step)``."""
-        return step_generator(self.seed, int(self.step.item()))
+    def _queue_seed(self, i: int) -> int:
+        """Seed of the ``i``-th queue's initial keys: distinct per queue, the same on every process."""
+        return 2 * self.run_seed + i
+
+    def reset_random_state(self) -> None:
+        """Redraw the initial queue keys from :attr:`run_seed` (set before training)."""
+        for i, queue in enumerate(self.queues.values()):
+            queue.reset(self._queue_seed(i))
 
     def views(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The query and key views of the current step (each ``x`` ``(N, C, frames, V, M)``)."""

@@ -14,7 +14,7 @@ is averaged over masked tokens only.
 uniform masking, per-token normalised positions as the target).
 
 Randomness: as every method here, one CPU ``torch.Generator`` re-seeded at each step from
-``(seed, step, rank)`` (``step`` is a saved buffer) draws the crops, rotations and Gumbel noise; the
+``(run_seed, step, rank)`` (``step`` is a saved buffer) draws the crops, rotations and Gumbel noise; the
 draws are moved to the batch's device and all the work is batched there. Drop path inside the
 encoder is turned off for pre-training (official rate 0); the encoder's own ``drop_path`` (its spec)
 is what fine-tuning uses.
@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from skelssl.methods import register_method
-from skelssl.methods.base import Method, split_decay_groups, step_generator
+from skelssl.methods.base import Method, split_decay_groups
 from skelssl.methods.mamp_masking import (
     MaskDraw,
     draw_mask,
@@ -64,7 +64,6 @@ class MAMP(Method):
         min_frames: floor of the crop length (64).
         rotate: bound of each random rotation angle in radians (0.3; 0 disables it).
         drop_path: the encoder's drop-path rate during pre-training (official 0).
-        seed: seed of the per-step random stream.
     """
 
     def __init__(
@@ -83,7 +82,6 @@ class MAMP(Method):
         min_frames: int = 64,
         rotate: float = 0.3,
         drop_path: float = 0.0,
-        seed: int = 0,
     ) -> None:
         super().__init__()
         if not isinstance(encoder, MAMPEncoder):
@@ -101,7 +99,7 @@ class MAMP(Method):
         self.mask_ratio, self.masking, self.tau = float(mask_ratio), masking, float(tau)
         self.target, self.norm_target = target, bool(norm_target)
         self.crop = None if crop is None else (float(crop[0]), float(crop[1]))
-        self.min_frames, self.rotate, self.seed = int(min_frames), float(rotate), int(seed)
+        self.min_frames, self.rotate = int(min_frames), float(rotate)
         encoder.set_drop_path(drop_path)  # pre-training rate; the spec keeps the fine-tuning one
 
         d_enc = encoder.dim
@@ -126,13 +124,8 @@ class MAMP(Method):
             xavier_init(part)
         for p in (self.mask_token, self.decoder_pos_embed, self.decoder_temp_embed):
             nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0)
-        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
 
     # -- engine hooks ------------------------------------------------------------------------------
-    def generator(self) -> torch.Generator:
-        """The CPU generator of the current step, seeded from ``(seed, step, rank)``."""
-        return step_generator(self.seed, int(self.step.item()))
-
     def param_groups(self, weight_decay: float) -> list[dict]:
         """timm 0.3.2 ``add_weight_decay`` (§8.7): only 1-D tensors (biases, norm scales) skip decay;
         positional/temporal embeddings, the mask token and the patch convolution are decayed."""

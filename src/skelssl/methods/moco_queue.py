@@ -37,10 +37,19 @@ class KeyQueue(nn.Module):
         super().__init__()
         if size < 1 or dim < 1:
             raise ValueError(f"queue size and dim must be positive, got size={size}, dim={dim}")
-        g = torch.Generator().manual_seed(int(seed))
         self.size, self.dim = int(size), int(dim)
-        self.register_buffer("keys", F.normalize(torch.randn(size, dim, generator=g), dim=1))
+        self.register_buffer("keys", self._initial_keys(seed))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.int64))
+
+    def _initial_keys(self, seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(int(seed))
+        return F.normalize(torch.randn(self.size, self.dim, generator=g), dim=1)  # (K, D)
+
+    @torch.no_grad()
+    def reset(self, seed: int) -> None:
+        """Empty the queue: random initial keys drawn from ``seed``, pointer at row 0."""
+        self.keys.copy_(self._initial_keys(seed))
+        self.ptr.zero_()
 
     def check_batch(self, batch: int) -> None:
         """Raise ``ValueError`` unless ``batch`` keys fit the FIFO (``K % batch == 0``)."""

@@ -20,7 +20,7 @@ No official code exists; the tasks are rebuilt from the same authors' ``cszhangd
 With both tasks one set of chosen frames serves both, so the flow is then predicted at masked frames.
 
 Randomness: as :class:`~skelssl.methods.simclr.SimCLR`, a CPU ``torch.Generator`` re-seeded at every
-step from ``(seed, step, rank)`` (``step`` is a saved buffer); draws are small ``(N, L)`` tensors moved
+step from ``(run_seed, step, rank)`` (``step`` is a saved buffer); draws are small ``(N, L)`` tensors moved
 to the batch's device, and everything else is batched tensor work on that device. The official code
 drew two static masks per sequence offline (``dupe_factor``); we draw new ones every step.
 """
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skelssl.methods import register_method
-from skelssl.methods.base import Method, split_decay_groups, step_generator
+from skelssl.methods.base import Method, split_decay_groups
 from skelssl.models.motion_transformer import MotionTransformer, truncated_normal_init
 from skelssl.transforms.temporal import frame_mask, uniform
 
@@ -297,7 +297,6 @@ class MotionTransformerMethod(Method):
         joint_units: ``num_joint_units`` of the flow head (16).
         vector_beta: Smooth-L1 ``beta`` of ``target="vector"``.
         flow_weight, reconstruct_weight: loss weights of the two tasks.
-        seed: seed of the masking stream.
     """
 
     def __init__(
@@ -315,7 +314,6 @@ class MotionTransformerMethod(Method):
         vector_beta: float = 1.0,
         flow_weight: float = 1.0,
         reconstruct_weight: float = 1.0,
-        seed: int = 0,
     ) -> None:
         super().__init__()
         if not isinstance(encoder, MotionTransformer):
@@ -332,18 +330,12 @@ class MotionTransformerMethod(Method):
         self.exclude_last = bool(exclude_last)
         self.vector_beta = float(vector_beta)
         self.flow_weight, self.reconstruct_weight = float(flow_weight), float(reconstruct_weight)
-        self.seed = int(seed)
         c, hidden = encoder.in_channels, encoder.out_dim
         self.flow_head = FlowHead(hidden, encoder.num_joints, c, joint_units, target) if "flow" in tasks else None
         self.frame_head = FrameHead(hidden, encoder.token_dim) if "reconstruct" in tasks else None
         for head in (self.flow_head, self.frame_head):
             if head is not None:
                 truncated_normal_init(head, encoder.init_std)
-        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
-
-    def generator(self) -> torch.Generator:
-        """The CPU generator of the current step, seeded from ``(seed, step, rank)`` (as SimCLR)."""
-        return step_generator(self.seed, int(self.step.item()))
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         """BERT's ``AdamWeightDecay`` groups: no decay on LayerNorm parameters and biases only."""

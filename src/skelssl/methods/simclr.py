@@ -7,7 +7,8 @@ The views use the augmentations common to the skeleton methods here: a temporal 
 MAMP ``valid_crop_resize``) then a shear (SkeletonCLR, Hi-TRS) and optionally a rotation (MAMP).
 
 Randomness: the views are drawn from a CPU ``torch.Generator`` re-seeded at every step from
-``(seed, step, rank)``, where ``step`` is a registered buffer. The augmentation stream is therefore
+``(run_seed, step, rank)`` (:meth:`~skelssl.methods.base.Method.generator`; ``run_seed`` is the run's
+``trainer.seed``, ``step`` a registered buffer). The augmentation stream is therefore
 saved and restored with the method's state dict (a resumed run draws the same views as an unbroken
 one), is the same on CPU and GPU, and differs between data-parallel processes. Only the small
 per-sample parameters are drawn on the CPU; the transforms themselves run on the batch's device.
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from skelssl.methods import register_method
-from skelssl.methods.base import Method, step_generator
+from skelssl.methods.base import Method
 from skelssl.methods.losses import gathered_offset, nt_xent_logits, top1_accuracy
 from skelssl.models.base import Encoder
 from skelssl.models.heads import ProjectionHead
@@ -49,7 +50,6 @@ class SimCLR(Method):
             ``frames`` long or the whole sequence, as in ISC where the floor is the clip length.
         shear: off-diagonal bound of the shear (0 disables it).
         rotate: bound of each rotation angle in radians (0 disables it; MAMP uses 0.3).
-        seed: seed of the augmentation stream.
 
     Attributes:
         gather: ``Tensor -> Tensor`` that concatenates a tensor over data-parallel processes with
@@ -68,7 +68,6 @@ class SimCLR(Method):
         crop: tuple[float, float] = (0.5, 1.0),
         shear: float = 0.5,
         rotate: float = 0.0,
-        seed: int = 0,
     ) -> None:
         super().__init__()
         if not temperature > 0:
@@ -76,19 +75,13 @@ class SimCLR(Method):
         self.encoder = encoder
         self.head = ProjectionHead(encoder.out_dim, proj_dim, hidden_dim)
         self.temperature = float(temperature)
-        self.seed = int(seed)
         steps: list[tuple] = [(T.crop_resize, {"out_frames": frames, "ratio": tuple(crop), "min_frames": frames})]
         if shear > 0:
             steps.append((T.shear, {"magnitude": shear}))
         if rotate > 0:
             steps.append((T.rotate, {"max_angle": rotate}))
         self.augment = T.Augment(steps)
-        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
         self.gather: Callable[[torch.Tensor], torch.Tensor] = _identity
-
-    def generator(self) -> torch.Generator:
-        """The CPU generator of the current step, seeded from ``(seed, step, rank)``."""
-        return step_generator(self.seed, int(self.step.item()))
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Two views -> encoder -> head -> NT-Xent.
