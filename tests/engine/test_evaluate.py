@@ -24,6 +24,8 @@ TINY = [
     "data.protocol=synthetic-xsub", "data.batch_size=16", "data.max_frames=60",
     "trainer.epochs=1", "trainer.accelerator=cpu", "trainer.progress=false",
     "eval.input.frames=12", "eval.input.min_frames=8",
+    # A short cross-validation keeps the suite fast; the probe itself is tested in tests/evaluation.
+    "eval.probe.cs=[0.01, 1.0]", "eval.probe.folds=3",
 ]
 
 
@@ -58,13 +60,34 @@ def test_knn_and_random_init(run):
 def test_linear_reports_final_and_best(run):
     run_dir, _ = run
     r = evaluate("linear", run_dir, store=None, protocol="synthetic-xsub", accelerator="cpu",
-                 overrides=["linear.epochs=3", "linear.batch_size=16"])
+                 overrides=["linear.probe=sgd", "linear.epochs=3", "linear.batch_size=16"])
     _check(r, "linear")
+    assert r["probe"] == "sgd" and 0 <= r["frozen"]["probe_top1"] <= 100  # the robust probe beside it
     assert len(r["curve"]) == 3 and r["best"]["value"] == max(r["curve"]) or r["best"]["value"] == pytest.approx(max(r["curve"]), abs=1e-3)
     assert r["final"] == pytest.approx(r["curve"][-1], abs=1e-3)
     cached = evaluate("linear", run_dir, store=None, protocol="synthetic-xsub", accelerator="cpu",
-                      overrides=["linear.epochs=2", "linear.cache_features=true", "linear.head=linear_bn"], out=run_dir / "lin-cached")
+                      overrides=["linear.probe=sgd", "linear.epochs=2", "linear.cache_features=true", "linear.head=linear_bn"], out=run_dir / "lin-cached")
     _check(cached, "linear")
+
+
+def test_linear_default_is_the_robust_probe_with_baselines_and_diagnostics(run):
+    run_dir, store = run
+    r = evaluate("linear", run_dir, store=None, protocol="synthetic-xsub", accelerator="cpu")
+    _check(r, "linear")
+    assert r["probe"] == "robust" and r["best"] is None and r["final"] == r["frozen"]["probe_top1"]
+    assert r["frozen"]["probe"]["C"] in (0.01, 1.0) and set(r["frozen"]["probe"]["cv_top1"]) == {"0.01", "1"}
+    for name in ("raw_input", "random_init"):
+        base = r["baselines"][name]
+        assert 0 <= base["knn_top1"] <= 100 and 0 <= base["probe_top1"] <= 100, name
+    assert r["baselines"]["raw_input"]["dim"] == 12 * 20 * 3 * 1  # input.frames x V x C x M
+    d = r["diagnostics"]
+    assert 1 <= d["effective_rank"] <= d["dim"] and -1 <= d["mean_pairwise_cosine"] <= 1 and 0 <= d["dead_dims"] <= 1
+    # The same raw input through kNN: the knn result carries the identical baseline.
+    k = evaluate("knn", run_dir, store=None, protocol="synthetic-xsub", accelerator="cpu")
+    assert k["baselines"]["raw_input"] == r["baselines"]["raw_input"]
+    # A random-init evaluation has no random-init baseline of its own.
+    rr = evaluate("linear", run_dir, store=None, protocol="synthetic-xsub", random_init=True, accelerator="cpu")
+    assert "random_init" not in rr["baselines"] and rr["final"] == pytest.approx(r["baselines"]["random_init"]["probe_top1"])
 
 
 def test_frozen_linear_probe_leaves_encoder_untouched(run):
@@ -72,7 +95,7 @@ def test_frozen_linear_probe_leaves_encoder_untouched(run):
 
     run_dir, _ = run
     before = {k: v.clone() for k, v in ck.load_tensors(run_dir / "encoder.safetensors")[0].items()}
-    evaluate("linear", run_dir, store=None, protocol="synthetic-xsub", accelerator="cpu", overrides=["linear.epochs=1"], out=run_dir / "lin2")
+    evaluate("linear", run_dir, store=None, protocol="synthetic-xsub", accelerator="cpu", overrides=["linear.probe=sgd", "linear.epochs=1"], out=run_dir / "lin2")
     after, _ = ck.load_tensors(run_dir / "encoder.safetensors")
     assert all((before[k] == after[k]).all() for k in before)
 

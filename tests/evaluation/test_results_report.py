@@ -131,7 +131,7 @@ def test_report_table_puts_published_and_random_beside_ours(tmp_path):
     table = markdown_table(results)
     lines = [ln for ln in table.splitlines() if ln.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
-    assert header == ["method / encoder", "run", "task", "protocol", "metric", "ours", "random init", "published"]
+    assert header == ["method / encoder", "run", "task", "protocol", "metric", "ours", "random init", "raw input", "published"]
     rows = {}
     for ln in lines[2:]:
         cells = [c.strip() for c in ln.strip("|").split("|")]
@@ -172,3 +172,24 @@ def test_prediction_rows_show_metres_and_the_zero_velocity_reference():
     assert len(row) == 1
     cells = [c.strip() for c in row[0].strip("|").split("|")]
     assert cells[5] == "0.1597 (zero-velocity 0.1672)" and cells[6] == "0.1761"
+
+
+def test_report_shows_the_baselines_each_result_carries():
+    from skelssl.evaluation.report import markdown_table
+
+    def res(seed, ours, rand, raw, task="knn"):
+        key = "knn_top1" if task == "knn" else "probe_top1"
+        return {"task": task, "protocol": "nucla-xview", "metric": "top1", "final": ours, "best": None, "train_samples": 10,
+                "test_samples": 5, "seed": seed, "config_hash": "x", "wall_seconds": 1.0, "method": "isc", "encoder": "gru",
+                "probe": "robust", "frozen": {key: ours, "not_copies": {key: ours - 5}},
+                "baselines": {"random_init": {key: rand}, "raw_input": {key: raw, "not_copies": {key: raw - 10}}},
+                "_run": f"isc-s{seed}/{task}"}
+
+    table = markdown_table([res(0, 80.0, 50.0, 70.0), res(1, 82.0, 52.0, 70.0), res(0, 85.0, 60.0, 71.0, task="linear")], legend=False)
+    lines = [ln for ln in table.splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {c[2]: dict(zip(header, c)) for c in ([x.strip() for x in ln.strip("|").split("|")] for ln in lines[2:])}
+    assert rows["knn"]["ours"] == "81.00 ± 1.41 (n=2); no copies 76.00"
+    assert rows["knn"]["random init"] == "51.00 ± 1.41 (n=2)"
+    assert rows["knn"]["raw input"] == "70.00 ± 0.00 (n=2); no copies 60.00"
+    assert rows["linear"]["ours"] == "85.00; no copies 80.00" and rows["linear"]["raw input"] == "71.00; no copies 61.00"

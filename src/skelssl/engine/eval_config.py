@@ -40,6 +40,8 @@ __all__ = [
     "DetectTaskConfig",
     "PredictTaskConfig",
     "EvalConfig",
+    "ProbeConfig",
+    "BaselinesConfig",
     "LINEAR_PRESETS",
     "FINETUNE_PRESETS",
     "load_eval_config",
@@ -88,6 +90,10 @@ class ClassifierTaskConfig:
             which crop randomly every epoch.
         encoder: encoder arguments this task overrides, none of which may change a weight's shape
             (MAMP's fine-tuning: ``{pool: joints}``, its head reads the 25 per-joint features).
+        probe: linear evaluation only: ``robust`` (the default: standardised frozen features, L-BFGS
+            logistic regression, regularisation by cross-validation on the training split; see
+            ``eval.probe``) or ``sgd`` (the preset's published protocol: a head trained by the loop,
+            with the robust probe on the same frozen features reported beside it).
     """
 
     preset: str | None = None
@@ -104,6 +110,7 @@ class ClassifierTaskConfig:
     seed: int = 0
     cache_features: bool = False
     encoder: dict[str, Any] = field(default_factory=dict)
+    probe: Literal["robust", "sgd"] = "robust"
 
 
 @dataclass
@@ -228,6 +235,39 @@ class PredictTaskConfig:
 
 
 @dataclass
+class ProbeConfig:
+    """The robust linear probe (:func:`skelssl.evaluation.probe.robust_probe`).
+
+    Attributes:
+        cs: inverse L2 strengths tried by cross-validation.
+        folds: stratified folds on the training split (fewer when a class is smaller).
+        max_iter: L-BFGS iterations.
+        seed: of the fold assignment.
+    """
+
+    cs: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0])
+    folds: int = 5
+    max_iter: int = 1000
+    seed: int = 0
+
+
+@dataclass
+class BaselinesConfig:
+    """The baselines computed beside every frozen-feature result (same store, split, input).
+
+    Attributes:
+        raw_input: kNN and the robust probe on the flattened, cropped and resized joint coordinates.
+        random_init: kNN and the robust probe on the same encoder architecture with random weights
+            (skipped when the evaluated encoder is itself random).
+        raw_max_dim: the raw features' length cap (``frames * C * V * M``): fewer frames when over it.
+    """
+
+    raw_input: bool = True
+    random_init: bool = True
+    raw_max_dim: int = 4096
+
+
+@dataclass
 class EvalConfig:
     """The ``eval`` section of a recipe (and of ``skelssl eval`` overrides)."""
 
@@ -239,6 +279,8 @@ class EvalConfig:
     tsne: TsneTaskConfig = field(default_factory=TsneTaskConfig)
     detect: DetectTaskConfig = field(default_factory=DetectTaskConfig)
     predict: PredictTaskConfig = field(default_factory=PredictTaskConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     num_workers: int = 0
 
 

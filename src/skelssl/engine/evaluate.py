@@ -37,6 +37,9 @@ from skelssl.data.store import Store
 from skelssl.engine import checkpoint as ckpt
 from skelssl.engine.config import ConfigError, TrainerConfig, to_dict
 from skelssl.engine.eval_config import ClassifierTaskConfig, EvalConfig, InputConfig, load_eval_config
+from skelssl.engine.eval_input import test_transform as _test_transform
+from skelssl.engine.eval_input import train_transform as _train_transform
+from skelssl.engine.evaluate_frozen import baselines, copies_of, encoder_features, frozen_figures
 from skelssl.engine.loop import Trainer
 from skelssl.engine.optim import block_layer_id, build_optimizer, layer_decay_groups, scheduler_factory
 from skelssl.engine.seed import seed_all
@@ -45,8 +48,6 @@ from skelssl.evaluation.heads import Classifier, LinearHead, MLPHead, evaluate_c
 from skelssl.evaluation.knn import knn_accuracy
 from skelssl.evaluation.results import config_hash, write_results
 from skelssl.models import build_encoder
-from skelssl.transforms.spatial import rotate
-from skelssl.transforms.temporal import crop_resize
 
 __all__ = ["TASKS", "EncoderSource", "load_encoder_source", "evaluate", "default_out_dir"]
 
@@ -137,48 +138,39 @@ def default_out_dir(source: EncoderSource, task: str, protocol: str, random_init
     return base / "eval" / f"{task}-{protocol}{suffix}{'-random' if random_init else ''}"
 
 
-# -- input handling --------------------------------------------------------------------------------------
-def _train_transform(inp: InputConfig) -> Callable[[dict, torch.Generator], dict] | None:
-    if inp.frames is None and not inp.rotate:
-        return None
-
-    def transform(batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
-        x, lengths = batch["x"], batch["lengths"]
-        if inp.frames is not None:
-            x = crop_resize(x, lengths, inp.frames, ratio=tuple(inp.train_crop), min_frames=inp.min_frames, generator=generator)
-            lengths = torch.full_like(lengths, inp.frames)
-        if inp.rotate:
-            x = rotate(x, inp.rotate, generator=generator)
-        return {**batch, "x": x, "lengths": lengths}
-
-    return transform
-
-
-def _test_transform(inp: InputConfig) -> Callable[[dict], dict] | None:
-    if inp.frames is None:
-        return None
-
-    def transform(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        x = crop_resize(batch["x"], batch["lengths"], inp.frames, centre=inp.test_centre, min_frames=inp.min_frames)
-        return {**batch, "x": x, "lengths": torch.full_like(batch["lengths"], inp.frames)}
-
-    return transform
-
-
 # -- protocols ---------------------------------------------------------------------------------------------
 def _knn(ctx: dict[str, Any]) -> dict[str, Any]:
     cfg: EvalConfig = ctx["cfg"]
-    enc = ctx["encoder"]
-    test_tf = _test_transform(cfg.input)
-    kw = dict(batch_size=cfg.knn.batch_size, device=ctx["device"], batch_transform=test_tf, num_workers=cfg.num_workers, progress=ctx["progress"])
-    train_f, train_y = extract_features(enc, ctx["train_set"], **kw)
-    test_f, test_y = extract_features(enc, ctx["test_set"], **kw)
+    train_f, train_y, test_f, test_y = encoder_features(ctx, ctx["encoder"])
     per_k = {}
     for k in cfg.knn.ks:
         weighting = "uniform" if k == 1 else cfg.knn.weighting
         per_k[f"k{k}"] = knn_accuracy(train_f, train_y, test_f, test_y, k=k, metric="cosine", weighting=weighting, temperature=cfg.knn.temperature)
     k0 = cfg.knn.ks[0]
-    return {"metric": f"top1 (k={k0}, cosine)", "final": per_k[f"k{k0}"], "best": None, "per_k": per_k, "feature_dim": int(train_f.shape[1])}
+    copies = copies_of(ctx)
+    figures = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies)
+    return {"metric": f"top1 (k={k0}, cosine)", "final": per_k[f"k{k0}"], "best": None, "per_k": per_k,
+            "feature_dim": int(train_f.shape[1]), **_frozen_fields(ctx, figures, copies)}
+
+
+def _frozen_fields(ctx: dict[str, Any], figures: dict[str, Any], copies: np.ndarray | None) -> dict[str, Any]:
+    """``frozen`` (kNN and robust probe of these features), ``diagnostics`` and ``baselines``."""
+    figures = dict(figures)
+    diagnostics = figures.pop("diagnostics", None)
+    return {"frozen": figures, "diagnostics": diagnostics, "baselines": baselines(ctx, copies)}
+
+
+def _linear(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The robust probe (default) or the preset's SGD protocol, with the robust probe beside it."""
+    cfg: EvalConfig = ctx["cfg"]
+    train_f, train_y, test_f, test_y = encoder_features(ctx, ctx["encoder"])
+    copies = copies_of(ctx)
+    figures = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies)
+    if cfg.linear.probe == "robust":
+        r = {"metric": "top1", "final": figures["probe_top1"], "best": None}
+    else:
+        r = _train_classifier(ctx, cfg.linear, freeze=True, out_dir=ctx["out"], train_set=ctx["train_set"])
+    return {**r, "probe": cfg.linear.probe, "feature_dim": int(train_f.shape[1]), **_frozen_fields(ctx, figures, copies)}
 
 
 def _make_head(task: ClassifierTaskConfig, in_dim: int, classes: int) -> nn.Module:
@@ -370,7 +362,7 @@ def _predict(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 _RUNNERS = {
-    "knn": _knn, "linear": _classifier_task("linear"), "finetune": _classifier_task("finetune"), "tsne": _tsne,
+    "knn": _knn, "linear": _linear, "finetune": _classifier_task("finetune"), "tsne": _tsne,
     "detect": _detect, "predict": _predict,
 }
 _SEED_SECTION = {"linear": "linear", "detect": "detect", "predict": "predict"}  # the others: finetune's
@@ -435,6 +427,7 @@ def evaluate(
         "train_idx": train_idx, "test_idx": test_idx,
         "num_classes": store_obj.num_classes, "device": device, "progress": progress, "out": out_dir,
         "devices": devices if devices is not None else 1, "accelerator": accelerator or "auto", "resume": resume, "label": label,
+        "seed": seed, "task_encoder": task_encoder,
     }
     common = {
         "protocol": protocol,

@@ -21,13 +21,16 @@ __all__ = ["collect", "markdown_table", "LEGEND"]
 
 LEGEND = (
     "ours: final-epoch value, best epoch in brackets (both measured on the test split, as the papers' code "
-    "selects); mean ± sample std over seeds where there are several. published: the method's own number in "
+    "selects); mean ± sample std over seeds where there are several. random init / raw input: the same "
+    "protocol on the encoder with random weights and on the flattened joint coordinates (kNN for knn rows, "
+    "the robust linear probe otherwise; 'robust' marks them where ours is an SGD probe); 'no copies': on the "
+    "test samples that are not bit-identical copies of a training sample. published: the method's own number in "
     "bold first; [READ] read from the paper's table or a public page, [RECALL] recalled and unverified, "
     "[2nd-hand] quoted by a third party (METHODS.md §6, §8.9). A protocol's own reference follows ours in "
     "parentheses (motion prediction: the zero-velocity error; lower is better there)."
 )
 
-_COLUMNS = ("method / encoder", "run", "task", "protocol", "metric", "ours", "random init", "published")
+_COLUMNS = ("method / encoder", "run", "task", "protocol", "metric", "ours", "random init", "raw input", "published")
 
 
 def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -127,6 +130,49 @@ def _baseline_note(res: dict[str, Any]) -> str:
     return ""
 
 
+def _figure_key(res: dict[str, Any]) -> str:
+    return "knn_top1" if res["task"] == "knn" else "probe_top1"
+
+
+def _baseline_cell(group: list[dict[str, Any]], which: str) -> str:
+    """The ``random_init`` / ``raw_input`` figure the results carry, over seeds; ``""`` when absent."""
+    values, clean = [], []
+    for res in group:
+        base = (res.get("baselines") or {}).get(which)
+        if not isinstance(base, dict) or _figure_key(res) not in base:
+            return ""
+        values.append(float(base[_figure_key(res)]))
+        nc = base.get("not_copies")
+        if isinstance(nc, dict):
+            clean.append(float(nc[_figure_key(res)]))
+    if len(values) == 1:
+        text = _fmt(values[0])
+    else:
+        mean, std = mean_std(values)
+        text = f"{_fmt(mean)} ± {_fmt(std)} (n={len(values)})"
+    if len(clean) == len(values):
+        text += f"; no copies {_fmt(mean_std(clean)[0] if len(clean) > 1 else clean[0])}"
+    if group[0]["task"] == "linear" and group[0].get("probe") == "sgd":
+        text += " (robust)"
+    return text
+
+
+def _no_copies_note(group: list[dict[str, Any]]) -> str:
+    """``; no copies 64.10`` when the results give the figure on the test samples that are not copies."""
+    if group[0]["task"] not in ("knn", "linear"):
+        return ""
+    clean = []
+    for res in group:
+        nc = (res.get("frozen") or {}).get("not_copies")
+        if not isinstance(nc, dict):
+            return ""
+        key = _figure_key(res) if not (res["task"] == "linear" and res.get("probe") == "sgd") else None
+        if key is None:
+            return ""
+        clean.append(float(nc[key]))
+    return f"; no copies {_fmt(mean_std(clean)[0] if len(clean) > 1 else clean[0])}"
+
+
 def _task_label(res: dict[str, Any]) -> str:
     task = res["task"]
     if res.get("label_fraction") is not None:
@@ -189,13 +235,16 @@ def markdown_table(results: list[dict[str, Any]], legend: bool = True) -> str:
         res = group[0]
         baseline = random_groups.pop(key, None)
         who = key[0] + (f" / {key[1]}" if key[1] and key[1] != key[0] else "")
-        cells = [who, _run_label(group), _task_label(res), res["protocol"], res["metric"], _ours(group) + _baseline_note(res),
-                 _ours(baseline) if baseline else "", _published(res)]
+        cells = [who, _run_label(group), _task_label(res), res["protocol"], res["metric"],
+                 _ours(group) + _no_copies_note(group) + _baseline_note(res),
+                 _ours(baseline) if baseline else _baseline_cell(group, "random_init"),
+                 _baseline_cell(group, "raw_input"), _published(res)]
         rows.append((key, cells))
     for key, group in random_groups.items():  # random-init results with no pre-trained partner
         res = group[0]
         who = f"{key[0]}-random" + (f" / {key[1]}" if key[1] and key[1] != key[0] else "")
-        cells = [who, _run_label(group), _task_label(res), res["protocol"], res["metric"], "", _ours(group), _published(res)]
+        cells = [who, _run_label(group), _task_label(res), res["protocol"], res["metric"], "", _ours(group),
+                 _baseline_cell(group, "raw_input"), _published(res)]
         rows.append((key, cells))
     rows.sort(key=lambda kc: (kc[0][3], kc[0][2], kc[0][5] or 0.0, kc[0][6], kc[0][0], kc[0][1]))
 

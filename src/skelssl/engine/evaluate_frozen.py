@@ -1,0 +1,102 @@
+"""Frozen-feature figures and their baselines, for the ``knn`` and ``linear`` protocols.
+
+Every frozen-feature result carries, from the same store, split and test-time input: kNN and the
+robust linear probe of the encoder's features, their diagnostics (effective rank, mean pairwise
+cosine, per-dimension std), the same two figures on the raw input and on the random-init encoder,
+and, where the store records test samples identical to a training sample, every figure again on the
+test samples that are not copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import torch
+
+from skelssl.engine.eval_config import EvalConfig
+from skelssl.engine.eval_input import test_transform
+from skelssl.evaluation.baselines import accuracy, not_copies_mask, raw_frames_for, raw_input_features
+from skelssl.evaluation.diagnostics import feature_diagnostics
+from skelssl.evaluation.features import extract_features
+from skelssl.evaluation.knn import knn_predict
+from skelssl.evaluation.probe import robust_probe
+
+__all__ = ["frozen_figures", "encoder_features", "baselines", "copies_of"]
+
+# Raw-input figures depend only on the store, the split and the input settings: computed once per
+# process (the demo evaluates several methods on one store).
+_RAW_CACHE: dict[str, dict[str, Any]] = {}
+
+
+def encoder_features(ctx: dict[str, Any], encoder: torch.nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(train_f, train_y, test_f, test_y)`` of a frozen encoder on the protocol's splits (test-time input)."""
+    cfg: EvalConfig = ctx["cfg"]
+    encoder = encoder.to(ctx["device"]).eval()
+    kw = dict(batch_size=cfg.knn.batch_size, device=ctx["device"], batch_transform=test_transform(cfg.input),
+              num_workers=cfg.num_workers, progress=ctx["progress"])
+    train_f, train_y = extract_features(encoder, ctx["train_set"], **kw)
+    test_f, test_y = extract_features(encoder, ctx["test_set"], **kw)
+    return train_f.numpy(), train_y.numpy(), test_f.numpy(), test_y.numpy()
+
+
+def frozen_figures(cfg: EvalConfig, train_f: np.ndarray, train_y: np.ndarray, test_f: np.ndarray, test_y: np.ndarray,
+                   copies_mask: np.ndarray | None, diagnostics: bool = True) -> dict[str, Any]:
+    """kNN (the first ``knn.ks``, cosine) and the robust probe of one feature set, with diagnostics."""
+    k = cfg.knn.ks[0]
+    knn_pred = knn_predict(train_f, train_y, test_f, k=k, metric="cosine",
+                           weighting="uniform" if k == 1 else cfg.knn.weighting, temperature=cfg.knn.temperature).numpy()
+    probe = robust_probe(train_f, train_y, test_f, test_y, cs=cfg.probe.cs, folds=cfg.probe.folds,
+                         seed=cfg.probe.seed, max_iter=cfg.probe.max_iter)
+    out: dict[str, Any] = {
+        "knn_top1": accuracy(knn_pred, test_y),
+        "probe_top1": probe.top1,
+        "probe": {"C": probe.c, "folds": probe.folds, "cv_top1": probe.cv},
+    }
+    if copies_mask is not None:
+        out["not_copies"] = {
+            "test_samples": int(copies_mask.sum()),
+            "knn_top1": accuracy(knn_pred, test_y, copies_mask),
+            "probe_top1": accuracy(probe.predictions, test_y, copies_mask),
+        }
+    if diagnostics:
+        out["diagnostics"] = feature_diagnostics(train_f)
+    return out
+
+
+def _raw_key(ctx: dict[str, Any], frames: int) -> str:
+    cfg: EvalConfig = ctx["cfg"]
+    h = hashlib.sha256()
+    for part in (str(ctx["store"].path), str(ctx["store"].info.get("checksum")), str(frames), repr(cfg.input),
+                 repr(cfg.knn.ks[0]), repr(cfg.probe)):
+        h.update(part.encode())
+    h.update(np.asarray(ctx["train_idx"], np.int64).tobytes())
+    h.update(np.asarray(ctx["test_idx"], np.int64).tobytes())
+    return h.hexdigest()
+
+
+def baselines(ctx: dict[str, Any], copies_mask: np.ndarray | None) -> dict[str, Any]:
+    """The raw-input and random-init figures for this protocol (as ``cfg.baselines`` asks)."""
+    cfg: EvalConfig = ctx["cfg"]
+    out: dict[str, Any] = {}
+    if cfg.baselines.raw_input:
+        frames = raw_frames_for(ctx["store"], cfg.input.frames, cfg.baselines.raw_max_dim)
+        key = _raw_key(ctx, frames)
+        if key not in _RAW_CACHE:
+            kw = dict(centre=cfg.input.test_centre, min_frames=cfg.input.min_frames,
+                      batch_transform=test_transform(cfg.input), num_workers=cfg.num_workers)
+            train_f, train_y = raw_input_features(ctx["train_set"], frames, **kw)
+            test_f, test_y = raw_input_features(ctx["test_set"], frames, **kw)
+            fig = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies_mask)
+            _RAW_CACHE[key] = {"frames": frames, "dim": int(train_f.shape[1]), **fig}
+        out["raw_input"] = _RAW_CACHE[key]
+    if cfg.baselines.random_init and not ctx["random_init"]:
+        encoder, _ = ctx["source"].build(ctx["store"], True, seed=ctx.get("seed", 0), overrides=ctx.get("task_encoder"))
+        out["random_init"] = frozen_figures(cfg, *encoder_features(ctx, encoder), copies_mask)
+    return out
+
+
+def copies_of(ctx: dict[str, Any]) -> np.ndarray | None:
+    """The not-a-copy mask of the protocol's test samples (``None``: no copies, or not recorded)."""
+    return not_copies_mask(ctx["store"], ctx["train_idx"], ctx["test_idx"])

@@ -1,0 +1,37 @@
+"""``skelssl merge``: the training splits of several stores as one unlabelled pre-training store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skelssl.cli import main as cli_main
+from skelssl.core.conventions import StoreError
+from skelssl.data import synthetic
+from skelssl.data.protocols import split
+from skelssl.data.store import Store
+
+
+def test_merge_takes_only_training_samples_and_drops_labels(tmp_path, capsys):
+    a = synthetic.write_store(tmp_path / "a", num_samples=30, layout="kinect20", seed=1, num_persons=1)
+    b = synthetic.write_store(tmp_path / "b", num_samples=20, layout="kinect20", seed=2, num_persons=2)
+    assert cli_main(["merge", f"{a.path}:synthetic-xsub", str(b.path), "--out", str(tmp_path / "u")]) == 0
+    assert "unlabelled samples" in capsys.readouterr().out
+    u = Store(tmp_path / "u")
+    train_a = split(a, "synthetic-xsub")[0]
+    assert len(u) == len(train_a) + len(b) and u.num_persons == 2 and u.dataset == "union" and u.verify()
+    assert (u.labels == -1).all() and np.bincount(u.meta["part"]).tolist() == [len(train_a), len(b)]
+    first = u.frames(0)
+    assert np.array_equal(first[:, :1], a.frames(int(train_a[0]))) and not first[:, 1].any()  # padded slot
+    test_names = {f"synthetic/{a.names[i]}" for i in split(a, "synthetic-xsub")[1]}
+    assert not test_names & set(map(str, u.names))
+
+
+def test_merge_refuses_mixed_layouts(tmp_path):
+    from skelssl.data.merge import merge_stores
+
+    a = synthetic.write_store(tmp_path / "a", num_samples=12, layout="kinect20")
+    b = synthetic.write_store(tmp_path / "b", num_samples=12, layout="ntu25")
+    with pytest.raises(StoreError, match="layout"):
+        merge_stores([(a.path, None), (b.path, None)], tmp_path / "u")
+    assert not (tmp_path / "u").exists()
