@@ -183,6 +183,33 @@ class TrainerConfig:
 
 
 @dataclass
+class MonitorConfig:
+    """The online kNN monitor of pre-training: is the representation learning, or collapsing?
+
+    Every ``every_epochs`` epochs (and after the last) the encoder's features of labelled *training*
+    samples are split, class-stratified and always the same way, into a bank and held-out queries
+    (``holdout``); the 1-NN cosine accuracy of the queries and the effective rank of the bank's
+    features go to ``metrics.jsonl`` and TensorBoard (``monitor_knn``, ``monitor_rank``). No test
+    sample is ever used.
+
+    Attributes:
+        every_epochs: how often; 0 turns the monitor off.
+        store: the labelled store (default: ``data.store``; a union pre-training store has no labels,
+            so name one of its parts here).
+        protocol: whose training split is used (default: ``data.protocol``; without either the
+            monitor is off).
+        holdout: the share of those samples used as queries.
+        max_samples: at most this many samples (a seeded stratified draw), to keep it cheap.
+    """
+
+    every_epochs: int = 5
+    store: str | None = None
+    protocol: str | None = None
+    holdout: float = 0.2
+    max_samples: int = 2000
+
+
+@dataclass
 class RunConfig:
     """The whole resolved configuration of a run (saved as ``config.yaml`` and in every checkpoint)."""
 
@@ -192,6 +219,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     eval: dict[str, Any] = field(default_factory=dict)
 
 
@@ -474,6 +502,7 @@ _MINIMUM = (
     ("data.batch_size", 1), ("data.num_workers", 0), ("trainer.epochs", 1), ("trainer.accumulate", 1),
     ("trainer.max_steps", 1), ("trainer.log_every", 1), ("trainer.num_nodes", 1), ("optim.lr", 0.0),
     ("optim.weight_decay", 0.0), ("trainer.ckpt_every_steps", 1), ("trainer.ckpt_every_epochs", 0),
+    ("monitor.every_epochs", 0), ("monitor.holdout", 0.01), ("monitor.max_samples", 10),
 )
 
 

@@ -126,7 +126,8 @@ def run_demo(out: Path, quick: bool = False, log: Callable[[str], None] = print,
                 shutil.rmtree(run)
             summary = pretrain(cfg, run)
             log(f"[demo] {method}: {summary['step']} steps in {summary['elapsed_s']:.0f} s, final loss {summary['loss']:.3f}")
-        plot_curves(run / "metrics.jsonl", run / "loss.png", keys=("loss",), title=f"{method} pre-training loss")
+        plot_curves(run / "metrics.jsonl", run / "loss.png", keys=("loss", "monitor_knn", "monitor_rank"),
+                    title=f"{method} pre-training: loss, held-out kNN and effective rank (training split)")
         for random_init in (False, True):
             for task in ("knn", "linear"):
                 r = evaluate(task, run, store=None, protocol=PROTOCOL, random_init=random_init,

@@ -388,8 +388,8 @@ class Trainer:
 
                 if state.batch_in_epoch >= nb:  # the epoch is complete
                     state.epoch, state.batch_in_epoch = epoch + 1, 0
-                    if evaluate is not None:
-                        metrics = {k: scalar(v) for k, v in evaluate(raw, epoch).items()}
+                    metrics = {k: scalar(v) for k, v in evaluate(raw, epoch).items()} if evaluate is not None else {}
+                    if metrics:  # (an evaluation may run only every few epochs)
                         wrapped.train()
                         last_eval = {"epoch": epoch, "step": state.step, **metrics}
                         extra["eval_history"].append(last_eval)

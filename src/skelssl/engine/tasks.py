@@ -27,6 +27,7 @@ from skelssl.engine.config import (
     to_dict,
 )
 from skelssl.engine.loop import Trainer
+from skelssl.engine.monitor import make_monitor
 from skelssl.engine.optim import optimizer_factory, scheduler_factory
 from skelssl.engine.seed import seed_all
 
@@ -163,7 +164,9 @@ def check_same_run(run_dir: Path, config_dict: dict[str, Any]) -> None:
 
     recorded = _flat(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
     given = _flat(config_dict)
-    diff = [k for k in sorted(set(recorded) | set(given))
+    # Settings added to skelssl after the run was recorded are not differences.
+    section_known = {k.split(".")[0] for k in recorded}
+    diff = [k for k in sorted(set(recorded) | {g for g in given if g.split(".")[0] in section_known})
             if k not in RESUME_MAY_CHANGE and recorded.get(k, "(unset)") != given.get(k, "(unset)")]
     if diff:
         shown = "; ".join(f"{k} recorded {recorded.get(k, '(unset)')!r}, given {given.get(k, '(unset)')!r}" for k in diff[:3])
@@ -184,6 +187,7 @@ def _fit(trainer: Trainer, method, dataset, cfg: RunConfig, config_dict: dict[st
         resume=resume,
         config_dict=config_dict,
         drop_last=cfg.data.drop_last,
+        evaluate=make_monitor(cfg, cfg.trainer.epochs, device=trainer.fabric.device) if trainer.is_main else None,
     )
     path = run_dir / "encoder.safetensors"
     already_complete = summary["resumed_from"] == summary["step"] and path.is_file()
