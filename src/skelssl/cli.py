@@ -230,6 +230,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     except (ConfigError, CheckpointError, StoreError, KeyError, ValueError) as e:
         raise CLIError(str(e).strip("'\"")) from None
+    for warning in results.get("warnings") or []:
+        print(f"skelssl eval: warning: {warning}", file=sys.stderr)
     # Percentages (top-1, mAP) read well with 2 decimals; errors in metres (MPJPE) need significant digits.
     fmt = (lambda v: f"{v:.4g}") if results.get("lower_is_better") else (lambda v: f"{v:.2f}")
     best = results.get("best")

@@ -170,6 +170,16 @@ def test_transfer_to_another_store_and_layout(run, tmp_path):
     assert r["transfer_from"] and r["store"] == str(other.path)
     # Kinect v1 (20 joints) -> Kinect v2 (25 joints): only the joint-shaped weights start afresh.
     assert r["reinitialised"] and all("data_bn" in k or "importance" in k or "A" in k.split(".")[-1] for k in r["reinitialised"])
+    assert any("re-initialised for layout ntu25" in w for w in r["warnings"])  # printed by the CLI
+    # A store of another pipeline than the pre-training one is named in a warning too.
+    from skelssl.data.store import write_store
+
+    other_pipeline = write_store(tmp_path / "agcn", ((s, other.frames(i), {"label": int(other.labels[i]), "subject": int(other.meta["subject"][i]),
+                                                    "view": int(other.meta["view"][i])}) for i, s in enumerate(other.names)),
+                                 "ntu25", 1, pipeline="agcn", info={"dataset": "synthetic"})
+    r = evaluate("knn", run_dir, store=other_pipeline.path, protocol="synthetic-xview", accelerator="cpu",
+                 overrides=["baselines.raw_input=false", "baselines.random_init=false"], out=tmp_path / "knn-agcn")
+    assert any("'synthetic' pipeline" in w and "'agcn'" in w for w in r["warnings"])
 
 
 def test_task_encoder_overrides_keep_the_weights(run, tmp_path):

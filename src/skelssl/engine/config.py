@@ -589,6 +589,17 @@ def _same(a: Any, b: Any) -> bool:
     return a == b or str(getattr(a, "name", a)) == str(getattr(b, "name", b))
 
 
+def _unknown_name(kind: str, name: str, known: set[str]) -> ConfigError:
+    """``encoder.name: unknown encoder 'stgnc' (did you mean 'stgcn'?); known: ...`` (registered and lazily
+    importable names alike; names starting with ``_`` are test helpers and not listed)."""
+    import difflib
+
+    public = sorted(k for k in known if not k.startswith("_"))
+    close = difflib.get_close_matches(name, public, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"{kind}.name: unknown {kind} {name!r}{hint}; known: {', '.join(public)}")
+
+
 def build_encoder_from_config(section: ComponentConfig, **context: Any):
     """Build the configured encoder; ``context`` (``in_channels``, ``layout``, ``num_persons`` from the
     store) fills arguments the config leaves out, and a conflicting value is an error.
@@ -603,8 +614,10 @@ def build_encoder_from_config(section: ComponentConfig, **context: Any):
     _ensure(section.name)
     try:
         cls = ENCODERS.get(section.name)
-    except KeyError as e:
-        raise ConfigError(f"encoder.name: {e.args[0]}") from None
+    except KeyError:
+        from skelssl.models import _MODULES
+
+        raise _unknown_name("encoder", section.name, set(ENCODERS.names()) | set(_MODULES)) from None
     kwargs = checked_kwargs(cls, dict(section.kwargs), "encoder.kwargs")
     params = inspect.signature(cls.__init__).parameters
     for key, value in context.items():
@@ -638,8 +651,10 @@ def build_method_from_config(section: ComponentConfig, *, run_seed: int | None =
         raise ConfigError("method.name: no method named in the config")
     try:
         cls = get_method(section.name)
-    except KeyError as e:
-        raise ConfigError(f"method.name: {e.args[0]}") from None
+    except KeyError:
+        from skelssl.methods import _MODULES, METHODS
+
+        raise _unknown_name("method", section.name, set(METHODS.names()) | set(_MODULES)) from None
     kwargs = dict(section.kwargs)
     if "seed" in kwargs and "seed" not in inspect.signature(cls.__init__).parameters:
         legacy = _coerce(kwargs.pop("seed"), int, "method.kwargs.seed")

@@ -368,6 +368,24 @@ _RUNNERS = {
 _SEED_SECTION = {"linear": "linear", "detect": "detect", "predict": "predict"}  # the others: finetune's
 
 
+def _input_warnings(source: EncoderSource, store: Store, reinit: list[str]) -> list[str]:
+    """What the user should know about this evaluation's input (printed by the CLI, kept in results)."""
+    out = []
+    if reinit:
+        out.append(f"{len(reinit)} encoder tensor(s) re-initialised for layout {store.layout.name} "
+                   f"({', '.join(reinit[:3])}{', ...' if len(reinit) > 3 else ''}): they are not pre-trained")
+    pre = source.pretrain_store
+    if pre and (Path(pre) / "store.json").is_file():
+        try:
+            pretrain_pipeline = json.loads((Path(pre) / "store.json").read_text()).get("pipeline")
+        except (OSError, ValueError):
+            pretrain_pipeline = None
+        if pretrain_pipeline and pretrain_pipeline != store.pipeline:
+            out.append(f"pre-trained on the {pretrain_pipeline!r} pipeline ({pre}), evaluated on {store.pipeline!r} "
+                       f"({store.path}): the coordinates differ (prepare the evaluation store with --pipeline {pretrain_pipeline})")
+    return out
+
+
 # -- the job -----------------------------------------------------------------------------------------------
 def evaluate(
     task: str,
@@ -419,6 +437,7 @@ def evaluate(
     device = torch.device("cuda" if (accelerator in (None, "auto", "cuda", "gpu") and torch.cuda.is_available()) else "cpu")
     transfer = source.pretrain_store is not None and Path(source.pretrain_store).resolve() != Path(store_path).resolve()
     out_dir = Path(out) if out else default_out_dir(source, task, protocol, random_init)
+    warnings = _input_warnings(source, store_obj, reinit)
     label = source.spec["name"] + (" (random init)" if random_init else "")
     ctx = {
         "cfg": cfg, "encoder": encoder, "store": store_obj, "protocol": protocol, "source": source, "random_init": random_init,
@@ -440,6 +459,7 @@ def evaluate(
         "random_init": random_init,
         "transfer_from": source.pretrain_store if transfer else None,
         "reinitialised": reinit,
+        "warnings": warnings,
         # test samples bit-identical to a training sample (None: the store does not record it)
         "test_identical_to_train": identical_to_train_count(store_obj, train_idx, test_idx),
     }
