@@ -187,7 +187,8 @@ def make_step(args, device: torch.device, naive: bool) -> Callable[[], None]:
     """One optimiser step of Hi-TRS pre-training on a fixed batch (see the module docstring)."""
     frames = args.frames or PAPER_SIZE["frames"]
     torch.manual_seed(0)
-    enc = build_encoder("hitrs", layout=NTU25.name, preset="paper", fused_attention=not naive)
+    preset = getattr(args, "preset", None) or "paper"
+    enc = build_encoder("hitrs", layout=NTU25.name, preset=preset, fused_attention=not naive)
     method = HiTRSPretraining(enc).to(device)
     opt = torch.optim.AdamW(method.param_groups(0.01), lr=4e-4)
     data = synthetic_batch(args.batch, frames)

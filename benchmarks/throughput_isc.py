@@ -82,9 +82,10 @@ def make_step(args, device: torch.device, naive: bool) -> Callable[[], None]:
     """One ISC optimiser step (forward, backward, SGD update, momentum update) on a fixed batch."""
     frames = args.frames or 64
     torch.manual_seed(0)
-    enc = build_encoder("gru", layout="ntu25", num_persons=2, mode="stepwise" if naive else "faithful")
+    preset = getattr(args, "preset", None) or "paper"  # GRU and AGCN alike: paper or small
+    enc = build_encoder("gru", layout="ntu25", num_persons=2, mode="stepwise" if naive else "faithful", preset=preset)
     queue = QUEUE if QUEUE % args.batch == 0 else args.batch * max(1, QUEUE // args.batch)
-    method = get_method("isc")(enc, partner={"name": "agcn", "kwargs": {}}, queue_size=queue, frames=frames)
+    method = get_method("isc")(enc, partner={"name": "agcn", "kwargs": {"preset": preset}}, queue_size=queue, frames=frames)
     method = method.to(device).train()
     if naive:
         method.views = _per_sample_cpu_views(method)  # instance attribute: replaces the batched views

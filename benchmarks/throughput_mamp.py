@@ -69,7 +69,8 @@ def make_step(args, device: torch.device, naive: bool) -> Callable[[], None]:
     """A closure running one optimiser step (see the module docstring); ``args.frames`` overrides 120."""
     frames = args.frames or 120
     torch.manual_seed(0)  # parameter init only
-    encoder = build_encoder("mamp", layout="ntu25", num_persons=2, preset="paper", frames=frames, unfused=naive)
+    encoder = build_encoder("mamp", layout="ntu25", num_persons=2, preset=getattr(args, "preset", None) or "paper",
+                            frames=frames, unfused=naive)
     method = MAMP(encoder, decoder_depth=3).to(device)
     cuda = device.type == "cuda"
     opt = torch.optim.AdamW(method.param_groups(0.05), lr=1e-3, betas=(0.9, 0.95), fused=cuda and not naive)

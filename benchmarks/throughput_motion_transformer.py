@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from skelssl.engine import throughput
 from skelssl.methods.motion_transformer import MotionTransformerMethod, flow_direction_loss
 from skelssl.models import build_encoder
 
@@ -30,15 +31,7 @@ PAPER_SIZE = {"preset": "L8", "layers": 8, "hidden": 2048, "heads": 32, "interme
 
 def synthetic_batch(n: int, device: torch.device, seed: int = 0, min_length: int = 60) -> dict[str, torch.Tensor]:
     """``n`` smooth two-person sequences, ``(n, 3, 300, 25, 2)`` zero-padded, lengths in ``[min_length, 300]``."""
-    g = torch.Generator().manual_seed(seed)
-    t = 300
-    lengths = torch.randint(min_length, t + 1, (n,), generator=g)
-    base = torch.randn(n, 3, 1, 25, 2, generator=g)
-    freq = torch.rand(n, 3, 1, 25, 2, generator=g) * 0.2
-    time = torch.arange(t, dtype=torch.float32).view(1, 1, t, 1, 1)
-    x = base + 0.3 * torch.sin(freq * time + base)
-    x = x * (torch.arange(t)[None, :] < lengths[:, None])[:, None, :, None, None]
-    return {"x": x.to(device), "lengths": lengths.to(device)}
+    return throughput.synthetic_batch(n, device, seed, min_length=min_length)
 
 
 def naive_masks_and_labels(tokens: torch.Tensor, ratio: float, rng: random.Random, joints: int):
@@ -76,7 +69,7 @@ def make_step(args, device: torch.device, naive: bool) -> Callable[[], None]:
     frames = args.frames or 150
     torch.manual_seed(0)  # parameter init only
     encoder = build_encoder("motion_transformer", layout="ntu25", num_persons=2,
-                            preset=getattr(args, "preset", "L8"), frames=frames, unfused=naive)
+                            preset=getattr(args, "preset", None) or "L8", frames=frames, unfused=naive)
     method = MotionTransformerMethod(encoder).to(device)
     cuda = device.type == "cuda"
     opt = torch.optim.AdamW(method.param_groups(0.01), lr=1e-4, eps=1e-6, fused=cuda and not naive)

@@ -8,6 +8,8 @@ Each method provides ``benchmarks/throughput_<method>.py`` with
         # returns a closure running ONE optimiser step (forward, backward, update) on a fixed
         # synthetic batch of ``args.batch`` sequences; ``naive=True`` is the official-code-style
         # variant (per-sample Python loops, fp32, unfused attention, CPU augmentation per sample).
+        # An optional ``args.preset`` (None: the paper size) names the encoder preset; `skelssl bench
+        # RECIPE --naive` passes the recipe's (skelssl.engine.throughput.naive_comparison).
     PAPER_SIZE: dict   # (optional) the model sizes the paper uses, for the record
 
 The harness times both variants (warm-up steps excluded), counts the FLOPs of one fast step with
@@ -22,51 +24,17 @@ import importlib
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-# Dense (non-sparse) bf16 tensor-core peaks, TFLOP/s, from the vendors' data sheets.
-PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
-
-
-def peak_tflops(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    for key, value in PEAK_BF16_TFLOPS.items():
-        if key in name:
-            return value
-    return None
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def count_flops(step) -> float | None:
-    try:
-        from torch.utils.flop_counter import FlopCounterMode
-
-        with FlopCounterMode(display=False) as counter:
-            step()
-        return float(counter.get_total_flops())
-    except Exception:  # some kernels (e.g. fused GRU) are not counted; report what we can
-        return None
+# Timing, FLOP counting and the bf16 peak table are shared with `skelssl bench`.
+from skelssl.engine.throughput import count_flops, peak_tflops, time_steps
 
 
 def time_variant(make_step, args, device: torch.device, naive: bool) -> dict:
     step = make_step(args, device, naive=naive)
-    for _ in range(args.warmup):
-        step()
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    sync(device)
-    seconds = (time.perf_counter() - t0) / args.steps
+    seconds = time_steps(step, device, args.steps, args.warmup)
     out = {
         "variant": "naive" if naive else "fast",
         "batch": args.batch,

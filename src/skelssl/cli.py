@@ -284,6 +284,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from skelssl.engine.bench import BenchOptions, format_table, run_bench
+    from skelssl.engine.config import ConfigError
+
+    opts = BenchOptions(device=args.device, precision=args.precision, steps=args.steps, warmup=args.warmup,
+                        batch=args.batch, frames=args.frames, layout=args.layout, persons=args.persons,
+                        naive=args.naive, naive_steps=args.naive_steps)
+    try:
+        row = run_bench(args.recipe, args.overrides, opts)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        raise CLIError(str(e).strip("'\"")) from None
+    print(format_table(row))
+    line = json.dumps(row)
+    print(line)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(line + "\n")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="skelssl", description="Self-supervised learning on skeleton sequences.")
@@ -358,6 +378,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_args(s)
     s.add_argument("overrides", nargs="*", metavar="key=value")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("bench", help="training, inference and loading speed, FLOP/s and memory of a recipe")
+    s.add_argument("recipe")
+    s.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
+    s.add_argument("--precision", choices=("32-true", "bf16-mixed", "16-mixed"), default=None,
+                   help="default: the recipe's trainer.precision (32-true on CPU)")
+    s.add_argument("--steps", type=int, default=10, help="timed optimiser steps (default 10)")
+    s.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    s.add_argument("--batch", type=int, default=None, help="samples per micro-batch (default: data.batch_size)")
+    s.add_argument("--frames", type=int, default=None, help="synthetic batch length (default: data.max_frames or 300)")
+    s.add_argument("--layout", default="ntu25", help="synthetic batch layout when the store is not here (default ntu25)")
+    s.add_argument("--persons", type=int, default=2, help="synthetic batch persons when the store is not here (default 2)")
+    s.add_argument("--naive", action="store_true", help="also time the method's naive plug-in step (benchmarks/)")
+    s.add_argument("--naive-steps", type=int, default=3, help="timed steps of each plug-in variant (default 3)")
+    s.add_argument("--json", default=None, metavar="FILE", help="also write the JSON row to FILE")
+    s.add_argument("overrides", nargs="*", metavar="key=value")
+    s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("report", help="one markdown table of results, with published numbers")
     s.add_argument("paths", nargs="+")
