@@ -1,8 +1,14 @@
 """``prepare``: read a source dataset with its format reader, run a preprocessing pipeline, write a store.
 
-A bad source file never stops a prepare: it is skipped and listed with its reason (in the store's
-``store.json``, in ``skipped.tsv`` beside it, and in the returned report). Files a reader excludes on
-purpose (the official NTU missing-skeleton list, MSR's 557-file protocol list) are listed likewise.
+A bad source file or sample never stops a prepare: it is skipped and listed with its reason (in the
+store's ``store.json``, in ``skipped.tsv`` beside it, and in the returned report's ``skipped``). That
+covers a file the reader refuses (garbled, a FIFO, a symlink to ``/dev/zero``, a dangling symlink),
+a broken entry met while listing the source (``Discovery.skipped``: a garbled label line), a sample
+whose values no sensor produces (NaN, or beyond ``store.MAX_ABS_COORDINATE``), and a sample the store
+refuses (a label of 2**40, a duplicate name); good samples among them are all kept, and the source is
+only ever read. Files a reader excludes on purpose (the official NTU missing-skeleton list, MSR's
+557-file protocol list) are listed likewise. Only a source that is unusable as a whole fails, with one
+:class:`~skelssl.core.conventions.SkeletonFormatError` line.
 Reading and preprocessing run in ``workers`` processes; results are written in source order, so the
 same source gives the same store whatever the number of workers.
 """
@@ -23,7 +29,7 @@ from skelssl.core.conventions import SkeletonFormatError, StoreError
 from skelssl.core.layouts import get_layout
 from skelssl.data.formats import get_format, unit_path
 from skelssl.core.files import OutputError, is_inside
-from skelssl.data.store import Store, StoreWriter, check_store_output
+from skelssl.data.store import Store, StoreWriter, check_store_output, frames_problem
 
 __all__ = ["PrepareReport", "prepare", "DEFAULT_PERSONS"]
 
@@ -78,26 +84,45 @@ def _init_worker(fmt: str, pipeline: str, layout: str, num_persons: int, options
 
 
 def _process(unit: Any) -> tuple[list[tuple], list[tuple[str, str]]]:
-    """Read one unit and preprocess its samples -> (samples, errors); never raises."""
+    """Read one unit and preprocess its samples -> (samples, errors); never raises.
+
+    Values no sensor produces (:func:`~skelssl.data.store.frames_problem`: NaN/inf, or a magnitude
+    beyond ``MAX_ABS_COORDINATE``) are refused on the reader's output, before a pipeline could
+    centre or rotate them into plausible-looking numbers; the store checks its input again.
+    """
     w = _WORKER
     out, errors = [], []
     try:
-        raws = w["reader"].read(unit, **w["options"])
+        raws = list(w["reader"].read(unit, **w["options"]))
     except SkeletonFormatError as e:
         return [], [(e.path, e.problem)]
     except Exception as e:  # a reader bug must not stop a long prepare either: report it loudly
-        return [], [(unit_path(unit), f"unexpected {type(e).__name__}: {e} [{_where(e)}]")]
+        return [], [(unit_path(unit), _unexpected(e))]
     for raw in raws:
+        where = unit_path(unit)
         try:
+            where = raw.source or raw.name or where
+            problem = frames_problem(raw.bodies)
+            if problem is not None:
+                raise SkeletonFormatError(where, problem)
             done = w["apply"](w["pipeline"], raw, w["layout"], num_persons=w["num_persons"])
+            item = (done.name, done.bodies, done.meta(), done.source or unit_path(unit), done.frame_labels)
         except SkeletonFormatError as e:
             errors.append((e.path, e.problem))
             continue
         except Exception as e:
-            errors.append((raw.source or raw.name, f"unexpected {type(e).__name__} in pipeline {w['pipeline']}: {e} [{_where(e)}]"))
+            errors.append((where, _unexpected(e, f" in pipeline {w['pipeline']}")))
             continue
-        out.append((done.name, done.bodies, done.meta(), done.source or unit_path(unit), done.frame_labels))
+        out.append(item)
     return out, errors
+
+
+def _unexpected(e: BaseException, context: str = "") -> str:
+    """One line for an exception no reader should raise (a bug): its type, message and place."""
+    text = " ".join(str(e).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"unexpected {type(e).__name__}{context}: {text} [{_where(e)}]"
 
 
 def _where(e: BaseException) -> str:
@@ -173,7 +198,10 @@ def prepare(
     if is_inside(source, out):
         raise OutputError(f"--out {out} is the source or a folder holding it; the store needs a folder of its own")
     check_store_output(out, overwrite)  # before the (possibly long) read; checked again at publication
-    discovery = reader.discover(source, **options)
+    try:
+        discovery = reader.discover(source, **options)
+    except OSError as e:  # a reader that let one through: still one line, naming the file
+        raise SkeletonFormatError(getattr(e, "filename", None) or source, f"cannot read: {e.strerror or e}") from None
     units = list(discovery.units)
     if layout_name is None and hasattr(reader, "layout_for"):
         layout_name = reader.layout_for(source, **options)
@@ -198,14 +226,20 @@ def prepare(
     skipped: list[tuple[str, str]] = []
     init = (fmt, pipeline, layout_obj.name, persons, options)
     with StoreWriter(out, layout_obj, persons, channels=3, pipeline=pipeline, info=info, overwrite=overwrite) as writer:
+        # Broken entries the reader met while listing (a FIFO, a garbled label line): skipped like a bad unit.
+        for path, reason in getattr(discovery, "skipped", ()):
+            writer.skip(path, reason)
+            skipped.append((path, reason))
         for n, (samples, errors) in enumerate(_results(units, workers, init), 1):
             for name, frames, meta, src, frame_labels in samples:
                 if frames.shape[-1] != writer.channels:
                     frames = frames[..., : writer.channels]
                 try:
                     writer.add(name, frames, meta, source=src, frame_labels=frame_labels)
-                except StoreError as e:
+                except StoreError as e:  # a value the store refuses (a label of 2**40, 1e30 coordinates)
                     errors.append((src, str(e)))
+                except (TypeError, ValueError, OverflowError) as e:  # add() checks before it records: nothing half-written
+                    errors.append((src, _unexpected(e, " in the store writer")))
             for path, reason in errors:
                 writer.skip(path, reason)
                 skipped.append((path, reason))
@@ -256,7 +290,7 @@ def _infer_layout(reader, units: list[Any], options: dict[str, Any]) -> str:
     for unit in units[:8]:
         try:
             raws = reader.read(unit, **options)
-        except SkeletonFormatError:
+        except Exception:  # a bad unit: try the next (its read reports it during the prepare)
             continue
         if raws:
             v = raws[0].bodies.shape[2]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import re
 import shutil
@@ -36,12 +37,63 @@ from skelssl.core.files import FolderLock, OutputError, atomic_write_bytes, atom
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.data.sample import META_FIELDS
 
-__all__ = ["Store", "StoreWriter", "FORMAT_VERSION", "STORE_FILES", "atomic_write_text", "atomic_write_bytes", "check_store_output", "is_store"]
+__all__ = ["Store", "StoreWriter", "FORMAT_VERSION", "MAX_CLASSES", "MAX_ABS_COORDINATE", "META_MIN", "META_MAX",
+           "frames_problem", "STORE_FILES", "atomic_write_text", "atomic_write_bytes", "check_store_output", "is_store"]
 
 FORMAT_VERSION = 1
 _HEADER_BYTES = 256  # reserved .npy header; the shape is only known at the end of streaming
 # Every file a store may hold: only a folder holding nothing else is ever replaced or cleaned up.
 STORE_FILES = frozenset({"frames.npy", "index.npy", "meta.npz", "frame_labels.npy", "subsets.npz", "store.json", "skipped.tsv"})
+
+# -- what a sample may hold ----------------------------------------------------------------------
+# StoreWriter.add refuses a sample outside these bounds with a StoreError (which ``prepare`` reports
+# as a skipped sample), so that one poisoned value in a source never aborts a long job or exhausts
+# memory: a label of 2**40 would make store.json list 2**40 class names, one of 2**70 fits no int64.
+#
+# Labels: -1 (unknown) or 0..MAX_CLASSES-1. The largest skeleton benchmarks have some hundreds of
+# classes (NTU-120: 120, Kinetics-skeleton: 400, PKU-MMD: 51); 100,000 leaves room for any real one.
+MAX_CLASSES = 100_000
+# Every other integer metadata value (subject, view, setup, repetition, split columns, ...) fits int32.
+META_MIN, META_MAX = -(2**31), 2**31 - 1
+# Coordinates: no sensor produces a magnitude above 1e5 in the units skeleton data comes in. Metres
+# (Kinect depth range ~8 m), millimetres (1e5 mm = 100 m) and pixels (1e5 px is 13 times the width of
+# an 8K frame) all stay far below it; the real datasets reach 5.2 (NTU, N-UCLA, MSR, UTKinect and
+# PKU-MMD metres: max |x, y, z| 1.9/1.3/5.2, 2.4/1.5/5.1, 1.0/1.9/3.9, 1.5/1.5/4.0, 1.9/1.8/4.4) and
+# 1,518 (NTU's colour-pixel column). A larger finite value (1e30) is a corrupted file, not a pose.
+MAX_ABS_COORDINATE = 1e5
+
+
+def frames_problem(frames: np.ndarray) -> str | None:
+    """Why ``frames`` hold values no sensor produces (NaN, inf, ``|v| > MAX_ABS_COORDINATE``); ``None`` if fine."""
+    frames = np.asarray(frames)
+    if frames.size == 0:
+        return None
+    if frames.dtype.kind not in "fiu":
+        return f"frames of dtype {frames.dtype}, expected numbers"
+    with np.errstate(invalid="ignore"):
+        peak = np.abs(frames).max()
+    if not np.isfinite(peak):
+        return "frames contain NaN or infinite values"
+    if peak > MAX_ABS_COORDINATE:
+        first = np.unravel_index(int(np.argmax(np.abs(frames) > MAX_ABS_COORDINATE)), frames.shape)
+        return (f"coordinate of magnitude {float(peak):.3g} (first at frame {int(first[0])}) is beyond "
+                f"{MAX_ABS_COORDINATE:.0e}, which no sensor produces (metres, millimetres or pixels)")
+    return None
+
+
+def _int_value(name: str, key: str, value: Any, lo: int, hi: int, what: str) -> int:
+    """``value`` as a Python int within ``lo..hi``, or a StoreError naming the sample and column."""
+    try:
+        if isinstance(value, (float, np.floating)):
+            raise TypeError
+        v = operator.index(value)
+    except TypeError:
+        text = repr(value)
+        raise StoreError(f"{name}: {key} {text[:40]}{'...' if len(text) > 40 else ''} is not an integer") from None
+    if not lo <= v <= hi:
+        shown = str(v) if abs(v) < 10**18 else f"of {v.bit_length()} bits"
+        raise StoreError(f"{name}: {key} {shown} outside {lo}..{hi} ({what})")
+    return v
 
 
 def is_store(path: str | Path) -> bool:
@@ -172,6 +224,7 @@ class StoreWriter:
         self._offsets: list[int] = []
         self._lengths: list[int] = []
         self._names: list[str] = []
+        self._name_set: set[str] = set()
         self._sources: list[str] = []
         self._meta: dict[str, list[int]] = {k: [] for k in META_FIELDS}
         self._persons: list[int] = []
@@ -198,27 +251,51 @@ class StoreWriter:
                 become extra columns; every sample must then provide them (missing -> ``-1``).
             source: the file it came from.
             frame_labels: ``(T,)`` per-frame class for untrimmed sequences.
+
+        Raises:
+            StoreError: the sample is refused and nothing of it is recorded: a name that is empty,
+                not a string or already in the store; frames of the wrong shape, with NaN/inf or a
+                coordinate beyond :data:`MAX_ABS_COORDINATE`; a label outside ``-1..MAX_CLASSES-1``
+                or other metadata outside int32 (:data:`META_MIN`..:data:`META_MAX`), or not an
+                integer; frame labels of the wrong shape or range.
         """
         if self._closed:
             raise StoreError("store writer already closed")
-        frames = np.ascontiguousarray(frames, dtype=np.float32)
+        # Everything is checked before anything is recorded: a refused sample leaves no trace.
+        if not isinstance(name, str) or not name or "\x00" in name:
+            raise StoreError(f"{name!r:.60}: a sample name must be a non-empty string without NUL characters")
+        if name in self._name_set:
+            raise StoreError(f"{name}: duplicate sample name (a sample of that name is already in the store)")
+        frames = np.asarray(frames)
         expect = (self.num_persons, self.layout.num_joints, self.channels)
         if frames.ndim != 4 or frames.shape[1:] != expect or frames.shape[0] < 1:
             raise StoreError(f"{name}: frames of shape {frames.shape}, expected (T>=1, {', '.join(map(str, expect))})")
-        if not np.isfinite(frames).all():
-            raise StoreError(f"{name}: frames contain NaN or infinite values")
-        meta = dict(meta or {})
-        for key in meta:
+        problem = frames_problem(frames)  # NaN/inf, or a magnitude no sensor produces (checked before float32)
+        if problem is not None:
+            raise StoreError(f"{name}: {problem}")
+        frames = np.ascontiguousarray(frames, dtype=np.float32)  # |v| <= 1e5: no overflow
+        values = {}
+        for key, value in dict(meta or {}).items():
+            if not isinstance(key, str) or not key.isidentifier():
+                raise StoreError(f"{name}: metadata column {key!r:.40} is not an identifier")
+            if key == "label":
+                values[key] = _int_value(name, key, value, -1, MAX_CLASSES - 1, "-1 unknown, else a class index")
+            else:
+                values[key] = _int_value(name, key, value, META_MIN, META_MAX, "a 32-bit integer")
+        if frame_labels is not None:
+            fl = np.asarray(frame_labels)
+            if fl.shape != (frames.shape[0],):
+                raise StoreError(f"{name}: frame_labels of shape {fl.shape}, expected ({frames.shape[0]},)")
+            if fl.size and (fl.dtype.kind not in "iu" or int(fl.min()) < -1 or int(fl.max()) >= MAX_CLASSES):
+                raise StoreError(f"{name}: frame_labels must be integers in -1..{MAX_CLASSES - 1}")
+            frame_labels = fl.astype(np.int32)
+        for key in values:
             if key not in self._meta:
                 self._meta[key] = [-1] * len(self._names)
         for key, col in self._meta.items():
-            col.append(int(meta.get(key, -1)))
-        if frame_labels is not None:
-            frame_labels = np.asarray(frame_labels, dtype=np.int32)
-            if frame_labels.shape != (frames.shape[0],):
-                raise StoreError(f"{name}: frame_labels of shape {frame_labels.shape}, expected ({frames.shape[0]},)")
-            if self._frame_labels is None:
-                self._frame_labels = [np.full(n, -1, np.int32) for n in self._lengths]
+            col.append(values.get(key, -1))
+        if frame_labels is not None and self._frame_labels is None:
+            self._frame_labels = [np.full(n, -1, np.int32) for n in self._lengths]
         if self._frame_labels is not None:
             self._frame_labels.append(frame_labels if frame_labels is not None else np.full(frames.shape[0], -1, np.int32))
         buf = frames.tobytes()
@@ -229,6 +306,7 @@ class StoreWriter:
         self._lengths.append(frames.shape[0])
         self._total += frames.shape[0]
         self._names.append(name)
+        self._name_set.add(name)
         self._sources.append(source)
         self._persons.append(int((np.abs(frames).reshape(frames.shape[0], self.num_persons, -1).sum((0, 2)) > 0).sum()))
         return len(self._names) - 1

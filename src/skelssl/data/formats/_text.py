@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
+from skelssl.data.formats._files import file_problem, read_bytes
 
 __all__ = ["file_stamp", "float_table", "read_text"]
 
@@ -27,12 +28,13 @@ def read_text(path: str | Path, what: str | None = None) -> str:
         what: what the file is, for the messages (``"label file"``); ``None`` for a data file.
 
     Raises:
-        SkeletonFormatError: the file cannot be read, or is not valid UTF-8.
+        SkeletonFormatError: the file is not a regular file (a FIFO, a device, a dangling symlink),
+            cannot be read, is over :data:`~skelssl.data.formats._files.MAX_FILE_BYTES`, or is not
+            valid UTF-8.
     """
+    data = read_bytes(path, what)  # regular files only, bounded: a FIFO or /dev/zero is refused
     try:
-        return Path(path).read_bytes().decode("utf-8")
-    except OSError as e:
-        raise SkeletonFormatError(path, f"cannot read {f'the {what}' if what else 'file'}: {e}") from None
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         problem = f"{what} is not text (invalid UTF-8)" if what else "not a text file (invalid UTF-8)"
         raise SkeletonFormatError(path, problem) from None
@@ -42,12 +44,16 @@ def file_stamp(path: str | Path) -> tuple[int, int]:
     """``(mtime_ns, size)`` of a file: part of the parse-cache keys, so a rewritten file is parsed again.
 
     Raises:
-        SkeletonFormatError: the file cannot be stat'ed (missing, no permission).
+        SkeletonFormatError: the file is not a regular file, or cannot be stat'ed (missing, no
+            permission, a dangling symlink or a symlink loop).
     """
+    problem = file_problem(path)
+    if problem is not None:
+        raise SkeletonFormatError(path, problem)
     try:
         st = Path(path).stat()
-    except OSError as e:
-        raise SkeletonFormatError(path, f"cannot read file: {e}") from None
+    except OSError as e:  # gone since the check
+        raise SkeletonFormatError(path, f"cannot read file: {e.strerror or e}") from None
     return st.st_mtime_ns, st.st_size
 
 

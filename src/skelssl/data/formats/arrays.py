@@ -23,9 +23,11 @@ what ``np.savez`` writes), so a 7 GB ``NTU60_XSub.npz`` is read one sample at a 
 from __future__ import annotations
 
 import functools
+import os
+import re
 import struct
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +35,11 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery
+from skelssl.data.formats._files import check_regular, file_problem, read_bytes
 from skelssl.data.formats.pyskl import dataset_for as _dataset_for
 from skelssl.data.formats.pyskl import ntu_name_meta, resolve_layout
 from skelssl.data.sample import RawSample
+from skelssl.data.store import MAX_CLASSES
 
 __all__ = ["NAME", "LAYOUT", "DATASET", "AXES", "discover", "read", "layout_for", "dataset_for"]
 
@@ -58,6 +62,7 @@ def dataset_for(**options: Any) -> str:
 
 # -- opening arrays without pickle -----------------------------------------------------------------
 def _load_npy(path: Path) -> np.ndarray:
+    check_regular(path, limit=None)  # memory-mapped, never read whole; a FIFO or device is refused unopened
     try:
         return np.load(path, allow_pickle=False, mmap_mode="r")
     except Exception as e:  # bad magic, truncated header or data, object dtype
@@ -101,32 +106,53 @@ def _npz_member(path: Path, zf: zipfile.ZipFile, key: str) -> np.ndarray:
         raise SkeletonFormatError(path, f"array {key!r} unreadable ({type(e).__name__}: {e})") from None
 
 
-def _labels_from(y: np.ndarray, path: Path | str, what: str) -> np.ndarray:
-    """``(N,)`` int64 class indices from int labels or one-hot rows."""
+_LABEL_RANGE = f"-1..{MAX_CLASSES - 1}"
+_INT_RE = re.compile(r"^[+-]?[0-9]+$")
+
+
+def _labels_from(y: np.ndarray, path: Path | str, what: str) -> tuple[np.ndarray, dict[int, str]]:
+    """``(N,)`` int64 class indices from int labels or one-hot rows, and ``{sample: problem}`` for
+    labels outside ``-1..MAX_CLASSES-1`` (those samples alone are skipped; their entry here is -1)."""
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":
         raise SkeletonFormatError(path, f"{what} has dtype {y.dtype}, expected numbers")
     if y.ndim == 2:  # one-hot, as CTR-GCN saves y_train / y_test
         if not (np.isin(y, (0, 1)).all() and (y.sum(1) == 1).all()):
             raise SkeletonFormatError(path, f"{what} is 2-D but not one-hot (each row one 1, the rest 0)")
-        return y.argmax(1).astype(np.int64)
-    if y.ndim != 1:
+        y = y.argmax(1)
+    elif y.ndim != 1:
         raise SkeletonFormatError(path, f"{what} has shape {y.shape}, expected (N,) or one-hot (N, K)")
-    if not np.isfinite(y).all() or (y != np.round(y)).any():
+    elif not np.isfinite(y).all() or (y != np.round(y)).any():
         raise SkeletonFormatError(path, f"{what} holds values that are not integers")
-    return y.astype(np.int64)
+    out_of_range = (y < -1) | (y >= MAX_CLASSES)  # compared in y's own dtype: no overflow
+    bad = {int(i): f"{what}: label {y[i]} outside {_LABEL_RANGE}" for i in np.flatnonzero(out_of_range)}
+    labels = np.where(out_of_range, -1, y).astype(np.int64)
+    return labels, bad
 
 
-def _read_label_txt(path: Path) -> np.ndarray:
-    labels = []
-    for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        if not line.strip():
+def _read_label_txt(path: Path) -> tuple[np.ndarray, dict[int, str]]:
+    """Labels of ``labels.txt`` (one integer per non-blank line) and ``{sample: problem}`` for
+    integers outside ``-1..MAX_CLASSES-1``.
+
+    Raises:
+        SkeletonFormatError: the file cannot be read, or a line is not an integer at all.
+    """
+    labels, bad = [], {}
+    text = read_bytes(path, "label file").decode("utf-8", errors="replace")
+    for lineno, line in enumerate(text.splitlines(), 1):
+        word = line.strip()
+        if not word:
             continue
-        try:
-            labels.append(int(line.strip()))
-        except ValueError:
-            raise SkeletonFormatError(path, f"line {lineno}: {line.strip()[:40]!r} is not an integer label") from None
-    return np.asarray(labels, np.int64)
+        if not _INT_RE.match(word):
+            raise SkeletonFormatError(path, f"line {lineno}: {word[:40]!r} is not an integer label")
+        digits = word.lstrip("+-").lstrip("0")
+        value = int(word) if len(digits) <= 18 else None  # int() of >4300 digits raises: never try it
+        if value is None or not -1 <= value < MAX_CLASSES:
+            shown = word if len(word) <= 24 else f"{word[:12]}...({len(digits)} digits)"
+            bad[len(labels)] = f"labels.txt line {lineno}: label {shown} outside {_LABEL_RANGE}"
+            value = -1
+        labels.append(value)
+    return np.asarray(labels, np.int64), bad
 
 
 # -- the opened source -----------------------------------------------------------------------------
@@ -139,6 +165,7 @@ class _Part:
     names: list[str]
     lengths: np.ndarray | None  # (N,) or None: trim trailing zero frames
     extra: dict[str, int]
+    bad: dict[int, str] = field(default_factory=dict)  # sample -> why it is skipped (a label out of range)
 
 
 @dataclass
@@ -179,38 +206,43 @@ def _check_x(x: np.ndarray, path: Path, what: str, axes: str, persons: int, chan
 
 
 def _open_folder(path: Path, axes: str, persons: int, channels: int) -> _Source:
+    # A file of the layout that exists but cannot be read (a dangling symlink, a FIFO, a symlink
+    # loop) fails the source with its reason: guessing names or labels without it would be wrong.
+    # Other files in the folder are never looked at.
     data = path / "data.npy"
-    if not data.is_file():
+    if not os.path.lexists(data):
         raise SkeletonFormatError(path, "no data.npy in the folder")
     x = _load_npy(data)
     _check_x(x, data, "data.npy", axes, persons, channels)
     n = x.shape[0]
-    if (path / "labels.npy").is_file():
-        labels = _labels_from(_load_npy(path / "labels.npy"), path / "labels.npy", "labels.npy")
-    elif (path / "labels.txt").is_file():
-        labels = _read_label_txt(path / "labels.txt")
+    if os.path.lexists(path / "labels.npy"):
+        labels, bad = _labels_from(_load_npy(path / "labels.npy"), path / "labels.npy", "labels.npy")
+    elif os.path.lexists(path / "labels.txt"):
+        labels, bad = _read_label_txt(path / "labels.txt")
     else:
         raise SkeletonFormatError(path, "no label file (labels.txt or labels.npy)")
     if len(labels) != n:
         raise SkeletonFormatError(path, f"{len(labels)} labels for {n} samples in data.npy")
     names = [f"sample_{i:06d}" for i in range(n)]
-    if (path / "names.txt").is_file():
-        names = [s.strip() for s in (path / "names.txt").read_text(errors="replace").splitlines() if s.strip()]
+    if os.path.lexists(path / "names.txt"):
+        text = read_bytes(path / "names.txt", "names file").decode("utf-8", errors="replace")
+        names = [s.strip() for s in text.splitlines() if s.strip()]
         if len(names) != n:
             raise SkeletonFormatError(path / "names.txt", f"{len(names)} names for {n} samples in data.npy")
         if len(set(names)) != n:
             raise SkeletonFormatError(path / "names.txt", "sample names are not unique")
     lengths = None
-    if (path / "lengths.npy").is_file():
+    if os.path.lexists(path / "lengths.npy"):
         lengths = np.asarray(_load_npy(path / "lengths.npy"))
         t = x.shape[1 if x.ndim == 3 else 1 + axes[1:].index("T")]
         if lengths.shape != (n,) or lengths.dtype.kind not in "iu" or (lengths < 1).any() or (lengths > t).any():
             problem = f"expected ({n},) integers in 1..{t}, got {lengths.shape} {lengths.dtype}"
             raise SkeletonFormatError(path / "lengths.npy", problem)
-    return _Source(path, axes, persons, channels, {"": _Part(x, labels, names, lengths, {})})
+    return _Source(path, axes, persons, channels, {"": _Part(x, labels, names, lengths, {}, bad)})
 
 
 def _open_npz(path: Path, axes: str, persons: int, channels: int) -> _Source:
+    check_regular(path, limit=None)  # members are memory-mapped; a FIFO or device is refused unopened
     try:
         zf = zipfile.ZipFile(path)
     except Exception as e:
@@ -221,12 +253,12 @@ def _open_npz(path: Path, axes: str, persons: int, channels: int) -> _Source:
             x = _npz_member(path, zf, f"x_{part}")
             _check_x(x, path, f"x_{part}", axes, persons, channels)
             y = _npz_member(path, zf, f"y_{part}")
-            labels = _labels_from(y, path, f"y_{part}")
+            labels, bad = _labels_from(y, path, f"y_{part}")
             if len(labels) != x.shape[0]:
                 raise SkeletonFormatError(path, f"{len(labels)} labels in y_{part} for {x.shape[0]} samples in x_{part}")
             width = max(6, len(str(x.shape[0])))
             names = [f"{part}_{i:0{width}d}" for i in range(x.shape[0])]
-            parts[part] = _Part(x, labels, names, None, {"split_train": int(part == "train")})
+            parts[part] = _Part(x, labels, names, None, {"split_train": int(part == "train")}, bad)
     shapes = {p.x.shape[1:] for p in parts.values()}
     if len(shapes) != 1:
         raise SkeletonFormatError(path, f"x_train and x_test differ in per-sample shape: {sorted(shapes)}")
@@ -236,23 +268,36 @@ def _open_npz(path: Path, axes: str, persons: int, channels: int) -> _Source:
 @functools.lru_cache(maxsize=2)
 def _open_cached(path: str, mtime_ns: int, axes: str, persons: int, channels: int) -> _Source:
     p = Path(path)
-    return _open_npz(p, axes, persons, channels) if p.is_file() else _open_folder(p, axes, persons, channels)
+    return _open_folder(p, axes, persons, channels) if p.is_dir() else _open_npz(p, axes, persons, channels)
+
+
+# The files of a folder source; the cache key is their newest modification time.
+_FOLDER_FILES = ("data.npy", "labels.npy", "labels.txt", "names.txt", "lengths.npy")
 
 
 def _open(source: str | Path, options: dict[str, Any]) -> _Source:
     source = Path(source)
     if not source.exists():
+        if os.path.lexists(source):
+            raise SkeletonFormatError(source, file_problem(source) or "no such file or folder")
         raise SkeletonFormatError(source, "no such file or folder")
-    if source.is_file() and source.suffix != ".npz":
+    if not source.is_dir() and source.suffix != ".npz":
         raise SkeletonFormatError(source, "expected a folder with data.npy, or an .npz file")
     axes = str(options.get("axes") or "NCTVM").upper()
     if axes not in AXES:
         raise SkeletonFormatError(source, f"unknown axes={axes!r}; known: {', '.join(AXES)}")
     persons, channels = int(options.get("persons") or 2), int(options.get("channels") or 3)
-    # The cache key carries modification times, so a rewritten source is opened afresh.
-    files = list(source.iterdir()) if source.is_dir() else [source]
-    stamp = max((f.stat().st_mtime_ns for f in files), default=0)
-    return _open_cached(str(source), stamp, axes, persons, channels)
+    # The cache key carries modification times, so a rewritten source is opened afresh. Only the
+    # source's own files count (a dangling symlink or a FIFO elsewhere in the folder is no concern);
+    # one that cannot be stat'ed is reported when it is opened.
+    files = [source / f for f in _FOLDER_FILES] if source.is_dir() else [source]
+    stamps = []
+    for f in files:
+        try:
+            stamps.append(f.stat().st_mtime_ns)
+        except OSError:
+            stamps.append(0)
+    return _open_cached(str(source), max(stamps), axes, persons, channels)
 
 
 # -- the reader contract ---------------------------------------------------------------------------
@@ -287,16 +332,18 @@ def read(unit: tuple[str, str, int], **options: Any) -> list[RawSample]:
         raise SkeletonFormatError(path, f"no sample {part or 'data'}[{i}]")
     p = src.parts[part]
     where = f"{part or 'data'}[{i}]"
+    if i in p.bad:
+        raise SkeletonFormatError(f"{path}#{where}", f"{where}: {p.bad[i]}")
     bodies = src.sample(part, i)  # (T, M, V, C)
     if not np.isfinite(bodies).all():
-        raise SkeletonFormatError(path, f"{where} holds NaN or infinite values")
+        raise SkeletonFormatError(f"{path}#{where}", f"{where} holds NaN or infinite values")
     if p.lengths is not None:
         bodies = bodies[: int(p.lengths[i])]
     else:
         # CTR-GCN pads every sequence with zero frames to 300; the real ones end at the last non-zero frame.
         live = np.flatnonzero(np.abs(bodies).reshape(bodies.shape[0], -1).max(1) > 0)
         if live.size == 0:
-            raise SkeletonFormatError(path, f"{where} is all zeros")
+            raise SkeletonFormatError(f"{path}#{where}", f"{where} is all zeros")
         bodies = bodies[: live[-1] + 1]
     name = p.names[i]
     return [

@@ -38,6 +38,7 @@ What was checked on the real files (the 566 non-zero sequences, 23,440 frames, a
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery
-from skelssl.data.formats._text import float_table
+from skelssl.data.formats._text import float_table, read_text
 from skelssl.data.sample import RawSample
 
 __all__ = ["NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "KINECT20_FROM_FILE", "PROTOCOL_LIST", "discover", "read"]
@@ -88,16 +89,17 @@ def _folder(source: Path) -> Path:
 
 
 def _protocol_stems(path: Path) -> set[str]:
-    """The sequence names (``aXX_sYY_eZZ``) listed in the protocol file."""
-    try:
-        tokens = path.read_text(encoding="utf-8").split()
-    except (OSError, UnicodeDecodeError) as e:
-        raise SkeletonFormatError(path, f"cannot read the protocol list: {e}") from None
+    """The sequence names (``aXX_sYY_eZZ``) listed in the protocol file.
+
+    A word that is no sequence name fails the whole list (one clear message): the list defines
+    which sequences the protocol has, and a garbled copy of it cannot be trusted for the others.
+    """
+    tokens = read_text(path, "protocol list").split()  # a regular file only: a FIFO is refused unopened
     stems = set()
     for tok in tokens:
         stem = tok[: -len(_SUFFIX)] if tok.endswith(_SUFFIX) else tok
         if not _STEM_RE.match(stem):
-            raise SkeletonFormatError(path, f"{tok!r} is not a sequence name aXX_sYY_eZZ")
+            raise SkeletonFormatError(path, f"{tok[:60]!r} is not a sequence name aXX_sYY_eZZ")
         stems.add(stem)
     if not stems:
         raise SkeletonFormatError(path, "the protocol list is empty")
@@ -118,7 +120,7 @@ def discover(source: Path, protocol_list: bool = True, **_other: Any) -> Discove
 
     Raises:
         SkeletonFormatError: ``source`` is missing or holds no skeleton file, or ``protocol_list``
-            is set and the list file is missing or malformed.
+            is set and the list file is missing, unreadable or malformed.
     """
     folder = _folder(source)
     try:
@@ -130,7 +132,7 @@ def discover(source: Path, protocol_list: bool = True, **_other: Any) -> Discove
     if not protocol_list:
         return Discovery(units=paths)
     list_path = folder / PROTOCOL_LIST
-    if not list_path.is_file():
+    if not os.path.lexists(list_path):
         raise SkeletonFormatError(list_path, "protocol list not found (pass protocol_list=False to take every file)")
     keep = _protocol_stems(list_path)
     units, excluded = [], []

@@ -22,6 +22,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery
+from skelssl.data.formats._files import read_bytes
 from skelssl.data.sample import RawSample
 
 __all__ = ["NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "ACTION_IDS", "discover", "read"]
@@ -94,20 +95,20 @@ def read(unit: Path | str, **_other: Any) -> list[RawSample]:
         ``label`` - 1 (0..9), ``subject``/``repetition``/``view`` from the file name.
 
     Raises:
-        SkeletonFormatError: bad name, invalid JSON, missing or inconsistent fields, a joint array
-            that is not ``T x 20 x 3`` finite numbers, or all joints zero.
+        SkeletonFormatError: bad name, not a readable regular file, invalid JSON, missing or
+            inconsistent fields, a joint array that is not ``T x 20 x 3`` finite numbers, or all
+            joints zero.
     """
     path = Path(unit)
     m = _NAME_RE.match(path.name)
     if m is None:
         raise SkeletonFormatError(path, "name does not match aAA_sSS_eEE_vVV.json")
     action, subject, rep, view = (int(g) for g in m.groups())
+    data = read_bytes(path)  # a regular file, bounded: a FIFO or a symlink to /dev/zero is refused
     try:
-        doc = json.loads(path.read_bytes())
-    except OSError as e:
-        raise SkeletonFormatError(path, f"cannot read file: {e}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise SkeletonFormatError(path, f"not valid JSON: {e}") from None
+        doc = json.loads(data)
+    except (UnicodeDecodeError, RecursionError, ValueError) as e:  # ValueError: JSONDecodeError, an int of >4300 digits
+        raise SkeletonFormatError(path, f"not valid JSON: {str(e)[:200]}") from None
     if not isinstance(doc, dict):
         raise SkeletonFormatError(path, f"expected a JSON object, got {type(doc).__name__}")
     for key in ("label", "skeletons"):

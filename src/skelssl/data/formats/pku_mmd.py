@@ -37,6 +37,7 @@ training line; reading both lets a video missing from both be told apart from a 
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery
+from skelssl.data.formats._files import read_bytes
 from skelssl.data.formats._text import file_stamp, float_table, read_text
 from skelssl.data.sample import RawSample
 
@@ -111,8 +113,10 @@ def _parse_split(path: Path) -> dict[str, int]:
 
     The file holds a line ``Training videos:`` then a line of comma-separated ids, then
     ``Validataion videos:`` (sic) and its ids; ids may also follow the header on its own line.
+    Any malformed word fails the whole file (one clear message): the file defines the protocol of
+    every video, and a garbled copy cannot be trusted for the others.
     """
-    text = read_text(path, "split file")
+    text = read_text(path, "split file")  # a regular file only: a FIFO is refused unopened
     out: dict[str, int] = {}
     section = None
     for n, raw in enumerate(text.splitlines(), 1):
@@ -156,7 +160,8 @@ def discover(source: Path, untrimmed: bool = False, **_other: Any) -> Discovery:
         label file is missing or lists no instance still gets one unit, whose ``read`` reports it.
 
     Raises:
-        SkeletonFormatError: missing folders, no skeleton file, or a missing/malformed split file.
+        SkeletonFormatError: missing folders, no skeleton file, or a missing, unreadable or
+            malformed split file.
     """
     source = Path(source)
     if not source.is_dir():
@@ -181,10 +186,10 @@ def discover(source: Path, untrimmed: bool = False, **_other: Any) -> Discovery:
             units.append(PKUUnit(str(path), str(label_path), video, -1, split_cols))
             continue
         try:  # count rows exactly as _label_rows splits them
-            text = label_path.read_bytes().decode("utf-8", errors="replace")
+            text = read_bytes(label_path, "label file").decode("utf-8", errors="replace")
             count = sum(1 for line in text.splitlines() if line.strip())
-        except OSError:
-            count = 0  # missing or unreadable: the single unit below makes read() report it
+        except SkeletonFormatError:
+            count = 0  # missing, unreadable, a FIFO: the single unit below makes read() report it
         for k in range(max(count, 1)):
             units.append(PKUUnit(str(path), str(label_path), video, k, split_cols))
     return Discovery(units=units)
@@ -211,7 +216,7 @@ def read(unit: PKUUnit, **_other: Any) -> list[RawSample]:
     m = _VIDEO_RE.match(Path(unit.path).name)
     if m is None:
         raise SkeletonFormatError(unit.path, "name does not match NNNN-V.txt")
-    if not Path(unit.label_path).is_file():
+    if not os.path.lexists(unit.label_path):
         raise SkeletonFormatError(unit.path, f"no label file ({unit.label_path})")
     rows = _label_rows(unit.label_path, *file_stamp(unit.label_path))  # per row: (label, start, end) or a problem
     if unit.instance >= len(rows):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import importlib
 import io
+import os
 import pickle
 import re
 from pathlib import Path
@@ -33,10 +34,11 @@ import numpy as np
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.core.layouts import LAYOUTS, Layout, get_layout
 from skelssl.data.formats import Discovery
+from skelssl.data.formats._files import MAX_PICKLE_BYTES, check_regular, read_bytes
 from skelssl.data.protocols import available_protocols
 from skelssl.data.protocols import split as protocol_split
 from skelssl.data.sample import RawSample
-from skelssl.data.store import Store, atomic_write_bytes
+from skelssl.data.store import MAX_CLASSES, META_MAX, META_MIN, Store, atomic_write_bytes
 
 __all__ = [
     "NAME",
@@ -174,17 +176,28 @@ class _Annotations:
             kind = type(split).__name__
             raise SkeletonFormatError(path, f"'split' is a {kind}, expected a dict of name -> list of frame_dir")
         self.columns: list[str] = []
+        # (where, reason) for split entries left out: a split that is no list, or a member that is
+        # no frame_dir string. One bad entry does not void the file (prepare reports them as skipped).
+        self.problems: list[tuple[str, str]] = []
         members: dict[str, set[str]] = {}
         for split_name, names in split.items():
             column = split_column(split_name)
             if not column:
-                raise SkeletonFormatError(path, f"split name {split_name!r} has no letters or digits")
+                raise SkeletonFormatError(path, f"split name {str(split_name)[:60]!r} has no letters or digits")
             if column in members:
                 raise SkeletonFormatError(path, f"split names collide as column {column!r}")
-            if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-                raise SkeletonFormatError(path, f"split {split_name!r} is not a list of frame_dir strings")
+            if not isinstance(names, (list, tuple)):
+                self.problems.append((f"{path}#split[{str(split_name)[:60]!r}]",
+                                      f"split is a {type(names).__name__}, not a list of frame_dir strings (ignored)"))
+                continue
+            bad = [k for k, n in enumerate(names) if not isinstance(n, str)]
+            if bad:
+                k = bad[0]
+                self.problems.append((f"{path}#split[{str(split_name)[:60]!r}]",
+                                      f"{len(bad)} member(s) are not frame_dir strings, e.g. item {k}: "
+                                      f"{type(names[k]).__name__} (those are ignored)"))
             self.columns.append(column)
-            members[column] = set(names)
+            members[column] = {n for n in names if isinstance(n, str)}
         self._members = members
 
     def split_extra(self, frame_dir: str) -> dict[str, int]:
@@ -194,29 +207,36 @@ class _Annotations:
 @functools.lru_cache(maxsize=1)
 def _load_cached(path: str, mtime_ns: int, size: int) -> _Annotations:
     # Keyed on mtime and size too, so a rewritten file is reloaded; maxsize=1 keeps one file in RAM.
-    return _Annotations(safe_loads(Path(path).read_bytes(), path), path)
+    # read_bytes: a regular file only (a FIFO or a symlink to /dev/zero is refused), bounded.
+    return _Annotations(safe_loads(read_bytes(path, "annotation file", MAX_PICKLE_BYTES), path), path)
 
 
 def load_annotations(path: str | Path) -> _Annotations:
-    """Load and validate the top level of a PYSKL file (once per process; cached)."""
+    """Load and validate the top level of a PYSKL file (once per process; cached).
+
+    Raises:
+        SkeletonFormatError: not a readable regular file (missing, a FIFO, a device, a dangling
+            symlink, over :data:`~skelssl.data.formats._files.MAX_PICKLE_BYTES`), not a safe
+            pickle, or a top level that is not PYSKL's.
+    """
     path = Path(path)
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise SkeletonFormatError(path, f"cannot read ({e.strerror})") from None
+    st = check_regular(path, "annotation file", MAX_PICKLE_BYTES)
     return _load_cached(str(path), st.st_mtime_ns, st.st_size)
 
 
 def _source_file(source: str | Path) -> Path:
     source = Path(source)
     if source.is_dir():
-        found = sorted(source.glob("*.pkl"))
+        try:
+            found = sorted(source.glob("*.pkl"))
+        except OSError as e:
+            raise SkeletonFormatError(source, f"cannot list the folder: {e.strerror or e}") from None
         if len(found) != 1:
             raise SkeletonFormatError(source, f"expected exactly one .pkl file in the folder, found {len(found)}")
         return found[0]
-    if not source.is_file():
+    if not os.path.lexists(source):
         raise SkeletonFormatError(source, "no such file")
-    return source
+    return source  # not a regular file: load_annotations says why
 
 
 # -- shared with the arrays reader -----------------------------------------------------------------
@@ -274,25 +294,42 @@ def discover(source: str | Path, **options: Any) -> Discovery:
     units, excluded, seen = [], [], set()
     for i, a in enumerate(ann.annotations):
         frame_dir = a.get("frame_dir") if isinstance(a, dict) else None
-        if isinstance(frame_dir, str) and frame_dir in seen:
-            excluded.append((f"{path}#{i}", f"duplicate frame_dir {frame_dir!r}"))
-            continue
-        seen.add(frame_dir)
+        if isinstance(frame_dir, str):  # anything else (a list, a number) is reported by read()
+            if frame_dir in seen:
+                excluded.append((f"{path}#{i}", f"duplicate frame_dir {frame_dir[:80]!r}"))
+                continue
+            seen.add(frame_dir)
         units.append((str(path), i))
     if not units:
         raise SkeletonFormatError(path, "no annotation in the file")
-    return Discovery(units, excluded)
+    return Discovery(units, excluded, skipped=list(ann.problems))
 
 
 def layout_for(source: str | Path, **options: Any) -> str:
-    """The layout ``prepare`` should give the store: ``layout=`` or the one the first annotation's V implies."""
+    """The layout ``prepare`` should give the store: ``layout=``, else the one implied by the joint
+    count V that most annotations have (so one odd annotation is skipped by ``read``, not fatal)."""
     path = _source_file(source)
     ann = load_annotations(path)
+    if options.get("layout") is not None:
+        return _named_layout(options["layout"], path)
+    counts: dict[int, int] = {}
     for a in ann.annotations:
         kp = a.get("keypoint") if isinstance(a, dict) else None
         if isinstance(kp, np.ndarray) and kp.ndim == 4:
-            return resolve_layout(kp.shape[2], options.get("layout"), path).name
-    raise SkeletonFormatError(path, "no annotation with a (M, T, V, C) keypoint array")
+            counts[kp.shape[2]] = counts.get(kp.shape[2], 0) + 1
+    if not counts:
+        raise SkeletonFormatError(path, "no annotation with a (M, T, V, C) keypoint array")
+    known = [v for v in counts if v in _LAYOUT_BY_JOINTS]
+    v = max(known or counts, key=lambda k: counts[k])  # a V that implies a layout wins over one that does not
+    return resolve_layout(v, None, path).name
+
+
+def _named_layout(layout: str | Layout, path: str | Path = "") -> str:
+    """The name of a layout the user named; a one-line error for an unknown one."""
+    try:
+        return get_layout(layout).name
+    except KeyError as e:
+        raise SkeletonFormatError(path, str(e.args[0])) from None
 
 
 def read(unit: tuple[str, int], with_score: bool = False, **options: Any) -> list[RawSample]:
@@ -309,12 +346,14 @@ def read(unit: tuple[str, int], with_score: bool = False, **options: Any) -> lis
     path, i = unit
     ann = load_annotations(path)
     if not 0 <= i < len(ann.annotations):
-        raise SkeletonFormatError(path, f"annotation {i} does not exist ({len(ann.annotations)} in the file)")
+        raise SkeletonFormatError(f"{path}#{i}", f"annotation {i} does not exist ({len(ann.annotations)} in the file)")
     a = ann.annotations[i]
 
     def bad(problem: str) -> SkeletonFormatError:
         what = a.get("frame_dir") if isinstance(a, dict) else None
-        return SkeletonFormatError(path, f"annotation {i}{f' ({what!r})' if isinstance(what, str) else ''}: {problem}")
+        # Named "<file>#<index>", as prepare reports the annotation's other problems.
+        named = f" ({_short(what)})" if isinstance(what, str) else ""
+        return SkeletonFormatError(f"{path}#{i}", f"annotation {i}{named}: {problem}")
 
     if not isinstance(a, dict):
         raise bad(f"is a {type(a).__name__}, expected a dict")
@@ -323,9 +362,11 @@ def read(unit: tuple[str, int], with_score: bool = False, **options: Any) -> lis
             raise bad(f"no {key!r} key")
     frame_dir, label, kp = a["frame_dir"], a["label"], a["keypoint"]
     if not isinstance(frame_dir, str) or not frame_dir:
-        raise bad("frame_dir is not a non-empty string")
+        raise bad(f"frame_dir is a {type(frame_dir).__name__}, not a non-empty string")
     if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
-        raise bad(f"label {label!r} is not an integer")
+        raise bad(f"label {_short(label)} is not an integer")
+    if not -1 <= int(label) < MAX_CLASSES:
+        raise bad(f"label {_short(label)} outside -1..{MAX_CLASSES - 1} (no dataset has that many classes)")
     if not isinstance(kp, np.ndarray) or kp.ndim != 4:
         raise bad(f"keypoint must be a (M, T, V, C) array, got {getattr(kp, 'shape', type(kp).__name__)}")
     if kp.dtype.kind not in "fiu":
@@ -335,8 +376,11 @@ def read(unit: tuple[str, int], with_score: bool = False, **options: Any) -> lis
         raise bad(f"keypoint of shape {kp.shape} is empty")
     total = a.get("total_frames", t)
     if not isinstance(total, (int, np.integer)) or int(total) != t:
-        raise bad(f"total_frames {total!r} but keypoint has {t} frames")
-    resolve_layout(v, options.get("layout"), f"{path}: annotation {i} ({frame_dir!r})")
+        raise bad(f"total_frames {_short(total)} but keypoint has {t} frames")
+    try:
+        resolve_layout(v, options.get("layout"), path)
+    except SkeletonFormatError as e:
+        raise bad(e.problem) from None
     bodies = np.ascontiguousarray(kp.transpose(1, 0, 2, 3), dtype=np.float32)  # (T, M, V, C)
     if with_score:
         score = a.get("keypoint_score")
@@ -349,8 +393,11 @@ def read(unit: tuple[str, int], with_score: bool = False, **options: Any) -> lis
 
     meta = ntu_name_meta(frame_dir) or {}
     for key in _META_KEYS:  # written by write_pyskl_from_store; win over a name's meta
-        if isinstance(a.get(key), (int, np.integer)):
-            meta[key] = int(a[key])
+        value = a.get(key)
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            if not META_MIN <= int(value) <= META_MAX:
+                raise bad(f"{key} {_short(value)} does not fit a 32-bit integer")
+            meta[key] = int(value)
     return [
         RawSample(
             name=frame_dir,
@@ -361,6 +408,14 @@ def read(unit: tuple[str, int], with_score: bool = False, **options: Any) -> lis
             **meta,
         )
     ]
+
+
+def _short(value: Any) -> str:
+    """``repr`` of a value from a file, cut to one short line (a label may be a 10 MB string)."""
+    if isinstance(value, int) and abs(value) >= 10**30:  # repr of an int over 4300 digits raises
+        return f"{type(value).__name__} of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # -- writing ---------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ jumps past it); the cut still takes the rows inside the range.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,28 +83,54 @@ def _folder(source: Path) -> Path:
     return sub if sub.is_dir() else source
 
 
-def _label_entries(path: Path) -> list[tuple[str, str, str, int]]:
-    """``(recording, action, frames_text, line)`` for every segment line of a label file."""
+def _label_entries(path: Path) -> tuple[list[tuple[str, str, str, int]], list[tuple[str, str]]]:
+    """``(recording, action, frames_text, line)`` for every segment line of a label file, and
+    ``(path, reason)`` for each line that cannot be used (skipped alone: one garbled line does not
+    void the other segments).
+
+    A line that is neither a header ``sSS_eEE`` nor ``action: start end`` is taken for a broken
+    header when it is a single word or starts like one (``s`` and a digit): the segment lines after
+    it, up to the next good header, are then skipped too, since their recording is unknown.
+
+    Raises:
+        SkeletonFormatError: the label file cannot be read, or lists no usable segment.
+    """
     text = read_text(path, "label file")
-    entries, recording, seen = [], None, set()
+    entries: list[tuple[str, str, str, int]] = []
+    problems: list[tuple[str, str]] = []
+    recording: str | None = None
+    broken_header: int | None = None  # line of the unreadable header the next segments belong to
+    seen: dict[tuple[str, str], int] = {}
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line:
             continue
         if _HEADER_RE.match(line):
-            recording = line
+            recording, broken_header = line, None
             continue
         action, colon, frames = line.partition(":")
-        if not colon or recording is None:
-            raise SkeletonFormatError(path, f"line {n}: expected 'sSS_eEE' or 'action: start end', got {line[:60]!r}")
+        if not colon:
+            problem = f"line {n}: expected 'sSS_eEE' or 'action: start end', got {line[:60]!r}"
+            if len(line.split()) == 1 or re.match(r"^s\d", line):
+                recording, broken_header = None, n
+                problem += " (taken for a broken header: its segments are skipped)"
+            problems.append((str(path), problem))
+            continue
+        if recording is None:
+            why = (f"follows the unreadable header on line {broken_header}" if broken_header
+                   else "comes before any 'sSS_eEE' header")
+            problems.append((str(path), f"line {n}: segment {line[:60]!r} {why}"))
+            continue
         key = (recording, action.strip())
         if key in seen:
-            raise SkeletonFormatError(path, f"line {n}: second {action.strip()!r} segment for {recording}")
-        seen.add(key)
+            problems.append((str(path), f"line {n}: second {action.strip()!r} segment for {recording} "
+                                        f"(the first, line {seen[key]}, is kept)"))
+            continue
+        seen[key] = n
         entries.append((recording, action.strip(), frames.strip(), n))
     if not entries:
-        raise SkeletonFormatError(path, "label file lists no segments")
-    return entries
+        raise SkeletonFormatError(path, "label file lists no segments" + (f" ({problems[0][1]})" if problems else ""))
+    return entries, problems
 
 
 def discover(source: Path, labels: str = "original", **_other: Any) -> Discovery:
@@ -122,7 +149,8 @@ def discover(source: Path, labels: str = "original", **_other: Any) -> Discovery
 
     Raises:
         SkeletonFormatError: ``source`` is missing, holds no recording, the label file is
-            missing or its structure is broken.
+            missing, unreadable or lists no usable segment. A label line that cannot be used (garbled,
+            a second segment of one action) is listed in ``skipped`` and the other lines are kept.
         ValueError: ``labels`` is not ``"original"`` or ``"modified"``.
     """
     if labels not in LABEL_FILES:
@@ -135,10 +163,11 @@ def discover(source: Path, labels: str = "original", **_other: Any) -> Discovery
     if not recordings:
         raise SkeletonFormatError(folder, "no UTKinect recordings (joints_sSS_eEE.txt) found")
     label_path = folder / LABEL_FILES[labels]
-    if not label_path.is_file():
+    if not os.path.lexists(label_path):
         raise SkeletonFormatError(label_path, "label file not found")
+    entries, problems = _label_entries(label_path)
     units, excluded, labelled = [], [], set()
-    for recording, action, frames, line in _label_entries(label_path):
+    for recording, action, frames, line in entries:
         labelled.add(recording)
         path = recordings.get(recording)
         if path is None:
@@ -148,7 +177,7 @@ def discover(source: Path, labels: str = "original", **_other: Any) -> Discovery
     for recording, path in recordings.items():
         if recording not in labelled:
             excluded.append((str(path), f"no segments for {recording} in {label_path.name}"))
-    return Discovery(units=units, excluded=excluded)
+    return Discovery(units=units, excluded=excluded, skipped=problems)
 
 
 def read(unit: Segment, **_other: Any) -> list[RawSample]:
