@@ -35,3 +35,10 @@ def test_merge_refuses_mixed_layouts(tmp_path):
     with pytest.raises(StoreError, match="layout"):
         merge_stores([(a.path, None), (b.path, None)], tmp_path / "u")
     assert not (tmp_path / "u").exists()
+
+
+def test_merge_refuses_a_protocol_of_another_dataset_in_one_line(tmp_path, capsys):
+    a = synthetic.write_store(tmp_path / "a", num_samples=12, layout="kinect20")
+    assert cli_main(["merge", f"{a.path}:ntu60-xsub", "--out", str(tmp_path / "u")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "ntu60-xsub" in err and len(err.splitlines()) == 1 and not (tmp_path / "u").exists()

@@ -36,7 +36,7 @@ def merge_stores(parts: list[tuple[str | Path, str | None]], out: str | Path, *,
 
     Raises:
         StoreError: parts of different layouts, pipelines or channel counts.
-        KeyError: a protocol that does not apply to its store.
+        StoreError: also for a protocol that does not apply to its store.
     """
     from skelssl.data.protocols import split
 
@@ -60,7 +60,10 @@ def merge_stores(parts: list[tuple[str | Path, str | None]], out: str | Path, *,
     with StoreWriter(out, first.layout, persons, channels=first.channels, pipeline=first.pipeline, info=info,
                      overwrite=overwrite) as writer:
         for k, (store, protocol) in enumerate(opened):
-            indices = split(store, protocol)[0] if protocol else np.arange(len(store))
+            try:
+                indices = split(store, protocol)[0] if protocol else np.arange(len(store))
+            except (KeyError, ValueError) as e:
+                raise StoreError(f"merge: {e.args[0] if e.args else e}") from None
             for i in np.asarray(indices).tolist():
                 frames = store.frames(i)  # (T, M, V, C)
                 if frames.shape[1] < persons:
