@@ -294,3 +294,14 @@ def test_classes_need_a_nonlinear_model():
         acc_trees = trees.score(feats[~train], y[~train])
     assert acc_linear < 0.75, acc_linear
     assert acc_trees > 0.8 and acc_trees > acc_linear + 0.15, (acc_trees, acc_linear)
+
+
+def test_write_store_applies_a_pipeline_like_prepare(tmp_path):
+    from skelssl.data import synthetic
+    from skelssl.data.preprocess import apply_pipeline
+
+    store = synthetic.write_store(tmp_path / "agcn", num_samples=6, layout="ntu25", seed=2, pipeline="agcn")
+    assert store.pipeline == "agcn"
+    first = next(synthetic.generate(1, layout="ntu25", seed=2))
+    expect = apply_pipeline("agcn", first, "ntu25", num_persons=2).bodies
+    assert np.allclose(store.frames(0), expect)

@@ -329,7 +329,7 @@ def _store_info(seed: int, dataset: str, **more) -> dict:
 
 def write_store(out: str | Path, num_samples: int = 2000, layout: str = "ntu25", seed: int = 0,
                 progress: Callable[[int, int], None] | None = None, num_persons: int = 2,
-                overwrite: bool = False) -> Store:
+                overwrite: bool = False, pipeline: str | None = None) -> Store:
     """Generate ``num_samples`` samples into a packed store, with label-fraction subsets.
 
     Args:
@@ -340,14 +340,21 @@ def write_store(out: str | Path, num_samples: int = 2000, layout: str = "ntu25",
         progress: called as ``progress(done, total)`` after each sample.
         num_persons: person slots ``M``.
         overwrite: replace an existing store at ``out`` (never a folder that is not a store).
+        pipeline: a preprocessing pipeline applied to each sample as ``prepare --pipeline`` does
+            (e.g. ``agcn``: centred on the spine, hip-spine to +z, shoulders to +x); ``None`` keeps the
+            camera coordinates (pipeline ``synthetic``).
 
     Returns:
         The opened :class:`Store` (dataset ``"synthetic"``, pipeline ``"synthetic"``); protocols
         ``synthetic-xsub`` and ``synthetic-xview`` apply, and their subsets are saved in it.
     """
     info = _store_info(seed, "synthetic", subjects=SUBJECTS, views=list(VIEWS))
-    with StoreWriter(out, layout, num_persons, pipeline="synthetic", info=info, overwrite=overwrite) as w:
+    if pipeline is not None:
+        from skelssl.data.preprocess import apply_pipeline
+    with StoreWriter(out, layout, num_persons, pipeline=pipeline or "synthetic", info=info, overwrite=overwrite) as w:
         for i, smp in enumerate(generate(num_samples, layout=layout, seed=seed, num_persons=num_persons)):
+            if pipeline is not None:  # as `prepare --pipeline` does to a real dataset
+                smp = apply_pipeline(pipeline, smp, layout, num_persons=num_persons)
             w.add(smp.name, smp.bodies, smp.meta(), source=smp.source)
             if progress is not None:
                 progress(i + 1, num_samples)
