@@ -187,6 +187,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 # -- training and evaluation commands ----------------------------------------------------------------
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from skelssl.engine.config import ConfigError, load_config
+    from skelssl.engine.dist import is_rank_zero
     from skelssl.engine.tasks import pretrain
 
     out = Path(args.out)
@@ -207,6 +208,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     except (ConfigError, FileNotFoundError) as e:
         raise CLIError(str(e)) from None
     summary = pretrain(cfg, out, resume=args.resume)
+    if not is_rank_zero():  # every process of a multi-device run returns here; one reports
+        return 0
     if summary["loss"] is None:  # resumed at its end: no step was taken
         print(f"{out}: already complete at step {summary['step']} ({summary['epoch']} epochs); nothing to do; "
               f"encoder {summary['encoder']}")

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from skelssl.engine import throughput as tp
-from skelssl.engine.config import RunConfig, load_config
+from skelssl.engine.config import RunConfig, load_config, resolve_batch
 
 __all__ = ["BenchError", "BenchOptions", "SMOKE_OVERRIDES", "run_bench", "format_table", "PRECISIONS"]
 
@@ -95,7 +95,8 @@ def _resolve(recipe: str | Path, overrides: list[str], opts: BenchOptions) -> tu
         extra.append(f"trainer.precision={opts.precision}")
     if opts.batch is not None:
         extra.append(f"data.batch_size={opts.batch}")
-    return load_config(recipe, list(overrides) + extra), torch.device(device)
+    # One device: a recipe's global batch is the batch of the benchmarked step (as `pretrain` resolves it).
+    return resolve_batch(load_config(recipe, list(overrides) + extra), 1), torch.device(device)
 
 
 def _open_store(cfg: RunConfig) -> tuple[Any, str | None]:

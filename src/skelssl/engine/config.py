@@ -39,6 +39,7 @@ __all__ = [
     "RunConfig",
     "load_config",
     "apply_overrides",
+    "resolve_batch",
     "from_dict",
     "to_dict",
     "save_config",
@@ -66,7 +67,16 @@ class DataConfig:
         protocol: named split (``ntu60-xsub``, ...); ``None`` uses every sample of the store.
         split: ``"train"``, ``"test"`` or ``"all"`` (the protocol's train, test or both).
         max_frames: longer sequences are evenly subsampled to this many frames.
-        batch_size: samples per device per micro-batch.
+        batch_size: samples **per device** per micro-batch; on ``W`` devices with ``trainer.accumulate``
+            ``A`` one optimiser step sees ``batch_size * W * A`` samples.
+        global_batch: samples per optimiser step over all devices and accumulated micro-batches (the
+            batch papers report). When set, the per-device batch is ``global_batch // (W * A)``, found
+            once the world size is known (:func:`resolve_batch`); it must divide exactly.
+            Precedence: within one recipe file or one set of overrides, ``global_batch`` wins over
+            ``batch_size``; a later layer (a recipe over its ``defaults``, a command-line override over
+            the recipe) that sets only ``batch_size`` drops an inherited ``global_batch`` (a CPU recipe
+            with ``batch_size: 32`` over a base with ``global_batch: 128`` runs 32 per device). The
+            saved ``config.yaml`` records both values as resolved.
         num_workers: data-loader worker processes (the loader only slices the store).
         label_fraction: use a seeded class-stratified fraction of the training split (semi-supervised).
         subset_seed: which of the seeded label-fraction subsets.
@@ -78,6 +88,7 @@ class DataConfig:
     split: Literal["train", "test", "all"] = "train"
     max_frames: int | None = None
     batch_size: int = 64
+    global_batch: int | None = None
     num_workers: int = 0
     label_fraction: float | None = None
     subset_seed: int = 0
@@ -98,7 +109,11 @@ class OptimConfig:
 
     Attributes:
         name: ``adamw``, ``adam`` or ``sgd``.
-        lr: peak learning rate (absolute, not scaled by batch size).
+        lr: peak learning rate (absolute, unless ``lr_scale_batch`` is set).
+        lr_scale_batch: the global batch ``lr`` is meant for; when set, the run uses the linear scaling
+            rule (Goyal et al. 2017) ``lr * actual_global_batch / lr_scale_batch``. The saved config
+            records the effective lr in ``lr`` and the actual global batch in ``lr_scale_batch`` (so
+            resolving it again changes nothing). ``schedule.min_lr`` stays absolute.
         weight_decay: decay of the decayed parameter group.
         betas, eps: Adam/AdamW.
         momentum, nesterov: SGD.
@@ -108,6 +123,7 @@ class OptimConfig:
 
     name: Literal["adamw", "adam", "sgd"] = "adamw"
     lr: float = 1e-3
+    lr_scale_batch: int | None = None
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
@@ -421,7 +437,17 @@ def _read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for base in defaults:
         merged = _deep_merge(merged, _read_recipe(path.parent / str(base), seen + (path,)))
+    section = data.get("data")
+    if isinstance(section, dict) and "batch_size" in section and "global_batch" not in section:
+        _drop_global_batch(merged)
     return _deep_merge(merged, data)
+
+
+def _drop_global_batch(data: dict[str, Any]) -> None:
+    """A layer that sets ``data.batch_size`` alone overrides an inherited ``data.global_batch``."""
+    section = data.get("data")
+    if isinstance(section, dict) and section.get("global_batch") is not None:
+        section["global_batch"] = None
 
 
 def _parse_value(text: str) -> Any:
@@ -472,6 +498,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
                     child = {}
                     node[part] = child
                 node = child
+    keys = {item.split("=", 1)[0].strip() for item in overrides}
+    if "data.batch_size" in keys and "data.global_batch" not in keys:
+        _drop_global_batch(out)
     return out
 
 
@@ -499,7 +528,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 # (key, smallest allowed value): values a type check lets through but no run can use.
 _MINIMUM = (
-    ("data.batch_size", 1), ("data.num_workers", 0), ("trainer.epochs", 1), ("trainer.accumulate", 1),
+    ("data.batch_size", 1), ("data.global_batch", 1), ("optim.lr_scale_batch", 1), ("data.num_workers", 0),
+    ("trainer.epochs", 1), ("trainer.accumulate", 1),
     ("trainer.max_steps", 1), ("trainer.log_every", 1), ("trainer.num_nodes", 1), ("optim.lr", 0.0),
     ("optim.weight_decay", 0.0), ("trainer.ckpt_every_steps", 1), ("trainer.ckpt_every_epochs", 0),
     ("monitor.every_epochs", 0), ("monitor.holdout", 0.01), ("monitor.max_samples", 10),
@@ -516,6 +546,35 @@ def check_ranges(cfg: RunConfig) -> RunConfig:
     if cfg.data.label_fraction is not None and not 0 < cfg.data.label_fraction <= 1:
         raise ConfigError(f"data.label_fraction: must be in (0, 1], got {cfg.data.label_fraction}")
     return cfg
+
+
+def resolve_batch(cfg: RunConfig, world_size: int) -> RunConfig:
+    """The config with its batch and learning rate resolved for ``world_size`` processes.
+
+    ``data.batch_size`` becomes the per-device batch (``data.global_batch // (world_size *
+    trainer.accumulate)`` when a global batch is set), ``data.global_batch`` the samples per optimiser
+    step, and with ``optim.lr_scale_batch`` set, ``optim.lr`` the linearly scaled lr and
+    ``optim.lr_scale_batch`` the actual global batch. Resolving a resolved config again (a resume, or a
+    reproduction from ``config.yaml`` on the same number of devices) returns it unchanged.
+
+    Raises:
+        ConfigError: the global batch does not divide into ``world_size * trainer.accumulate``.
+    """
+    acc = cfg.trainer.accumulate
+    parts = world_size * acc
+    if cfg.data.global_batch is not None:
+        per_device, rest = divmod(cfg.data.global_batch, parts)
+        if rest or per_device < 1:
+            raise ConfigError(f"data.global_batch: {cfg.data.global_batch} does not divide into {world_size} device(s) "
+                              f"x trainer.accumulate {acc}; use a multiple of {parts}, or set data.batch_size (per device)")
+        global_batch = cfg.data.global_batch
+    else:
+        per_device, global_batch = cfg.data.batch_size, cfg.data.batch_size * parts
+    optim = cfg.optim
+    if optim.lr_scale_batch is not None:
+        optim = dataclasses.replace(optim, lr=optim.lr * global_batch / optim.lr_scale_batch, lr_scale_batch=global_batch)
+    data = dataclasses.replace(cfg.data, batch_size=per_device, global_batch=global_batch)
+    return dataclasses.replace(cfg, data=data, optim=optim)
 
 
 class _Dumper(yaml.SafeDumper):

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.distributed as tdist
 
-__all__ = ["world_size", "rank", "is_distributed", "all_gather_concat", "all_gather_with_grad", "make_fabric"]
+__all__ = ["world_size", "rank", "is_rank_zero", "is_distributed", "all_gather_concat", "all_gather_with_grad", "make_fabric"]
 
 
 def is_distributed() -> bool:
@@ -30,6 +30,22 @@ def world_size() -> int:
 def rank() -> int:
     """This process's global rank (0 without a process group)."""
     return tdist.get_rank() if tdist.is_available() and tdist.is_initialized() else 0
+
+
+# Rank variables of the launchers: torchrun (RANK, LOCAL_RANK), SLURM (SLURM_PROCID, SLURM_LOCALID),
+# Fabric's own launcher (LOCAL_RANK, NODE_RANK).
+_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "SLURM_LOCALID")
+
+
+def is_rank_zero() -> bool:
+    """Whether this is the first process of the job: the one that prints the final lines.
+
+    The process group's rank when one is running, otherwise the launchers' environment (every rank
+    variable that is set must be 0); a plain single process is rank zero.
+    """
+    if tdist.is_available() and tdist.is_initialized():
+        return tdist.get_rank() == 0
+    return all(os.environ.get(name, "0").strip() in ("", "0") for name in _RANK_VARIABLES)
 
 
 def _gather_padded(x: torch.Tensor) -> list[torch.Tensor]:

@@ -24,6 +24,7 @@ from skelssl.engine.config import (
     build_encoder_from_config,
     build_method_from_config,
     from_dict,
+    resolve_batch,
     to_dict,
 )
 from skelssl.engine.loop import Trainer
@@ -103,12 +104,15 @@ def pretrain(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, fabri
             processes Fabric starts build the same data and modules).
 
     Returns:
-        The trainer's summary plus ``encoder`` (the path written).
+        The trainer's summary plus ``encoder`` (the path written), ``batch_size`` (per device),
+        ``global_batch`` and ``lr`` (the effective peak lr), as resolved for the launched world size.
     """
     run_dir = Path(run_dir)
     if resume:
         check_resumable(run_dir)
     trainer = Trainer(cfg.trainer, run_dir, fabric=fabric)
+    # The world size is known once Fabric has launched: resolve data.global_batch and optim.lr_scale_batch.
+    cfg = resolve_batch(cfg, trainer.fabric.world_size)
     dataset = open_dataset(cfg.data)
     seed_all(cfg.trainer.seed)  # parameter initialisation draws from the global streams
     method, encoder_kwargs = build_method(cfg, dataset.store)
@@ -164,9 +168,10 @@ def check_same_run(run_dir: Path, config_dict: dict[str, Any]) -> None:
 
     recorded = _flat(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
     given = _flat(config_dict)
-    # Settings added to skelssl after the run was recorded are not differences.
-    section_known = {k.split(".")[0] for k in recorded}
-    diff = [k for k in sorted(set(recorded) | {g for g in given if g.split(".")[0] in section_known})
+    # Settings added to skelssl after the run was recorded are not differences (a run recorded without
+    # data.global_batch resolves to the batch it had); a component argument given anew is one.
+    new_kwargs = {g for g in given if g.startswith(("method.kwargs.", "encoder.kwargs."))}
+    diff = [k for k in sorted(set(recorded) | new_kwargs)
             if k not in RESUME_MAY_CHANGE and recorded.get(k, "(unset)") != given.get(k, "(unset)")]
     if diff:
         shown = "; ".join(f"{k} recorded {recorded.get(k, '(unset)')!r}, given {given.get(k, '(unset)')!r}" for k in diff[:3])
@@ -194,7 +199,8 @@ def _fit(trainer: Trainer, method, dataset, cfg: RunConfig, config_dict: dict[st
     if trainer.is_main and not already_complete:
         ckpt.save_encoder(path, method.export_encoder(), config_dict)
     trainer.fabric.barrier()
-    return {**summary, "encoder": str(path)}
+    return {**summary, "encoder": str(path), "batch_size": cfg.data.batch_size, "global_batch": cfg.data.global_batch,
+            "lr": cfg.optim.lr}
 
 
 def export_encoder(checkpoint: str | Path, out: str | Path) -> Path:
