@@ -9,6 +9,7 @@
     skelssl pretrain RECIPE.yaml --out RUN [--resume] [key=value ...]
     skelssl eval TASK RUN --store STORE --protocol P [--out DIR] [--random-init] [key=value ...]
     skelssl report PATH...
+    skelssl bench RECIPE [key=value ...] [--device cpu|cuda] [--precision P] [--naive] [--json FILE]
     skelssl demo [--out DIR]
 """
 
