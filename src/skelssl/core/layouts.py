@@ -138,7 +138,7 @@ NTU25 = Layout(
         "hip_right", "knee_right", "ankle_right", "foot_right",
         "spine_shoulder", "hand_tip_left", "thumb_left", "hand_tip_right", "thumb_right",
     ),
-    # From the 1-based (child, parent) list of METHODS.md §1, minus one: (21, 21) is the root.
+    # From the 1-based (child, parent) list of docs/protocols.md, minus one: (21, 21) is the root.
     parents=(1, 20, 20, 2, 20, 4, 5, 6, 20, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18, 20, 22, 7, 24, 11),
     left_right=((4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19), (21, 23), (22, 24)),
     center=20,

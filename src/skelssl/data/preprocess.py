@@ -3,7 +3,7 @@
 A reader returns a :class:`~skelssl.data.sample.RawSample` whose ``bodies`` are ``(T, B, V, C)``, one
 slot per body in the order the source lists them (NTU: up to 4). A pipeline turns that into
 ``(T, M, V, C)`` person slots (``M = num_persons``, 2 for every published protocol) and may normalise
-the coordinates. Three incompatible pipelines are used by the methods we reproduce (METHODS.md §1, §8.1):
+the coordinates. Three incompatible pipelines are used by the methods we reproduce (docs/protocols.md, docs/mamp.md):
 
 - ``raw`` (Hi-TRS ``prepare_NTU_60.py``): camera coordinates as recorded; person slot ``m`` is body
   slot ``m``; no centring, no rotation, no denoising.
@@ -11,7 +11,7 @@ the coordinates. Three incompatible pipelines are used by the methods we reprodu
   keep the two most energetic bodies, shift/loop-fill empty frames, centre on body 0's spine joint,
   rotate body 0's frame-0 hip->spine bone onto +z, then its shoulder line onto +x (that second
   rotation tilts the spine off +z again, by 0.3-7 degrees on real NTU samples, as in the official code).
-- ``ctrgcn`` (MAMP, i.e. the SGN / CTR-GCN scripts, METHODS.md §8.1.1-8.1.3; in
+- ``ctrgcn`` (MAMP, i.e. the SGN / CTR-GCN scripts, docs/mamp.md; in
   :mod:`skelssl.data.preprocess_ctrgcn`): drop empty frames, denoise tracked bodies by length, spread
   and motion, two actor slots by non-overlapping intervals, centre on actor 1's first spine joint, no
   rotation; the output may be shorter than the input. ``ctrgcn_dup`` copies a single actor into the
@@ -208,7 +208,7 @@ def _rotation_onto(v: np.ndarray, target: tuple[float, float, float]) -> np.ndar
 
 
 def _agcn(raw: RawSample, layout: Layout, num_persons: int) -> RawSample:
-    """ISC / 2s-AGCN pre-normalisation (METHODS.md §1 steps 1-7), vectorised.
+    """ISC / 2s-AGCN pre-normalisation (docs/protocols.md, ``agcn``), vectorised.
 
     1. Body slots as listed in the file (the reader keeps up to 4 for NTU).
     2. Keep the ``num_persons`` bodies of highest energy (:func:`_energy`). Ranking follows the

@@ -1,4 +1,4 @@
-"""The ``ctrgcn`` preprocessing pipeline: SGN / CTR-GCN denoising as MAMP uses it (METHODS.md §8.1).
+"""The ``ctrgcn`` preprocessing pipeline: SGN / CTR-GCN denoising as MAMP uses it (docs/mamp.md).
 
 MAMP's NTU arrays come from the SGN / CTR-GCN scripts (``get_raw_skes_data.py``,
 ``get_raw_denoised_data.py``, ``seq_transformation.py``); this is a re-implementation from the

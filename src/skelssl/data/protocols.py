@@ -35,7 +35,7 @@ __all__ = [
     "subset_indices",
 ]
 
-# Official NTU training subjects (METHODS.md §1).
+# Official NTU training subjects (docs/protocols.md).
 NTU60_XSUB_TRAIN = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
 NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN + (
     45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91,

@@ -4,7 +4,7 @@ Every sample is a kinematic body (:mod:`~skelssl.data.synthetic_body`) of a subj
 proportions and style, performing one of :data:`CLASS_NAMES` (:mod:`~skelssl.data.synthetic_motions`),
 seen by a Kinect-like camera from one of three views (the scene turned by -45, 0, +45 degrees about the
 vertical axis, like the NTU / N-UCLA cameras, plus up to 35 degrees of the person's own turn), with
-sensor jitter and occasional tracking glitches. The output is Kinect v2 camera space (METHODS.md §1:
+sensor jitter and occasional tracking glitches. The output is Kinect v2 camera space (docs/protocols.md:
 metres, y up, z = depth of about 2-4.5 m, floor 0.6-1.2 m below the sensor), in the ``ntu25`` layout
 or, by joint selection, ``kinect20``. Two-person actions fill both body slots; one-person actions leave
 slot 1 all zeros.

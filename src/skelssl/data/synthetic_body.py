@@ -13,7 +13,7 @@ side and ``yaw`` around the vertical, which together reach every pose the action
 forward then wrapping it around a partner is pitch then yaw). Signs: arm flexion is negative pitch,
 knee flexion positive pitch, trunk forward bend positive pitch, left-arm abduction positive roll.
 
-Camera space is Kinect's (METHODS.md §1): metres, y up, z = depth away from the sensor; a person who
+Camera space is Kinect's (docs/protocols.md): metres, y up, z = depth away from the sensor; a person who
 faces the camera has their left side at smaller x, as in the NTU files.
 """
 

@@ -10,7 +10,7 @@ preset here, and a recipe or the command line picks one and overrides single fie
 
     skelssl eval linear RUN --protocol nucla-xview linear.epochs=30 input.frames=50
 
-Presets (METHODS.md §3.6, §2.6, §8.7):
+Presets (docs/isc.md, docs/hitrs.md, docs/mamp.md):
 
 - ``linear``: ``isc`` (SGD 0.1, momentum 0.9, wd 0, batch 64, 80 epochs, x0.1 at 50 and 70),
   ``hitrs`` (AdamW 0.01, wd 0, batch 128, 70 epochs, constant), ``mamp`` (SGD 0.1, batch 256,
@@ -309,7 +309,7 @@ FINETUNE_PRESETS: dict[str, dict[str, Any]] = {
         "schedule": {"name": "cosine", "warmup_epochs": 2, "min_lr": 1e-5},
     },
     "hitrs": {
-        # Constant for 20 epochs, then x0.5 every 10 (METHODS.md §2.6).
+        # Constant for 20 epochs, then x0.5 every 10 (docs/hitrs.md).
         "epochs": 70, "batch_size": 32, "accumulate": 4, "head": "linear", "grad_clip": 1.0,
         "optim": {"name": "adamw", "lr": 4e-4, "weight_decay": 0.01},
         "schedule": {"name": "multistep", "milestones": [20, 30, 40, 50, 60], "gamma": 0.5},

@@ -6,7 +6,7 @@ that trained it, and writes ``results.json`` into ``RUN/eval/<task>-<protocol>[-
 ``--out``). Linear probing and fine-tuning run in the same :class:`~skelssl.engine.loop.Trainer` as
 pre-training, with a :class:`~skelssl.evaluation.heads.Classifier` as the module and a test-set
 evaluation after every epoch, so both the final-epoch and the best-epoch accuracy are reported (the
-ISC and MAMP codes report the best epoch on the test split; METHODS.md §5 asks for both).
+ISC and MAMP codes report the best epoch on the test split; docs/protocols.md asks for both).
 
 ``--random-init`` evaluates the same encoder architecture with random weights: the baseline every
 self-supervised number is read against. Evaluating on a store other than the pre-training store is

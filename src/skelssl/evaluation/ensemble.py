@@ -2,7 +2,7 @@
 
 The "3s" numbers of Hi-TRS (3s-Hi-TRS), 2s-AGCN, MS-G3D and PYSKL come from one model per input stream,
 fused by adding their class scores. The official Hi-TRS code only saves each stream's test logits
-(``test_on_NTU_AR.py`` writes ``test_result.npz``; METHODS.md §2.1 marks the fusion rule as inferred);
+(``test_on_NTU_AR.py`` writes ``test_result.npz``; docs/hitrs.md marks the fusion rule as inferred);
 the convention of the 2s-AGCN family (``ensemble.py``: ``r = r11 + r22 * alpha``) is a weighted sum of
 the raw scores, without a softmax, and that is what :func:`ensemble_logits` computes.
 """

@@ -2,7 +2,7 @@
 
 The encoder runs in ``eval()`` mode under ``torch.no_grad()``; its previous train/eval mode is
 restored afterwards. (ISC's retrieval script does neither, so its AGCN BatchNorm used batch
-statistics, METHODS.md §3.8-4; we follow the intent of a frozen encoder.)
+statistics, docs/isc.md; we follow the intent of a frozen encoder.)
 
 Several processes can share the work: each one passes its ``rank`` and ``world_size`` and a
 ``gather`` function (for example Lightning Fabric's ``fabric.all_gather``); every process then

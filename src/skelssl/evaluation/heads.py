@@ -4,7 +4,7 @@
 ``after_optimizer_step``) so that linear probing, fine-tuning and semi-supervised training run in the
 same loop as pre-training.
 
-- Linear protocol (ISC §3.6, Hi-TRS §2.6, MAMP §8.8 in METHODS.md): the encoder is frozen *and stays
+- Linear protocol (docs/isc.md, docs/hitrs.md, docs/mamp.md): the encoder is frozen *and stays
   in eval mode* while the head trains: BatchNorm uses its running statistics, dropout is off.
 - ISC initialises the new fc N(0, 0.01) with zero bias; MAMP's probe puts a non-affine
   ``BatchNorm1d(eps=1e-6)`` before that linear layer (``LinearHead(batch_norm=True)``).

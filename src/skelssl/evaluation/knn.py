@@ -1,6 +1,6 @@
 """k-nearest-neighbour classification of frozen features (the retrieval protocol).
 
-ISC's action-retrieval protocol (METHODS.md §3.6) L2-normalises the features of the frozen query
+ISC's action-retrieval protocol (docs/isc.md) L2-normalises the features of the frozen query
 encoder and fits ``sklearn.neighbors.KNeighborsClassifier(n_neighbors=1, metric="cosine")`` on the
 training split; test top-1 is the reported number. ``k=1, metric="cosine"`` here is that protocol.
 The weighted vote ``k=20, weighting="exp", temperature=0.07`` is the kNN monitor of InstDisc / MoCo

@@ -1,6 +1,6 @@
 """Classification metrics, seed statistics and running accumulators that can be summed over processes.
 
-Accuracies are in percent (0-100), the unit every paper in METHODS.md reports, so that our numbers
+Accuracies are in percent (0-100), the unit every paper in docs/protocols.md reports, so that our numbers
 and the published ones sit side by side without conversion.
 
 The accumulators keep *sums and counts*, never means, so that per-process states combine exactly:

@@ -1,6 +1,6 @@
 """Motion prediction from encoder features: observed/future windows, a light decoder, MPJPE.
 
-The protocol (Hi-TRS claims motion prediction, METHODS.md §2.6 and §7; the paper's setting is not
+The protocol (Hi-TRS claims motion prediction, docs/hitrs.md; the paper's setting is not
 public, so this one is ours): observe the first ``T_obs`` frames of a window, predict the next
 ``T_pred`` poses from the frozen encoder's feature of the observed part and the last observed pose,
 and report the mean per-joint position error (MPJPE, the Euclidean distance between predicted and

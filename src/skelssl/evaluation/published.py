@@ -1,6 +1,7 @@
 """Published numbers (top-1 %, test split) that ``skelssl report`` shows beside ours.
 
-Transcribed from METHODS.md §6 and §8.9 and nothing else; a number not there is not here. Every
+Transcribed from the maintainers' notes on the papers (their tables are in docs/hitrs.md, docs/isc.md,
+docs/mamp.md and docs/protocols.md) and nothing else; a number not there is not here. Every
 entry keeps its provenance tag in ``source``:
 
 - ``READ``: read in a public page or image (``ref`` says which);
@@ -34,7 +35,7 @@ def _rows(method: str, task: str, values: dict[str, float], source: str, ref: st
 
 
 PUBLISHED: list[dict[str, Any]] = [
-    # -- ISC (Thoker et al., ACM MM 2021), METHODS.md §6.1 ----------------------------------------
+    # -- ISC (Thoker et al., ACM MM 2021), docs/isc.md ---------------------------------------------
     *_rows(
         "ISC", "linear",
         {"ntu60-xview": 85.2, "ntu60-xsub": 76.3, "ntu120-xset": 67.9, "ntu120-xsub": 67.1, "pku1-xsub": 80.9, "pku2-xsub": 36.0},
@@ -44,12 +45,12 @@ PUBLISHED: list[dict[str, Any]] = [
     *_rows("ISC", "semi", {"ntu60-xsub": 70.8}, "READ", "fmthoker/skeleton-contrast issue #8 quoting the paper", label_fraction=0.2),
     *_rows("ISC", "semi", {"ntu60-xsub": 35.7, "ntu60-xview": 38.1, "pku1-xsub": 37.7}, "RECALL", "ISC paper (unverified)", label_fraction=0.01),
     *_rows("ISC", "semi", {"ntu60-xsub": 65.9, "ntu60-xview": 72.5, "pku1-xsub": 72.1}, "RECALL", "ISC paper (unverified)", label_fraction=0.1),
-    # -- Hi-TRS (Chen et al., ECCV 2022), METHODS.md §6.2 -----------------------------------------
+    # -- Hi-TRS (Chen et al., ECCV 2022), docs/hitrs.md --------------------------------------------
     *_rows("Hi-TRS", "finetune", {"ntu60-xsub": 90.0, "ntu60-xview": 95.7, "ntu120-xsub": 85.3, "ntu120-xset": 87.4}, "READ", _HITRS_REF),
     *_rows("Hi-TRS", "linear", {"ntu60-xsub": 77.7, "ntu60-xview": 81.1}, "READ", _HITRS_REF),
     *_rows("Hi-TRS", "semi", {"ntu60-xview": 42.9}, "READ", _HITRS_REF, label_fraction=0.01),
     *_rows("Hi-TRS", "linear", {"ntu60-xsub": 70.7, "ntu60-xview": 74.8}, "RECALL", "Hi-TRS paper (unverified)", variant="joint stream"),
-    # -- MAMP (Mao et al., ICCV 2023), METHODS.md §8.9 --------------------------------------------
+    # -- MAMP (Mao et al., ICCV 2023), docs/mamp.md ------------------------------------------------
     *_rows("MAMP", "linear", {"ntu60-xsub": 85.0, "ntu60-xview": 89.0, "ntu120-xsub": 78.1, "ntu120-xset": 79.5}, "READ", _MAMP_README, variant="released checkpoint"),
     *_rows("MAMP", "finetune", {"ntu60-xsub": 93.0, "ntu60-xview": 97.5, "ntu120-xsub": 89.8, "ntu120-xset": 91.5}, "READ", _MAMP_README, variant="released checkpoint"),
     *_rows(
@@ -59,19 +60,19 @@ PUBLISHED: list[dict[str, Any]] = [
     ),
     *_rows("MAMP", "finetune", {"ntu60-xsub": 93.1, "ntu60-xview": 97.5, "ntu120-xsub": 90.0, "ntu120-xset": 91.3}, "RECALL", "MAMP paper (unverified)", variant="paper"),
     *_rows("MAMP", "semi", {"ntu60-xsub": 66.0, "ntu60-xview": 68.7}, "RECALL", "MAMP paper (unverified)", label_fraction=0.01, variant="paper"),
-    # METHODS.md gives X-sub 10 % as "≈ 88.0-88.5" recalled, with a 2nd-hand note of 88.0.
+    # The notes give X-sub 10 % as "≈ 88.0-88.5" recalled, with a 2nd-hand note of 88.0.
     *_rows("MAMP", "semi", {"ntu60-xsub": 88.0}, "2nd-hand", "note quoting the MAMP paper (recalled as 88.0-88.5)", label_fraction=0.1, variant="paper"),
     *_rows("MAMP", "semi", {"ntu60-xview": 91.5}, "RECALL", "MAMP paper (unverified)", label_fraction=0.1, variant="paper"),
     *_rows("MAMP", "transfer", {"pku2-xsub": 70.6}, "RECALL", "MAMP paper (unverified)", pretrained_on="ntu60", variant="paper"),
     *_rows("MAMP", "transfer", {"pku2-xsub": 73.2}, "RECALL", "MAMP paper (unverified)", pretrained_on="ntu120", variant="paper"),
     *_rows("MAMP", "transfer", {"pku2-xsub": 70.1}, "RECALL", "MAMP paper (unverified)", pretrained_on="pku1", variant="paper"),
-    # "Linear PKU-I" in METHODS.md; cross-subject is the usual PKU-MMD I split (our mapping).
+    # "Linear PKU-I" in the notes; cross-subject is the usual PKU-MMD I split (our mapping).
     *_rows("MAMP", "linear", {"pku1-xsub": 92.9}, "RECALL", "MAMP paper (unverified; split assumed xsub)", variant="paper"),
     *_rows(
         "Transformer (scratch)", "finetune", {"ntu60-xsub": 83.1}, "2nd-hand",
         "note quoting the MAMP paper (MAMP's transformer trained from random init)", random_init=True,
     ),
-    # -- context: contrastive methods, linear protocol, METHODS.md §6.1 ---------------------------
+    # -- context: contrastive methods, linear protocol, docs/protocols.md --------------------------
     *_rows("SkeletonCLR", "linear", {"ntu60-xsub": 68.3, "ntu60-xview": 76.4, "ntu120-xsub": 56.8, "ntu120-xset": 55.9}, "READ", _AWESOME_REF),
     *_rows("AimCLR", "linear", {"ntu60-xsub": 74.3, "ntu60-xview": 79.7, "ntu120-xsub": 63.4, "ntu120-xset": 63.4, "pku2-xsub": 38.5}, "READ", _AWESOME_REF),
     *_rows("ActCLR", "linear", {"ntu60-xsub": 80.9, "ntu60-xview": 86.7, "ntu120-xsub": 69.0, "ntu120-xset": 70.5}, "READ", _AWESOME_REF),

@@ -26,7 +26,7 @@ LEGEND = (
     "the robust linear probe otherwise; 'robust' marks them where ours is an SGD probe); 'no copies': on the "
     "test samples that are not bit-identical copies of a training sample. published: the method's own number in "
     "bold first; [READ] read from the paper's table or a public page, [RECALL] recalled and unverified, "
-    "[2nd-hand] quoted by a third party (METHODS.md §6, §8.9). A protocol's own reference follows ours in "
+    "[2nd-hand] quoted by a third party (docs/protocols.md and the method pages in docs/). A protocol's own reference follows ours in "
     "parentheses (motion prediction: the zero-velocity error; lower is better there)."
 )
 

@@ -1,5 +1,5 @@
 """Hi-TRS pre-training: four pretext tasks trained jointly on the hierarchical encoder (Chen et al.,
-ECCV 2022; official ``model/Hi_TRS.py``, ``dataset/NTU_3D_pretrain.py``, ``loss/*``; METHODS.md §2.3).
+ECCV 2022; official ``model/Hi_TRS.py``, ``dataset/NTU_3D_pretrain.py``, ``loss/*``; docs/hitrs.md).
 
 Per single-person sequence ``X`` (augmented, in the encoder's input stream), with ``X~`` its masked copy
 and every clip/video feature computed from ``F-TRS(X~)``:

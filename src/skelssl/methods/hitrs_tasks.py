@@ -3,7 +3,7 @@
 The official code draws all of this per sample in its data loader with Python's global ``random``
 (``dataset/NTU_3D_pretrain.py``). Here every function works on a whole padded batch on the training
 device and draws from an explicit ``torch.Generator`` (on the generator's device, then moved), so a
-seeded step is reproducible and the same on CPU and GPU. METHODS.md §2.3 and §2.4 are the reference.
+seeded step is reproducible and the same on CPU and GPU. docs/hitrs.md is the reference.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def split_persons(
 
     Hi-TRS pre-trains on single persons (official ``split_to_single_person.py``): each body becomes a
     sequence with the *video's* length, and sequences of at most ``2 * stride / 0.8 + 1 = 18.5`` frames
-    are dropped so that at least 3 windows remain after a 20 % crop (METHODS.md §2.1).
+    are dropped so that at least 3 windows remain after a 20 % crop (docs/hitrs.md).
 
     Args:
         x: ``(N, C, T, V, M)``.
@@ -64,7 +64,7 @@ def hitrs_augment(
     crop: float = 0.2,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hi-TRS ``data_aug`` for a batch: with probability ``p`` per sample, one of {scale, 5-joint
-    offset noise, shear}, then one of {time interpolation, time crop} (METHODS.md §2.4).
+    offset noise, shear}, then one of {time interpolation, time crop} (docs/hitrs.md).
 
     Args:
         x: ``(N, C, T, V, M)``.
@@ -203,7 +203,7 @@ def sample_order_clips(
     Per frame, ``f_t = sum |X_t - X_{t-1}|`` (``f_0 = 0``). Every stride-1 window centred on a real
     frame is a candidate, scored by the mean of ``f`` over its real frames other than the first. One
     candidate with a positive score is drawn uniformly (the official comment says "large movement", but
-    the score only gates; METHODS.md §2.7.4). A sequence without one is flagged invalid.
+    the score only gates; docs/hitrs.md). A sequence without one is flagged invalid.
 
     Args:
         seq: ``(B, T, V, C)`` sequences in the input stream, before masking.

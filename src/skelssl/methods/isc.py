@@ -24,7 +24,7 @@ initialised as each official encoder's ``fc``, weight decay on every parameter, 
   (the keys equal the queries), so the sequence of key-encoder weights is identical.
 - **Data parallel.** Keys are all-gathered over processes (rank order) before they enter the queues,
   so every process holds the same queues, as in MoCo's DDP code; the official ISC used
-  ``nn.DataParallel``, whose replica-side queue writes are doubtful (METHODS §3.8). No shuffle-BN
+  ``nn.DataParallel``, whose replica-side queue writes are doubtful (docs/isc.md). No shuffle-BN
   (neither has the official ISC).
 - ``seq+image`` works here (the official branch calls an undefined ``GRU_model``).
 - The momentum update also copies the query encoders' buffers (BatchNorm running statistics) into

@@ -1,4 +1,4 @@
-"""MAMP pre-training: masked motion prediction (Mao et al., ICCV 2023), from METHODS.md §8.
+"""MAMP pre-training: masked motion prediction (Mao et al., ICCV 2023), from docs/mamp.md.
 
 Per step (§8.0): the batch is augmented as MAMP's feeder does (random crop of 50-100 % of the real
 frames, at least 64, linearly resized to the encoder's 120 frames; a random rotation of up to 0.3 rad

@@ -1,4 +1,4 @@
-"""MAMP's masking, target and loss as pure, batched tensor functions (METHODS.md §8.5-8.6).
+"""MAMP's masking, target and loss as pure, batched tensor functions (docs/mamp.md).
 
 Two *different* motions are used, on purpose (pitfall 2 of §8.11):
 

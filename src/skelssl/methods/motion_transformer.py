@@ -2,7 +2,7 @@
 flow of chosen frames (pretext A) and/or reconstruct masked frames (pretext B).
 
 No official code exists; the tasks are rebuilt from the same authors' ``cszhangdy/Hierarchical-Transformer``
-(METHODS.md §4, ``docs/motion_transformer.md``):
+(``docs/motion_transformer.md``):
 
 - **A, motion flow** (``run_motion.py``, ``create_training_data_for_motion.py``): 15 % of the frames
   (``floor(0.15 len)``, at least 1; 22 of 150) are chosen; for a chosen frame ``t`` and joint ``j`` the

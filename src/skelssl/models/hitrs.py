@@ -1,6 +1,6 @@
 """Hi-TRS encoder: hierarchical frame / clip / video transformers (Chen et al., "Hierarchically
 Self-Supervised Transformer for Human Skeleton Representation Learning", ECCV 2022; official code
-``model/Hi_TRS.py``, ``model/Hi_TRS_AR.py``, ``model/TRS_submodel_pre_LN.py``, METHODS.md §2.2).
+``model/Hi_TRS.py``, ``model/Hi_TRS_AR.py``, ``model/TRS_submodel_pre_LN.py``, docs/hitrs.md).
 
 - **Frame level (F-TRS)**: the ``V`` joints of one frame are tokens; ``Linear(C, d) -> GELU -> LayerNorm``,
   plus a learnable 1-D position encoding over joints, then pre-LN transformer layers.
@@ -21,7 +21,7 @@ initialised with sinusoids; the fusion tokens start from ``U[0, 1)`` as in the o
 
 Inputs are ``(N, C, T, V, M)``; every person is encoded on its own and the video embeddings are averaged
 over persons. Like the official downstream model, the default (``absent_persons="average"``) encodes
-the all-zero second body of one-person actions and averages it in (METHODS.md §2.7.3);
+the all-zero second body of one-person actions and averages it in (docs/hitrs.md);
 ``absent_persons="ignore"`` skips absent persons and averages over the present ones. The input stream
 (joint, bone, motion; Hi-TRS's ``view``) is applied inside :meth:`HiTRS.forward`, so it is part of the
 encoder's spec.

@@ -1,5 +1,6 @@
 """MAMP encoder (Mao, Deng, Zhou, Fang, Ouyang, Li, "Masked Motion Predictors are Strong 3D Action
-Representation Learners", ICCV 2023), written from METHODS.md §8 (the official code has no licence).
+Representation Learners", ICCV 2023), written from a description of the
+official code (docs/mamp.md; the code has no licence).
 
 A plain spatio-temporal ViT over joint tokens (§8.2-8.3):
 

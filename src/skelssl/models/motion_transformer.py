@@ -3,7 +3,7 @@ for Skeleton-Based Action Recognition", ACM MM Asia 2021), **reconstructed**.
 
 No official code was published. What follows is rebuilt from the paper's abstract and from the same
 authors' later public code, ``cszhangdy/Hierarchical-Transformer`` (ICME 2021, TensorFlow, BERT-style;
-``modeling_action.py``, ``create_training_data_for_motion.py``), as METHODS.md §4 records. Every choice
+``modeling_action.py``, ``create_training_data_for_motion.py``), as docs/motion_transformer.md records. Every choice
 is a keyword argument whose default is that reconstruction; ``docs/motion_transformer.md`` lists them.
 
 - **Pre-processing** (inside the encoder, because evaluation rebuilds only the encoder from its spec):

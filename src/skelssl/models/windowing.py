@@ -1,6 +1,6 @@
 """Hi-TRS clip windowing, computed for a whole batch with tensor indexing.
 
-Hi-TRS (Chen et al. 2022; official ``dataset/NTU_3D_*.py`` ``slid_window``, METHODS.md §2.1) cuts a
+Hi-TRS (Chen et al. 2022; official ``dataset/NTU_3D_*.py`` ``slid_window``, docs/hitrs.md) cuts a
 sequence into short dilated clips:
 
 1. ``pad = (window // 2) * dilation`` zero frames are added at the start and the end (6 for 7/7/2);
@@ -17,7 +17,7 @@ floor((F-1-span)/stride), 0)``. For 7/7/2 this is ``ceil(T/7)`` (T=19 -> 3, 64 -
 candidates of pre-training).
 
 The official downstream ``slid_window`` appends a window twice when it needs the padding branch; that
-never happens for 7/7/2 (METHODS.md §2.7.5) and is not reproduced.
+never happens for 7/7/2 (docs/hitrs.md) and is not reproduced.
 
 All functions work on a batch of variable lengths at once: no Python loop runs over samples.
 """

@@ -3,7 +3,7 @@
 Hi-TRS trains one model per "view" (``joint``, ``motion``, ``bone``) and 2s-AGCN/PYSKL ensemble the
 same streams. Bones come from the layout's parent table (the only place bones are written down), so
 the bone of the root joint is zero. Motion is a backward difference ``m_t = x_t - x_{t-1}`` with
-``m_0 = 0`` (Hi-TRS, METHODS.md §2.1), and zero on padded frames.
+``m_0 = 0`` (Hi-TRS, docs/hitrs.md), and zero on padded frames.
 
 All functions take ``x`` ``(N, C, T, V, M)`` and return a new tensor of the same shape; absent persons
 and padded frames stay zero.

@@ -14,7 +14,7 @@ file are ignored (a partial copy of the dataset is normal).
 Modes:
 
 - trimmed (default): one unit per labelled instance, as MAMP's ``data/pku_v1/pku_gendata.py`` and
-  the ISC-derived code cut them (METHODS.md §1, §8.1.4): rows ``[start, end)`` of the skeleton
+  the ISC-derived code cut them (docs/protocols.md, docs/mamp.md): rows ``[start, end)`` of the skeleton
   file, no denoising, no centring. All-zero instances, which that code skips, are reported here.
   Skeleton files are parsed once per process for their instances (a small cache).
 - ``untrimmed=True``: one unit per video, the whole sequence with per-frame labels (``-1``
