@@ -62,3 +62,22 @@ def test_effective_rank_and_cosine_know_collapse():
     assert abs(mean_pairwise_cosine(iso)) < 0.02
     d = feature_diagnostics(np.concatenate([iso[:, :4], np.zeros((2000, 4))], 1))
     assert d["dim"] == 8 and d["dead_dims"] == 0.5 and d["effective_rank"] == pytest.approx(4, rel=0.05)
+
+
+def test_not_copies_mask_marks_test_samples_identical_to_training_ones(tmp_path):
+    from skelssl.data.protocols import split
+    from skelssl.data.store import write_store
+    from skelssl.evaluation.baselines import not_copies_mask
+
+    rng = np.random.default_rng(0)
+    frames = [rng.normal(size=(5, 1, 20, 3)).astype(np.float32) for _ in range(6)]
+    frames[5] = frames[1].copy()  # a view-3 (test) clip equal to a view-2 (training) clip, as in N-UCLA
+    views = [1, 2, 1, 3, 3, 3]
+    store = write_store(tmp_path / "s", ((f"a{i}", f, {"label": i % 2, "view": v}) for i, (f, v) in enumerate(zip(frames, views))),
+                        "kinect20", 1, info={"dataset": "nucla"})
+    train, test = split(store, "nucla-xview")
+    mask = not_copies_mask(store, train, test)
+    assert mask.tolist() == [True, True, False]  # test = a3, a4, a5; a5 copies a1
+    no_dup = write_store(tmp_path / "t", ((f"a{i}", frames[i], {"label": 0, "view": v}) for i, v in enumerate(views[:5])),
+                         "kinect20", 1, info={"dataset": "nucla"})
+    assert not_copies_mask(no_dup, *split(no_dup, "nucla-xview")) is None
