@@ -28,12 +28,12 @@ import shutil
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from skelssl.core.conventions import StoreError, to_ctvm
-from skelssl.core.files import FolderLock, OutputError, atomic_write_bytes, atomic_write_text, pid_alive
+from skelssl.core.files import FolderLock, OutputError, atomic_write_bytes, atomic_write_text
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.data.sample import META_FIELDS
 
@@ -657,9 +657,3 @@ def write_store(
         for name, frames, meta in samples:
             w.add(name, frames, meta)
         return w.close(subsets=subsets)
-
-
-def select_columns(meta: dict[str, np.ndarray], indices: Sequence[int]) -> dict[str, np.ndarray]:
-    """Metadata columns restricted to ``indices``."""
-    idx = np.asarray(indices, dtype=np.int64)
-    return {k: v[idx] for k, v in meta.items()}

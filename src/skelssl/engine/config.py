@@ -20,7 +20,6 @@ import difflib
 import hashlib
 import inspect
 import json
-import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -590,7 +589,6 @@ def save_config(cfg: RunConfig | dict[str, Any], path: str | Path) -> Path:
 
     data = cfg if isinstance(cfg, dict) else to_dict(cfg)
     atomic_write_text(path, yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False))
-    os.chmod(path, 0o644)  # atomic_write_text's temporary file is private (mkstemp)
     return Path(path)
 
 

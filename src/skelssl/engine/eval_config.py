@@ -378,7 +378,3 @@ def load_eval_config(recipe_eval: dict[str, Any] | None, overrides: list[str] | 
         _set(data, key.strip(), yaml.safe_load(text))
     data = _with_presets(data)
     return from_dict(EvalConfig, data)
-
-
-def eval_config_dict(cfg: EvalConfig) -> dict[str, Any]:
-    return to_dict(cfg)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +64,6 @@ class RunLogger:
         else:
             keep = [r for r in read_metrics(self.path) if int(r.get("step", 0)) <= resume_step]
             atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
-        os.chmod(self.path, 0o644)  # atomic_write_text's temporary file is private (mkstemp)
         self._file = open(self.path, "a", encoding="utf-8")
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
