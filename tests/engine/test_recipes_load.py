@@ -1,0 +1,31 @@
+"""Every recipe in configs/ loads strictly (unknown keys, wrong types and bad values are errors), names a
+registered encoder and method, and resolves its batch on one device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from skelssl.engine.config import load_config, resolve_batch
+from skelssl.engine.eval_config import load_eval_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+RECIPES = sorted(p for p in CONFIGS.rglob("*.yaml") if not p.name.startswith("_"))
+
+
+def test_there_are_recipes():
+    assert len(RECIPES) >= 25
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_recipe_loads(recipe):
+    from skelssl.methods import _MODULES as METHOD_MODULES
+    from skelssl.models import _MODULES as ENCODER_MODULES
+
+    cfg = resolve_batch(load_config(recipe), 1)
+    assert cfg.encoder.name in ENCODER_MODULES
+    # A supervised baseline names no method: it is evaluated with --random-init (trained from scratch).
+    assert cfg.method.name in METHOD_MODULES or (not cfg.method.name and "supervised" in recipe.name)
+    assert cfg.data.batch_size >= 1 and cfg.trainer.epochs >= 1
+    load_eval_config(cfg.eval)  # the eval section is checked strictly too
