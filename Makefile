@@ -25,11 +25,13 @@ test: $(VENV)/.installed
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -q
 
-# The data layer's benchmarks (issue 2): NTU reading + agcn throughput, store memory. Results go by
+# The data layer's benchmarks: NTU reading + agcn throughput, store memory, damaged sources, wrong uses. Results go by
 # hand into benchmarks/RESULTS.md with the machine and date.
 bench: $(VENV)/.installed
 	$(PY) benchmarks/prepare_speed.py --files 5000 --baseline-files 1000
 	$(PY) benchmarks/store_memory.py --samples 100000 --reads 20000
+	$(PY) benchmarks/fault_probe.py
+	$(PY) benchmarks/misuse_probe.py
 
 clean:
 	rm -rf demo_out .pytest_cache
