@@ -119,6 +119,23 @@ def _coord(rng: np.random.Generator) -> float:
 
 
 # -- per-format kits: write items in order, each good (None) or damaged (a kind) -----------------------
+def _place(case: Case, path: Path, name: str, kind: str | None, content: bytes, rng: np.random.Generator,
+           damages: dict[str, Any]) -> None:
+    """Write one item: ``content`` as is when good; else a special file, the format's own damage for
+    ``kind`` (a callable in ``damages``), or generic text damage."""
+    if kind is None:
+        path.write_bytes(content)
+        case.good.add(name)
+        return
+    case.bad.append(Bad(str(path), kind))
+    if kind in SPECIAL:
+        _special(path, kind, content)
+    elif kind in damages:
+        damages[kind]()
+    else:
+        path.write_bytes(_text_damage(content, kind, rng))
+
+
 def _kit_nucla(case: Case, kinds: list[str | None], rng: np.random.Generator) -> None:
     case.source = case.src
     for k, kind in enumerate(kinds):
@@ -128,27 +145,21 @@ def _kit_nucla(case: Case, kinds: list[str | None], rng: np.random.Generator) ->
         skel = _pose(rng, T, 20)
         doc: dict[str, Any] = {"file_name": name, "label": label, "skeletons": skel.tolist()}
         content = json.dumps(doc).encode()
-        if kind is None:
-            path.write_bytes(content)
-            case.good.add(name)
-            continue
-        case.bad.append(Bad(str(path), kind))
-        if kind in SPECIAL:
-            _special(path, kind, content)
-        elif kind == "coord":
+
+        def coord() -> None:
             skel[int(rng.integers(T)), int(rng.integers(20)), int(rng.integers(3))] = _coord(rng)
             path.write_text(json.dumps({**doc, "skeletons": skel.tolist()}))
-        elif kind == "nan":
-            path.write_text(json.dumps(doc).replace(str(doc["skeletons"][0][0][0]), "NaN", 1))
-        elif kind == "bigint":  # an integer of 5,000 digits: more than Python converts from text
-            path.write_text(json.dumps(doc).replace(str(doc["skeletons"][0][0][0]), "1" + "0" * 5000, 1))
-        elif kind == "deep":
-            path.write_text('{"label": 1, "skeletons": ' + "[" * 200_000 + "]" * 200_000 + "}")
-        elif kind in ("label_huge", "label_float", "label_str"):
-            value = {"label_huge": 2**70, "label_float": float(label), "label_str": "walk"}[kind]
-            path.write_text(json.dumps({**doc, "label": value}))
-        else:
-            path.write_bytes(_text_damage(content, kind, rng))
+
+        first = str(doc["skeletons"][0][0][0])
+        _place(case, path, name, kind, content, rng, {
+            "coord": coord,
+            "nan": lambda: path.write_text(json.dumps(doc).replace(first, "NaN", 1)),
+            # an integer of 5,000 digits: more than Python converts from text
+            "bigint": lambda: path.write_text(json.dumps(doc).replace(first, "1" + "0" * 5000, 1)),
+            "deep": lambda: path.write_text('{"label": 1, "skeletons": ' + "[" * 200_000 + "]" * 200_000 + "}"),
+            **{k: (lambda v=v: path.write_text(json.dumps({**doc, "label": v})))
+               for k, v in (("label_huge", 2**70), ("label_float", float(label)), ("label_str", "walk"))},
+        })
 
 
 def _ntu_name(k: int) -> str:
@@ -199,22 +210,14 @@ def _kit_msr(case: Case, kinds: list[str | None], rng: np.random.Generator) -> N
         name = f"a{k % 20 + 1:02d}_s{k // 20 + 1:02d}_e01"
         path = case.src / f"{name}_skeleton3D.txt"
         content = _msr_text(rng).encode()
-        if kind is None:
-            path.write_bytes(content)
-            case.good.add(name)
-            continue
-        case.bad.append(Bad(str(path), kind))
-        if kind in SPECIAL:
-            _special(path, kind, content)
-        elif kind == "coord":
-            path.write_text(_msr_text(rng, _coord(rng)))
-        elif kind == "nan":
+
+        def nan() -> None:
             lines = content.decode().splitlines()
             row = int(rng.integers(len(lines)))
             lines[row] = " ".join(["nan"] + lines[row].split()[1:])
             path.write_text("\n".join(lines) + "\n")
-        else:
-            path.write_bytes(_text_damage(content, kind, rng))
+
+        _place(case, path, name, kind, content, rng, {"coord": lambda: path.write_text(_msr_text(rng, _coord(rng))), "nan": nan})
 
 
 def _utk_rows(rng: np.random.Generator, coord: float | None = None) -> str:
