@@ -21,7 +21,6 @@ __all__ = [
     "atomic_write_text",
     "FolderLock",
     "is_inside",
-    "pid_alive",
 ]
 
 
@@ -55,17 +54,6 @@ def is_inside(path: str | Path, folder: str | Path) -> bool:
     """``True`` when ``path`` is ``folder`` or lies under it (symbolic links resolved)."""
     p, f = Path(path).resolve(), Path(folder).resolve()
     return p == f or f in p.parents
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 class FolderLock:

@@ -10,6 +10,7 @@ test samples that are not copies.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import numpy as np
@@ -25,9 +26,10 @@ from skelssl.evaluation.probe import robust_probe
 
 __all__ = ["frozen_figures", "encoder_features", "baselines", "copies_of"]
 
-# Raw-input figures depend only on the store, the split and the input settings: computed once per
-# process (the demo evaluates several methods on one store).
-_RAW_CACHE: dict[str, dict[str, Any]] = {}
+# Baseline figures depend only on the store, the split, the input settings and (random init) the
+# architecture and seed: computed once per process (``knn`` and ``linear`` both carry them, and the
+# demo evaluates several methods on one store).
+_CACHE: dict[str, dict[str, Any]] = {}
 
 
 def encoder_features(ctx: dict[str, Any], encoder: torch.nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -65,11 +67,12 @@ def frozen_figures(cfg: EvalConfig, train_f: np.ndarray, train_y: np.ndarray, te
     return out
 
 
-def _raw_key(ctx: dict[str, Any], frames: int) -> str:
+def _key(ctx: dict[str, Any], *parts: str) -> str:
+    """What a baseline figure depends on: store, split, input, kNN and probe settings, and ``parts``."""
     cfg: EvalConfig = ctx["cfg"]
     h = hashlib.sha256()
-    for part in (str(ctx["store"].path), str(ctx["store"].info.get("checksum")), str(frames), repr(cfg.input),
-                 repr(cfg.knn.ks[0]), repr(cfg.probe)):
+    for part in (str(ctx["store"].path), str(ctx["store"].info.get("checksum")), repr(cfg.input),
+                 repr(cfg.knn), repr(cfg.probe), *parts):
         h.update(part.encode())
     h.update(np.asarray(ctx["train_idx"], np.int64).tobytes())
     h.update(np.asarray(ctx["test_idx"], np.int64).tobytes())
@@ -82,18 +85,23 @@ def baselines(ctx: dict[str, Any], copies_mask: np.ndarray | None) -> dict[str, 
     out: dict[str, Any] = {}
     if cfg.baselines.raw_input:
         frames = raw_frames_for(ctx["store"], cfg.input.frames, cfg.baselines.raw_max_dim)
-        key = _raw_key(ctx, frames)
-        if key not in _RAW_CACHE:
+        key = _key(ctx, "raw", str(frames))
+        if key not in _CACHE:
             kw = dict(centre=cfg.input.test_centre, min_frames=cfg.input.min_frames,
                       batch_transform=test_transform(cfg.input), num_workers=cfg.num_workers)
             train_f, train_y = raw_input_features(ctx["train_set"], frames, **kw)
             test_f, test_y = raw_input_features(ctx["test_set"], frames, **kw)
             fig = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies_mask)
-            _RAW_CACHE[key] = {"frames": frames, "dim": int(train_f.shape[1]), **fig}
-        out["raw_input"] = _RAW_CACHE[key]
+            _CACHE[key] = {"frames": frames, "dim": int(train_f.shape[1]), **fig}
+        out["raw_input"] = _CACHE[key]
     if cfg.baselines.random_init and not ctx["random_init"]:
-        encoder, _ = ctx["source"].build(ctx["store"], True, seed=ctx.get("seed", 0), overrides=ctx.get("task_encoder"))
-        out["random_init"] = frozen_figures(cfg, *encoder_features(ctx, encoder), copies_mask)
+        seed, overrides = ctx.get("seed", 0), ctx.get("task_encoder")
+        key = _key(ctx, "random", json.dumps(ctx["source"].spec, sort_keys=True, default=str), str(seed),
+                   json.dumps(overrides or {}, sort_keys=True, default=str))
+        if key not in _CACHE:
+            encoder, _ = ctx["source"].build(ctx["store"], True, seed=seed, overrides=overrides)
+            _CACHE[key] = frozen_figures(cfg, *encoder_features(ctx, encoder), copies_mask)
+        out["random_init"] = _CACHE[key]
     return out
 
 

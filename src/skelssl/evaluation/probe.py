@@ -53,13 +53,9 @@ def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
 def _fit(x: np.ndarray, y: np.ndarray, c: float, max_iter: int):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
 
     model = LogisticRegression(C=c, solver="lbfgs", max_iter=max_iter, tol=1e-4)
-    # One BLAS thread: L-BFGS makes thousands of small matrix products, which threads only slow down,
-    # and after a torch forward pass torch's own OpenMP threads still spin on the cores (measured: a
-    # cross-validation that takes 36 s alone took over 10 minutes with 2 BLAS threads after the encoder).
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+    with warnings.catch_warnings():
         # A probe that stops at max_iter is still a valid (regularised) probe; say nothing.
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", UserWarning)  # "more classes than half the samples" on tiny folds
@@ -92,6 +88,16 @@ def robust_probe(
     Returns:
         A :class:`ProbeResult`.
     """
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: L-BFGS makes thousands of small matrix products, which threads only slow down,
+    # and after a torch forward pass torch's own OpenMP threads still spin on the cores (measured: a
+    # cross-validation that takes 36 s alone took over 10 minutes with 2 BLAS threads after the encoder).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _robust_probe(train_x, train_y, test_x, test_y, cs, folds, seed, max_iter)
+
+
+def _robust_probe(train_x, train_y, test_x, test_y, cs, folds: int, seed: int, max_iter: int) -> ProbeResult:
     from sklearn.model_selection import StratifiedKFold
 
     train_x = np.asarray(train_x, dtype=np.float64)
