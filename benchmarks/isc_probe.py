@@ -11,9 +11,10 @@ of 32 training clips:
 - ``q<rep>``: mean pairwise cosine of the query encoder's features (no augmentation);
 - ``n<rep>``: their mean norm (a GRU's features are bounded by ``sqrt(hidden x streams)``).
 
-At the end: kNN top-1 (k=1, cosine, the recipe's evaluation input) of the exported encoder on the
-recipe's protocol, and of the same encoder at random initialisation. Used to choose the N-UCLA CPU
-recipe (benchmarks/RESULTS.md, ISC section).
+At the end: kNN top-1 (k=1, cosine, the recipe's evaluation input) of the exported encoder on held-out
+*training* clips of the recipe's protocol (the pre-training monitor's split), and of the same encoder
+at random initialisation. (Session 2 chose the N-UCLA CPU recipe with this probe when it still
+measured on the test split: benchmarks/RESULTS.md, ISC section.)
 """
 
 from __future__ import annotations
@@ -21,16 +22,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from skelssl.data.dataset import SkeletonDataset, collate
 from skelssl.data.store import Store
-from skelssl.engine import checkpoint as ckpt
-from skelssl.engine.config import load_config, to_dict
-from skelssl.engine.evaluate import evaluate
+from skelssl.engine.config import load_config
+from skelssl.engine.monitor import make_monitor
 from skelssl.engine.tasks import build_method, select_indices
 
 
@@ -47,11 +46,8 @@ def main() -> None:
     p.add_argument("lr", type=float)
     p.add_argument("overrides", nargs="*")
     p.add_argument("--recipe", default="configs/isc/nucla_cpu.yaml")
-    p.add_argument("--out", default="/tmp/isc_probe")
     args = p.parse_args()
     torch.set_num_threads(1)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
 
     cfg = load_config(args.recipe, args.overrides)
     store = Store(cfg.data.store)
@@ -89,12 +85,16 @@ def main() -> None:
             print(args.tag, step, {k: round(v, 3) for k, v in acc.items()}, diagnostics(), f"{time.time() - t0:.0f}s", flush=True)
             acc = {}
 
-    enc = method.export_encoder()
-    resolved = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, name=enc.spec["name"], kwargs=enc.spec["kwargs"]))
-    path = ckpt.save_encoder(out / f"{args.tag}.safetensors", enc, to_dict(resolved))
-    trained = evaluate("knn", path, store=cfg.data.store, protocol=cfg.data.protocol, out=out / f"{args.tag}_knn")
-    random = evaluate("knn", path, store=cfg.data.store, protocol=cfg.data.protocol, out=out / f"{args.tag}_knn_random", random_init=True)
-    print(f"{args.tag} kNN {trained['final']:.2f} (random init {random['final']:.2f})")
+    # Settings are chosen on held-out *training* clips (the pre-training monitor's split), never on the
+    # protocol's test split.
+    monitor = make_monitor(dataclasses.replace(cfg, monitor=dataclasses.replace(cfg.monitor, every_epochs=1)), epochs=1)
+    if monitor is None:
+        raise SystemExit("the recipe names no labelled protocol to carve a validation split from")
+    trained = monitor(method, 0)
+    random_method, _ = build_method(cfg, store)
+    random = monitor(random_method, 0)
+    print(f"{args.tag} validation kNN {trained['monitor_knn']:.2f} (random init {random['monitor_knn']:.2f}); "
+          f"effective rank {trained['monitor_rank']:.1f} (random init {random['monitor_rank']:.1f})")
 
 
 if __name__ == "__main__":
