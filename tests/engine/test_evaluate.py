@@ -206,3 +206,12 @@ def test_task_encoder_overrides_keep_the_weights(run, tmp_path):
         assert torch.equal(joints.state_dict()[k], v), k
     with pytest.raises(CheckpointError, match="do not fit"):
         source.build(store, random_init=False, seed=0, overrides={"dim": enc.out_dim * 2, "heads": 2})
+
+
+def test_devices_on_a_one_process_protocol_is_said(run, tmp_path):
+    """`eval knn --devices 2` runs one process; it says so instead of quietly ignoring the flag."""
+    run_dir, _ = run
+    r = evaluate("knn", run_dir, store=None, protocol="synthetic-xsub", accelerator="cpu", devices=2, out=tmp_path / "k")
+    assert any("--devices 2: knn runs in one process" in w for w in r["warnings"])
+    r1 = evaluate("knn", run_dir, store=None, protocol="synthetic-xsub", accelerator="cpu", devices=1, out=tmp_path / "k1")
+    assert not any("--devices" in w for w in r1["warnings"])

@@ -368,6 +368,11 @@ _RUNNERS = {
 _SEED_SECTION = {"linear": "linear", "detect": "detect", "predict": "predict"}  # the others: finetune's
 
 
+def _trains_on_fabric(task: str, cfg: EvalConfig) -> bool:
+    """Whether this protocol trains a network through Fabric (and so honours ``--devices``)."""
+    return task in ("finetune", "semi") or (task == "linear" and cfg.linear.probe != "robust")
+
+
 def _input_warnings(source: EncoderSource, store: Store, reinit: list[str]) -> list[str]:
     """What the user should know about this evaluation's input (printed by the CLI, kept in results)."""
     out = []
@@ -438,6 +443,9 @@ def evaluate(
     transfer = source.pretrain_store is not None and Path(source.pretrain_store).resolve() != Path(store_path).resolve()
     out_dir = Path(out) if out else default_out_dir(source, task, protocol, random_init)
     warnings = _input_warnings(source, store_obj, reinit)
+    if devices not in (None, 1, "1") and not _trains_on_fabric(task, cfg):
+        warnings.append(f"--devices {devices}: {task} runs in one process on one device (only the trained protocols, "
+                        "finetune, semi and linear with linear.probe=sgd, spread over devices)")
     label = source.spec["name"] + (" (random init)" if random_init else "")
     ctx = {
         "cfg": cfg, "encoder": encoder, "store": store_obj, "protocol": protocol, "source": source, "random_init": random_init,
