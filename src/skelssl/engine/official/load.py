@@ -52,10 +52,13 @@ def load_official(path: str | Path) -> Any:
                 return torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             m = re.search(r"GLOBAL ([\w.]+)", str(e))
-            asked = f"asks for {m[1]}" if m else "holds something that is not a tensor or a plain container"
-            raise CheckpointError(
-                f"{path}: refused: its pickle {asked}; skelssl loads only tensors, plain containers and "
-                f"argparse.Namespace from a checkpoint and never runs code from it") from None
+            if m:
+                raise CheckpointError(
+                    f"{path}: refused: its pickle asks for {m[1]}; skelssl loads only tensors, plain containers "
+                    f"and argparse.Namespace from a checkpoint and never runs code from it") from None
+            why = re.search(r"(Unsupported [^\n]*)", str(e))
+            raise CheckpointError(f"{path}: not a PyTorch checkpoint of tensors (the weights-only unpickler "
+                                  f"stopped: {why[1] if why else 'unreadable pickle'})") from None
         except Exception as e:  # torch raises many types for files that are not checkpoints
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first[:160]})") from None
