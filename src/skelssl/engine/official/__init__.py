@@ -107,7 +107,9 @@ def _build(method: str, recipe: Path, overrides: list[str] | tuple[str, ...]):
     if cfg.method.name != method:
         raise ConfigError(f"{recipe}: a {cfg.method.name!r} recipe; give a {method} recipe (--recipe)")
     torch.manual_seed(cfg.trainer.seed)
-    encoder = build_encoder_from_config(cfg.encoder, **OFFICIAL_DATA)
+    # The official data fills what the recipe leaves open (a run's own config.yaml names its data).
+    context = {k: v for k, v in OFFICIAL_DATA.items() if k not in cfg.encoder.kwargs}
+    encoder = build_encoder_from_config(cfg.encoder, **context)
     built = build_method_from_config(cfg.method, run_seed=cfg.trainer.seed, encoder=encoder)
     resolved = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, kwargs=dict(encoder.spec["kwargs"])))
     return built, to_dict(resolved)
