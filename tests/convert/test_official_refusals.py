@@ -135,3 +135,13 @@ def test_out_is_never_a_folder_we_did_not_write(tmp_path, capsys, shared_data):
     (run / "eval").mkdir()
     line = _refused(capsys, ["convert", "hitrs", str(src), "--out", str(run), "--overwrite"])
     assert "files convert did not write (eval)" in line
+
+
+@pytest.mark.parametrize("override, words", [("encoder.kwargs.mode=bidirectional", "not the official stepped GRU"),
+                                             ("method.kwargs.pairing=intra-seq", "pairing is intra-seq"),
+                                             ("method.kwargs.export=graph", "exports the graph encoder")])
+def test_an_isc_recipe_without_official_counterpart(tmp_path, capsys, override, words):
+    (tmp_path / "isc.pth").write_bytes(b"never read")
+    line = _refused(capsys, ["convert", "isc", str(tmp_path / "isc.pth"), "--out", str(tmp_path / "run"),
+                             "encoder.kwargs.hidden_size=8", override])
+    assert words in line

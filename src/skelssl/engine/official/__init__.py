@@ -106,11 +106,17 @@ def _build(method: str, recipe: Path, overrides: list[str] | tuple[str, ...]):
     cfg = load_config(recipe, overrides)
     if cfg.method.name != method:
         raise ConfigError(f"{recipe}: a {cfg.method.name!r} recipe; give a {method} recipe (--recipe)")
+    why = _module(method).check(to_dict(cfg))
+    if why:
+        raise ConfigError(f"{recipe}: {why}")
     torch.manual_seed(cfg.trainer.seed)
     # The official data fills what the recipe leaves open (a run's own config.yaml names its data).
     context = {k: v for k, v in OFFICIAL_DATA.items() if k not in cfg.encoder.kwargs}
-    encoder = build_encoder_from_config(cfg.encoder, **context)
-    built = build_method_from_config(cfg.method, run_seed=cfg.trainer.seed, encoder=encoder)
+    try:
+        encoder = build_encoder_from_config(cfg.encoder, **context)
+        built = build_method_from_config(cfg.method, run_seed=cfg.trainer.seed, encoder=encoder)
+    except ValueError as e:  # an argument the recipe or an override gives that the modules refuse
+        raise ConfigError(f"{recipe}: {e}") from None
     resolved = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, kwargs=dict(encoder.spec["kwargs"])))
     return built, to_dict(resolved)
 
@@ -243,24 +249,22 @@ def _write_run(out: Path, built: torch.nn.Module, config_dict: dict[str, Any], r
 # -- export ----------------------------------------------------------------------------------------------
 
 
-def _run_state(run: Path) -> tuple[dict[str, torch.Tensor], str, str | None, int | None]:
-    """``(our method's state, where it came from, the method's name, epochs done)``; an encoder alone
+def _run_state(run: Path) -> tuple[dict[str, torch.Tensor], str, dict[str, Any], int | None]:
+    """``(our method's state, where it came from, the run config, epochs done)``; an encoder alone
     goes under its method's encoder prefix."""
     if run.is_dir() and (run / "method.safetensors").is_file():
         state, meta = ckpt.load_tensors(run / "method.safetensors")
-        config = json.loads(meta.get("config", "{}"))
-        return state, "method.safetensors", (config.get("method") or {}).get("name"), None
+        return state, "method.safetensors", json.loads(meta.get("config", "{}")), None
     found = ckpt.find_checkpoint(run) if run.is_dir() else None
     if found is not None:
         loaded = ckpt.load_checkpoint(found)
         epoch = loaded.state.get("epoch")
-        name = ((loaded.config or {}).get("method") or {}).get("name")
-        return loaded.model, f"checkpoint {found.name}", name, int(epoch) if isinstance(epoch, int) else None
+        return loaded.model, f"checkpoint {found.name}", dict(loaded.config or {}), int(epoch) if isinstance(epoch, int) else None
     meta = ckpt.encoder_metadata(run)
     tensors, _ = ckpt.load_tensors(run / "encoder.safetensors" if run.is_dir() else run)
     name = (meta["config"].get("method") or {}).get("name")
     prefix = METHODS[name].ENCODER_PREFIX if name in METHODS else ""
-    return {prefix + k: v for k, v in tensors.items()}, "encoder.safetensors (the encoder alone)", name, None
+    return {prefix + k: v for k, v in tensors.items()}, "encoder.safetensors (the encoder alone)", meta["config"], None
 
 
 def export_weights(run: str | Path, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
@@ -278,11 +282,14 @@ def export_weights(run: str | Path, out: str | Path, *, overwrite: bool = False)
         raise CheckpointError(f"{run}: no such run folder or encoder file")
     check_export_output(out, overwrite)
     record = json.loads((run / "official.json").read_text()) if run.is_dir() and _is_converted_run(run) else None
-    state, origin, name, epoch = _run_state(run)
-    method = record["method"] if record else name
+    state, origin, config, epoch = _run_state(run)
+    method = record["method"] if record else (config.get("method") or {}).get("name")
     if method not in METHODS:
         raise CheckpointError(f"{run}: a {method or 'unknown'!s} run; the official format exists for {', '.join(METHODS)} only")
     mod = METHODS[method]
+    why = mod.check(config)
+    if why:
+        raise CheckpointError(f"{run}: no official {mod.NAME} format for this run: {why}")
     rules = method_rules(method, state, f"{run} ({origin})")
     kept_tensors: dict[str, torch.Tensor] = {}
     extras: dict[str, Any] = {}

@@ -65,6 +65,11 @@ def rule(key: str, shape: tuple[int, ...]) -> Rule | None:
     raise KeyError(key)
 
 
+def check(config: dict[str, Any]) -> str | None:
+    """Why a run of this config has no official counterpart (``None``: it has one, size aside)."""
+    return None
+
+
 def unwrap(obj: Any) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """``(state dict, everything else, top-level order)``: Hi-TRS saves the state dict itself."""
     if not isinstance(obj, dict):

@@ -96,6 +96,20 @@ def rule(key: str, shape: tuple[int, ...]) -> Rule | None:
     return Rule(key, found.official, found.kind, found.shape)
 
 
+def check(config: dict[str, Any]) -> str | None:
+    """Why a run of this config has no official counterpart (``None``: it has one, size aside)."""
+    encoder = config.get("encoder") or {}
+    method = (config.get("method") or {}).get("kwargs") or {}
+    if encoder.get("name", "gru") != "gru" or (encoder.get("kwargs") or {}).get("mode", "faithful") == "bidirectional":
+        return ("its sequence encoder is not the official stepped GRU (encoder gru with mode faithful or stepwise; "
+                "mode bidirectional is another model)")
+    if method.get("pairing", "seq+graph") != "seq+graph":
+        return f"its pairing is {method['pairing']}; the official ISC checkpoint is seq+graph"
+    if method.get("export", "seq") != "seq":
+        return "it exports the graph encoder; the official evaluation uses the GRU (export: seq)"
+    return None
+
+
 def unwrap(obj: Any) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """``(state dict, everything else, top-level order)`` of an ISC file (or of a bare state dict)."""
     if not isinstance(obj, dict):

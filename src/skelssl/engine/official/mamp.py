@@ -41,6 +41,11 @@ def rule(key: str, shape: tuple[int, ...]) -> Rule | None:
     return Rule(key, (name,))
 
 
+def check(config: dict[str, Any]) -> str | None:
+    """Why a run of this config has no official counterpart (``None``: it has one, size aside)."""
+    return None
+
+
 def unwrap(obj: Any) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """``(state dict, everything else, top-level order)`` of a MAMP file (or of a bare state dict)."""
     if not isinstance(obj, dict):
