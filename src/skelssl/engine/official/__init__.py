@@ -6,7 +6,7 @@ tensors through the documented structural differences (:mod:`.mapping` and one m
 writes a run folder that every skelssl command takes like a run of its own::
 
     config.yaml            the recipe (default configs/<method>/ntu60_xsub.yaml, the official configuration)
-    encoder.safetensors    the encoder, with its spec and the config (eval, embed, fine-tuning)
+    encoder.safetensors    the encoder, with its spec and the config (eval, fine-tuning)
     method.safetensors     the whole method in our names: the encoder plus what continued pre-training
                            needs (MAMP's decoder, ISC's key encoders, heads and queues, Hi-TRS's heads)
     official.json          where it came from (file name, size, SHA-256), the recipe, and what of the
