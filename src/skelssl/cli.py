@@ -9,6 +9,8 @@
     skelssl pretrain RECIPE.yaml --out RUN [--resume] [key=value ...]
     skelssl eval TASK RUN --store STORE --protocol P [--out DIR] [--random-init] [key=value ...]
     skelssl report PATH...
+    skelssl convert {hitrs,isc,mamp} OFFICIAL_FILE --out RUN [--recipe R] [--overwrite] [key=value ...]
+    skelssl export-weights RUN --format official --out FILE [--overwrite]
     skelssl bench RECIPE [key=value ...] [--device cpu|cuda] [--precision P] [--naive] [--json FILE]
     skelssl demo [--out DIR]
 """
@@ -281,6 +283,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from skelssl.engine.official import convert
+
+    r = convert(args.method, args.file, args.out, recipe=args.recipe, overrides=args.overrides, overwrite=args.overwrite)
+    kept = f"; kept besides the weights: {', '.join(r['kept'])}" if r["kept"] else ""
+    dropped = f"; left out (not storable without pickle): {', '.join(r['dropped'])}" if r["dropped"] else ""
+    print(f"converted {r['tensors']} tensors of {r['looks_like']} into {r['run']}{kept}{dropped}")
+    return 0
+
+
+def cmd_export_weights(args: argparse.Namespace) -> int:
+    from skelssl.engine.official import export_weights
+
+    if args.format != "official":
+        raise CLIError(f"export-weights writes --format official only, got {args.format!r}")
+    r = export_weights(args.run, args.out, overwrite=args.overwrite)
+    print(f"wrote {r['tensors']} tensors of the official {r['method']} format (from {r['from']}) to {r['file']}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from skelssl.engine.demo import run_demo
 
@@ -403,6 +425,22 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="one markdown table of results, with published numbers")
     s.add_argument("paths", nargs="+")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("convert", help="official pre-trained weights (Hi-TRS, ISC, MAMP) -> a skelssl run")
+    s.add_argument("method", help="hitrs, isc or mamp")
+    s.add_argument("file", help="the official checkpoint (loaded without running code from it)")
+    s.add_argument("--out", required=True, help="run folder to write")
+    s.add_argument("--recipe", default=None, help="recipe of the official configuration (default configs/METHOD/ntu60_xsub.yaml)")
+    s.add_argument("--overwrite", action="store_true", help="replace an earlier conversion at --out (only ever one)")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="changes to the recipe (method.kwargs.decoder_depth=5)")
+    s.set_defaults(func=cmd_convert)
+
+    s = sub.add_parser("export-weights", help="a run's weights as the official code saves them")
+    s.add_argument("run", help="run folder (converted or pre-trained) or encoder file")
+    s.add_argument("--format", default="official", help="official (the method's own checkpoint format)")
+    s.add_argument("--out", required=True, help="file to write")
+    s.add_argument("--overwrite", action="store_true", help="replace a file skelssl exported earlier (only ever one)")
+    s.set_defaults(func=cmd_export_weights)
 
     s = sub.add_parser("demo", help="the whole job on synthetic data, in minutes on a CPU")
     s.add_argument("--out", default="demo_out")
