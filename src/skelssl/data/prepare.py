@@ -74,7 +74,7 @@ class PrepareReport:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(fmt: str, pipeline: str, layout: str, num_persons: int, options: dict[str, Any]) -> None:
+def _init_worker(fmt: str, pipeline: str, layout: Any, num_persons: int, options: dict[str, Any]) -> None:
     from skelssl.data.preprocess import apply_pipeline  # imported here: workers may be spawned
 
     _WORKER.update(
@@ -224,7 +224,7 @@ def prepare(
         info["class_names"] = list(class_names)
 
     skipped: list[tuple[str, str]] = []
-    init = (fmt, pipeline, layout_obj.name, persons, options)
+    init = (fmt, pipeline, layout_obj, persons, options)  # the object: a user layout is not registered in workers
     with StoreWriter(out, layout_obj, persons, channels=3, pipeline=pipeline, info=info, overwrite=overwrite) as writer:
         # Broken entries the reader met while listing (a FIFO, a garbled label line): skipped like a bad unit.
         for path, reason in getattr(discovery, "skipped", ()):
@@ -294,10 +294,15 @@ def _infer_layout(reader, units: list[Any], options: dict[str, Any]) -> str:
             continue
         if raws:
             v = raws[0].bodies.shape[2]
-            for name in ("ntu25", "kinect20"):
-                if get_layout(name).num_joints == v:
-                    return name
-            raise SkeletonFormatError(unit_path(unit), f"{v} joints per frame matches no known layout; pass --layout")
+            from skelssl.core.layouts import BUILTIN_LAYOUTS
+
+            fits = [name for name, lay in BUILTIN_LAYOUTS.items() if lay.num_joints == v]
+            if len(fits) == 1:
+                return fits[0]
+            if fits:
+                raise SkeletonFormatError(unit_path(unit), f"{v} joints per frame fits {' and '.join(fits)}; name one with --layout")
+            raise SkeletonFormatError(unit_path(unit), f"{v} joints per frame matches no known layout; pass --layout "
+                                                       "(a name, or a layout file .yaml/.json)")
     raise SkeletonFormatError(unit_path(units[0]), "could not read any sample to infer the layout; pass --layout")
 
 

@@ -471,6 +471,18 @@ def encoder_metadata(path: str | Path) -> dict[str, Any]:
     return out
 
 
+def register_recorded_layout(meta: dict[str, Any], path: str | Path) -> None:
+    """Make a user layout recorded in an encoder file's metadata known by name (built-in ones need nothing)."""
+    from skelssl.core.layouts import layout_from_dict, register_layout
+
+    definition = (meta.get("data") or {}).get("layout_def")
+    if definition is not None:
+        try:
+            register_layout(layout_from_dict(definition, path))
+        except ValueError as e:
+            raise CheckpointError(f"{path}: its layout: {e}") from None
+
+
 def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild an encoder from ``encoder.safetensors`` (its spec) and load its weights strictly.
 
@@ -484,7 +496,9 @@ def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> 
     from skelssl.models import build_encoder
 
     path = _encoder_file(path)
-    spec = encoder_metadata(path)["encoder_spec"]
+    meta = encoder_metadata(path)
+    spec = meta["encoder_spec"]
+    register_recorded_layout(meta, path)
     tensors, _ = load_tensors(path, map_location)
     try:
         encoder = build_encoder(spec["name"], **spec.get("kwargs", {}))

@@ -121,6 +121,7 @@ def load_encoder_source(run: str | Path) -> EncoderSource:
     else:
         raise ckpt.CheckpointError(f"{run}: no such run folder or encoder file")
     meta = ckpt.encoder_metadata(path)
+    ckpt.register_recorded_layout(meta, path)
     spec = meta["encoder_spec"] if "encoder_spec" in meta else meta.get("spec")
     if isinstance(spec, str):
         spec = json.loads(spec)

@@ -223,8 +223,13 @@ def _fit(trainer: Trainer, method, dataset, cfg: RunConfig, config_dict: dict[st
 
 def encoder_data(store: Store) -> dict[str, Any]:
     """What an encoder file records of its training store (the coordinates its inputs must be in)."""
-    return {"store": str(Path(store.path).absolute()), "dataset": store.dataset, "pipeline": store.pipeline,
-            "layout": store.layout.name, "channels": store.channels, "num_persons": store.num_persons}
+    from skelssl.core.layouts import BUILTIN_LAYOUTS
+
+    out = {"store": str(Path(store.path).absolute()), "dataset": store.dataset, "pipeline": store.pipeline,
+           "layout": store.layout.name, "channels": store.channels, "num_persons": store.num_persons}
+    if store.layout.name not in BUILTIN_LAYOUTS:  # a user's layout: the encoder file carries its definition
+        out["layout_def"] = store.layout.to_dict()
+    return out
 
 
 def test_input_of(config_dict: dict[str, Any]) -> dict[str, Any] | None:

@@ -63,7 +63,7 @@ LAYOUT = None  # from the ``layout=`` option, else inferred from V (resolve_layo
 DATASET = "pyskl"  # the ``dataset=`` option overrides it (e.g. ``ntu`` so named protocols apply)
 
 # V -> layout when the user names none; anything else is ambiguous (17 could be COCO or anything).
-_LAYOUT_BY_JOINTS = {25: "ntu25", 20: "kinect20"}
+_LAYOUT_BY_JOINTS = {25: "ntu25", 20: "kinect20", 18: "openpose18"}
 _NTU_NAME = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
 _META_KEYS = ("subject", "view", "setup", "repetition")  # optional skelssl extension of an annotation
 
