@@ -513,6 +513,15 @@ class Store:
         return int(self.info["channels"])
 
     @property
+    def channel_names(self) -> list[str]:
+        """What each channel holds: ``x, y, z`` (default), ``x, y`` (2D), ``x, y, score``, ``x, y, z, score``.
+        A ``score`` (pose-estimator confidence) is a channel, never a coordinate."""
+        names = self.info.get("channel_names")
+        if names is not None:
+            return list(names)
+        return ["x", "y", "z"][: self.channels] if self.channels <= 3 else [f"c{i}" for i in range(self.channels)]
+
+    @property
     def num_classes(self) -> int:
         return int(self.info["classes"])
 
