@@ -8,6 +8,7 @@
     skelssl export pyskl STORE --out file.pkl
     skelssl pretrain RECIPE.yaml --out RUN [--resume] [key=value ...]
     skelssl eval TASK RUN --store STORE --protocol P [--out DIR] [--random-init] [key=value ...]
+    skelssl embed RUN --out feats.npy|feats.npz [--store S] [--protocol P --split train|test|all] [--overwrite]
     skelssl report PATH...
     skelssl convert {hitrs,isc,mamp} OFFICIAL_FILE --out RUN [--recipe R] [--overwrite] [key=value ...]
     skelssl export-weights RUN --format official --out FILE [--overwrite]
@@ -273,6 +274,56 @@ def _baselines_text(results: dict) -> str:
     return "\n  " + "; ".join(parts)
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    import io
+
+    from skelssl.core.files import atomic_write_bytes, atomic_write_text
+    from skelssl.data.store import Store
+    from skelssl.engine.embed import load_encoder, store_indices
+
+    out = Path(args.out)
+    if out.suffix not in (".npy", ".npz"):
+        raise CLIError(f"--out {out}: name a .npy file (features, with a .samples.tsv beside it) or a .npz file (all in one)")
+    sidecar = out.with_suffix(".samples.tsv") if out.suffix == ".npy" else None
+    for path in (out, sidecar):
+        if path is None:
+            continue
+        if path.is_dir():
+            raise CLIError(f"{path} is a folder; --out names the file to write")
+        if path.exists() and not args.overwrite:
+            raise CLIError(f"{path} exists; pass --overwrite to replace it, or choose another --out")
+    embedder = load_encoder(args.run, overrides=args.overrides, device=args.device)
+    store_path = args.store or embedder.data.get("store")
+    if not store_path:
+        raise CLIError("--store: the encoder names no training store; give the store whose samples to embed")
+    store = Store(store_path)
+    split = args.split or ("test" if args.protocol else "all")
+    idx = store_indices(store, args.protocol, split)
+    warning = embedder.pipeline_warning(store)
+    if warning:
+        print(f"skelssl embed: warning: {warning}", file=sys.stderr)
+    feats, labels = embedder.embed_store(store, idx, progress=True)
+    names = np.asarray([str(n) for n in store.names[idx]])
+    if sidecar is None:
+        buf = io.BytesIO()
+        np.savez(buf, features=feats, labels=labels, names=names, indices=idx)
+        atomic_write_bytes(out, buf.getvalue())
+    else:
+        buf = io.BytesIO()
+        np.save(buf, feats)
+        classes = store.class_names
+        rows = ["index\tname\tlabel\tclass"] + [
+            f"{i}\t{' '.join(n.split())}\t{y}\t{classes[y] if 0 <= y < len(classes) else ''}"
+            for i, n, y in zip(idx.tolist(), names.tolist(), labels.tolist())
+        ]
+        atomic_write_text(sidecar, "\n".join(rows) + "\n")
+        atomic_write_bytes(out, buf.getvalue())
+    what = f"{split} split of {args.protocol}" if args.protocol else "all samples"
+    also = f" and {sidecar}" if sidecar else ""
+    print(f"wrote {feats.shape[0]} x {feats.shape[1]} features ({what} of {store.path}) to {out}{also}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from skelssl.evaluation.report import collect, markdown_table
 
@@ -404,6 +455,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_args(s)
     s.add_argument("overrides", nargs="*", metavar="key=value")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("embed", help="features of a store's samples from a trained encoder, as eval computes them")
+    s.add_argument("run", help="pre-training run folder or encoder.safetensors")
+    s.add_argument("--out", required=True, help="feats.npy (with feats.samples.tsv beside it) or feats.npz")
+    s.add_argument("--store", default=None, help="store whose samples to embed (default: the run's training store)")
+    s.add_argument("--protocol", default=None, help="a protocol of the store (default: every sample)")
+    s.add_argument("--split", default=None, choices=("train", "test", "all"),
+                   help="which split of --protocol (default: test with a protocol, else all)")
+    s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="evaluation settings, e.g. input.frames=64")
+    s.set_defaults(func=cmd_embed)
 
     s = sub.add_parser("bench", help="training, inference and loading speed, FLOP/s and memory of a recipe")
     s.add_argument("recipe")

@@ -106,8 +106,10 @@ def test_pyskl_layout_inference_and_duplicates(tmp_path):
     rng = np.random.default_rng(2)
     path = tmp_path / "coco.pkl"
     pyskl.write_pyskl(path, [("a", rng.normal(size=(4, 1, 17, 2)), 0)])
-    with pytest.raises(SkeletonFormatError, match="--layout"):
-        pyskl.layout_for(path)
+    assert pyskl.layout_for(path) == "coco17"  # 17 joints in 2D: every PYSKL 2D release is COCO-17
+    pyskl.write_pyskl(tmp_path / "h36m.pkl", [("a", rng.normal(size=(4, 1, 17, 3)), 0)])
+    with pytest.raises(SkeletonFormatError, match="--layout"):  # in 3D, 17 joints may be H36M or COCO
+        pyskl.layout_for(tmp_path / "h36m.pkl")
     with pytest.raises(SkeletonFormatError, match="coco.pkl.*17 joints.*has 25"):
         _read_all(pyskl, path, layout="ntu25")
     # Duplicate frame_dir: the later annotation is excluded with its reason, not silently merged.

@@ -113,6 +113,8 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError):
         syn.generate_sample(-1)
     with pytest.raises(KeyError):
+        syn.generate_sample(0, layout="nope17")
+    with pytest.raises(ValueError, match="ntu25 and kinect20"):  # a known layout the generator has no body for
         syn.generate_sample(0, layout="coco17")
 
 

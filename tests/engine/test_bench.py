@@ -107,7 +107,7 @@ def test_bench_options_and_errors(tmp_path, capsys):
     # mistakes are one line and exit status 2
     assert cli_main(["bench", recipe, *TINY, "encoder.kwargs.presett=tiny"]) == 2
     assert "presett" in capsys.readouterr().err
-    assert cli_main(["bench", recipe, *TINY, "--layout", "coco17", *small]) == 2
+    assert cli_main(["bench", recipe, *TINY, "--layout", "nope17", *small]) == 2
     assert "unknown layout" in capsys.readouterr().err
     assert cli_main(["bench", str(tmp_path / "missing.yaml"), *TINY]) == 2
     if not torch.cuda.is_available():

@@ -74,7 +74,7 @@ class PrepareReport:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(fmt: str, pipeline: str, layout: str, num_persons: int, options: dict[str, Any]) -> None:
+def _init_worker(fmt: str, pipeline: str, layout: Any, num_persons: int, options: dict[str, Any]) -> None:
     from skelssl.data.preprocess import apply_pipeline  # imported here: workers may be spawned
 
     _WORKER.update(
@@ -203,8 +203,8 @@ def prepare(
     except OSError as e:  # a reader that let one through: still one line, naming the file
         raise SkeletonFormatError(getattr(e, "filename", None) or source, f"cannot read: {e.strerror or e}") from None
     units = list(discovery.units)
-    if layout_name is None and hasattr(reader, "layout_for"):
-        layout_name = reader.layout_for(source, **options)
+    if hasattr(reader, "layout_for") and getattr(reader, "LAYOUT", None) is None:
+        layout_name = reader.layout_for(source, **options)  # also checks a named layout against the data's V
     if layout_name is None:
         layout_name = _infer_layout(reader, units, options)
     layout_obj = get_layout(layout_name)
@@ -219,13 +219,20 @@ def prepare(
         "source_format": fmt,
         "reader_options": {k: v for k, v in options.items() if isinstance(v, (str, int, float, bool))},
     }
+    # Channels from the data (pyskl: x, y[, z][, score]); every other reader gives x, y, z.
+    channel_names = list(reader.channels_for(source, **options)) if hasattr(reader, "channels_for") else ["x", "y", "z"]
+    if pipeline != "raw" and channel_names != ["x", "y", "z"]:
+        raise SkeletonFormatError(source, f"pipeline {pipeline} works on 3D (x, y, z) skeletons, this source has "
+                                          f"({', '.join(channel_names)}): prepare it with --pipeline raw")
+    if channel_names != ["x", "y", "z"]:
+        info["channel_names"] = channel_names
     class_names = getattr(reader, "CLASS_NAMES", None)
     if class_names is not None:
         info["class_names"] = list(class_names)
 
     skipped: list[tuple[str, str]] = []
-    init = (fmt, pipeline, layout_obj.name, persons, options)
-    with StoreWriter(out, layout_obj, persons, channels=3, pipeline=pipeline, info=info, overwrite=overwrite) as writer:
+    init = (fmt, pipeline, layout_obj, persons, options)  # the object: a user layout is not registered in workers
+    with StoreWriter(out, layout_obj, persons, channels=len(channel_names), pipeline=pipeline, info=info, overwrite=overwrite) as writer:
         # Broken entries the reader met while listing (a FIFO, a garbled label line): skipped like a bad unit.
         for path, reason in getattr(discovery, "skipped", ()):
             writer.skip(path, reason)
@@ -294,10 +301,15 @@ def _infer_layout(reader, units: list[Any], options: dict[str, Any]) -> str:
             continue
         if raws:
             v = raws[0].bodies.shape[2]
-            for name in ("ntu25", "kinect20"):
-                if get_layout(name).num_joints == v:
-                    return name
-            raise SkeletonFormatError(unit_path(unit), f"{v} joints per frame matches no known layout; pass --layout")
+            from skelssl.core.layouts import BUILTIN_LAYOUTS
+
+            fits = [name for name, lay in BUILTIN_LAYOUTS.items() if lay.num_joints == v]
+            if len(fits) == 1:
+                return fits[0]
+            if fits:
+                raise SkeletonFormatError(unit_path(unit), f"{v} joints per frame fits {' and '.join(fits)}; name one with --layout")
+            raise SkeletonFormatError(unit_path(unit), f"{v} joints per frame matches no known layout; pass --layout "
+                                                       "(a name, or a layout file .yaml/.json)")
     raise SkeletonFormatError(unit_path(units[0]), "could not read any sample to infer the layout; pass --layout")
 
 

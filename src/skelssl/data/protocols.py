@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_FRACTIONS",
     "DEFAULT_SUBSET_SEEDS",
     "available_protocols",
+    "own_protocols",
     "get_protocol",
     "split",
     "sequence_split",
@@ -134,9 +135,35 @@ def get_protocol(name: str) -> Protocol:
         raise KeyError(f"unknown protocol {name!r}; known: {', '.join(sorted(PROTOCOLS))}") from None
 
 
+def own_protocols(store: Store) -> dict[str, tuple[str, str]]:
+    """The data's own splits, as protocols: ``name -> (train column, test column)``.
+
+    A source that ships its splits (a PYSKL pickle's ``split`` dict: ``xsub_train``/``xsub_val``)
+    gives the store columns ``split_xsub_train`` and ``split_xsub_val``; each such pair (``_val`` or
+    ``_test``) is the protocol ``xsub`` of that store. A name that is also a named protocol is left out.
+    """
+    columns = set(store.meta)
+    out: dict[str, tuple[str, str]] = {}
+    for col in sorted(columns):
+        if not (col.startswith("split_") and col.endswith("_train")):
+            continue
+        name = col[len("split_"):-len("_train")]
+        if not name or name in PROTOCOLS:
+            continue
+        for test in ("val", "test"):
+            if f"split_{name}_{test}" in columns:
+                out[name] = (col, f"split_{name}_{test}")
+                break
+    return out
+
+
 def available_protocols(store: Store) -> list[str]:
-    """Protocols of the store's dataset that have at least one training and one test sample."""
+    """Protocols of the store's dataset, then the data's own splits (:func:`own_protocols`), that have
+    at least one training and one test sample."""
     out = []
+    for name, (tr, te) in own_protocols(store).items():
+        if (store.meta[tr] == 1).any() and (store.meta[te] == 1).any():
+            out.append(name)
     for p in PROTOCOLS.values():
         if p.dataset != store.dataset:
             continue
@@ -146,16 +173,25 @@ def available_protocols(store: Store) -> list[str]:
             continue
         if train.any() and test.any():
             out.append(p.name)
-    return out
+    return sorted(out, key=lambda n: n not in PROTOCOLS)  # named protocols first
 
 
 def split(store: Store, protocol: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(train_indices, test_indices)`` of a protocol on a store (sorted int64 arrays)."""
+    """``(train_indices, test_indices)`` of a protocol on a store (sorted int64 arrays): a named
+    protocol, or one of the store's own splits (:func:`own_protocols`)."""
+    labelled = store.labels >= 0
+    if protocol not in PROTOCOLS:
+        own = own_protocols(store)
+        if protocol not in own:
+            mine = f"; this store's own splits: {', '.join(own)}" if own else ""
+            raise KeyError(f"unknown protocol {protocol!r}; known: {', '.join(sorted(PROTOCOLS))}{mine}")
+        tr, te = own[protocol]
+        train, test = store.meta[tr] == 1, store.meta[te] == 1
+        return np.flatnonzero(train & labelled).astype(np.int64), np.flatnonzero(test & labelled & ~train).astype(np.int64)
     p = get_protocol(protocol)
     if p.dataset != store.dataset:
         raise ValueError(f"protocol {protocol} is for {p.dataset!r} data, but {store.path} holds {store.dataset!r}")
     train, test = p.rule(store.meta)
-    labelled = store.labels >= 0
     return np.flatnonzero(train & labelled).astype(np.int64), np.flatnonzero(test & labelled).astype(np.int64)
 
 

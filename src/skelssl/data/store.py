@@ -34,7 +34,7 @@ import numpy as np
 
 from skelssl.core.conventions import StoreError, to_ctvm
 from skelssl.core.files import FolderLock, OutputError, atomic_write_bytes, atomic_write_text
-from skelssl.core.layouts import Layout, get_layout
+from skelssl.core.layouts import BUILTIN_LAYOUTS, Layout, get_layout, layout_from_dict, register_layout
 from skelssl.data.sample import META_FIELDS
 
 __all__ = ["Store", "StoreWriter", "FORMAT_VERSION", "MAX_CLASSES", "MAX_ABS_COORDINATE", "META_MIN", "META_MAX",
@@ -383,6 +383,8 @@ class StoreWriter:
         manifest = {
             "format_version": FORMAT_VERSION,
             "layout": self.layout.name,
+            # A layout that is not built in travels with the store, so every later command knows it.
+            **({"layout_def": self.layout.to_dict()} if self.layout.name not in BUILTIN_LAYOUTS else {}),
             "pipeline": self.pipeline,
             "num_persons": self.num_persons,
             "channels": self.channels,
@@ -488,7 +490,7 @@ class Store:
         self._frame_bytes = int(np.prod(self._frames.shape[1:])) * 4
         self._fd: int | None = None
         self._fd_pid: int | None = None
-        self.layout = get_layout(self.info["layout"])
+        self.layout = _store_layout(self.path, self.info)
         self._name_to_index: dict[str, int] | None = None
 
     # -- basic facts -------------------------------------------------------------------------------
@@ -509,6 +511,15 @@ class Store:
     @property
     def channels(self) -> int:
         return int(self.info["channels"])
+
+    @property
+    def channel_names(self) -> list[str]:
+        """What each channel holds: ``x, y, z`` (default), ``x, y`` (2D), ``x, y, score``, ``x, y, z, score``.
+        A ``score`` (pose-estimator confidence) is a channel, never a coordinate."""
+        names = self.info.get("channel_names")
+        if names is not None:
+            return list(names)
+        return ["x", "y", "z"][: self.channels] if self.channels <= 3 else [f"c{i}" for i in range(self.channels)]
 
     @property
     def num_classes(self) -> int:
@@ -639,6 +650,21 @@ class Store:
             if not f.is_file() or _file_digest(f) != digest:
                 return False
         return True
+
+
+def _store_layout(path: Path, info: dict[str, Any]) -> Layout:
+    """The store's layout: built in, or defined in ``store.json`` (``layout_def``) and registered by name."""
+    definition = info.get("layout_def")
+    if definition is None:
+        try:
+            return get_layout(info["layout"])
+        except KeyError as e:
+            raise StoreError(f"{path}: {e.args[0]}") from None
+    try:
+        layout = layout_from_dict(definition, path / "store.json")
+        return register_layout(layout)
+    except ValueError as e:  # SkeletonFormatError is one
+        raise StoreError(f"{path}: store.json layout: {e}") from None
 
 
 def write_store(

@@ -411,13 +411,18 @@ def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:
 # -- encoder checkpoints ---------------------------------------------------------------------------
 
 
-def save_encoder(path: str | Path, encoder: nn.Module, config_dict: dict[str, Any] | None = None) -> Path:
+def save_encoder(path: str | Path, encoder: nn.Module, config_dict: dict[str, Any] | None = None,
+                 data: dict[str, Any] | None = None, test_input: dict[str, Any] | None = None) -> Path:
     """Save an encoder as ``encoder.safetensors`` with its spec and the run config in the metadata.
 
     Args:
         path: the file to write (a folder gets ``encoder.safetensors`` inside it).
         encoder: an encoder built by :func:`skelssl.models.build_encoder` (it has ``spec``).
         config_dict: the resolved run config.
+        data: what the encoder was trained on (``pipeline``, ``layout``, ``channels``,
+            ``num_persons``, ``dataset``, ``store``), so clips can be brought into the same coordinates.
+        test_input: the resolved test-time input settings (``eval.input``: crop, frames, max_frames)
+            that ``skelssl eval`` and ``skelssl embed`` apply before the encoder.
 
     Returns:
         The file written.
@@ -433,6 +438,10 @@ def save_encoder(path: str | Path, encoder: nn.Module, config_dict: dict[str, An
         "encoder_spec": json.dumps(spec, sort_keys=True),
         "config": json.dumps(config_dict if config_dict is not None else {}, sort_keys=True),
     }
+    if data is not None:
+        metadata["data"] = json.dumps(data, sort_keys=True)
+    if test_input is not None:
+        metadata["test_input"] = json.dumps(test_input, sort_keys=True)
     return save_tensors(path, encoder.state_dict(), metadata)
 
 
@@ -442,7 +451,8 @@ def _encoder_file(path: str | Path) -> Path:
 
 
 def encoder_metadata(path: str | Path) -> dict[str, Any]:
-    """``{"encoder_spec": ..., "config": ...}`` of an encoder file (or of ``run/encoder.safetensors``)."""
+    """``{"encoder_spec": ..., "config": ...}`` of an encoder file (or of ``run/encoder.safetensors``),
+    plus ``data`` and ``test_input`` where the file records them (encoders saved since skelssl records them)."""
     path = _encoder_file(path)
     problem = _sniff(path) if path.is_file() else "missing"
     if problem:
@@ -454,7 +464,23 @@ def encoder_metadata(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: damaged safetensors file ({e})") from None
     if meta.get("format") != "skelssl-encoder" or "encoder_spec" not in meta:
         raise CheckpointError(f"{path}: safetensors file without a skelssl encoder spec")
-    return {"encoder_spec": json.loads(meta["encoder_spec"]), "config": json.loads(meta.get("config", "{}"))}
+    out = {"encoder_spec": json.loads(meta["encoder_spec"]), "config": json.loads(meta.get("config", "{}"))}
+    for key in ("data", "test_input"):
+        if key in meta:
+            out[key] = json.loads(meta[key])
+    return out
+
+
+def register_recorded_layout(meta: dict[str, Any], path: str | Path) -> None:
+    """Make a user layout recorded in an encoder file's metadata known by name (built-in ones need nothing)."""
+    from skelssl.core.layouts import layout_from_dict, register_layout
+
+    definition = (meta.get("data") or {}).get("layout_def")
+    if definition is not None:
+        try:
+            register_layout(layout_from_dict(definition, path))
+        except ValueError as e:
+            raise CheckpointError(f"{path}: its layout: {e}") from None
 
 
 def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
@@ -470,7 +496,9 @@ def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> 
     from skelssl.models import build_encoder
 
     path = _encoder_file(path)
-    spec = encoder_metadata(path)["encoder_spec"]
+    meta = encoder_metadata(path)
+    spec = meta["encoder_spec"]
+    register_recorded_layout(meta, path)
     tensors, _ = load_tensors(path, map_location)
     try:
         encoder = build_encoder(spec["name"], **spec.get("kwargs", {}))

@@ -121,6 +121,7 @@ def load_encoder_source(run: str | Path) -> EncoderSource:
     else:
         raise ckpt.CheckpointError(f"{run}: no such run folder or encoder file")
     meta = ckpt.encoder_metadata(path)
+    ckpt.register_recorded_layout(meta, path)
     spec = meta["encoder_spec"] if "encoder_spec" in meta else meta.get("spec")
     if isinstance(spec, str):
         spec = json.loads(spec)
@@ -463,7 +464,10 @@ def evaluate(
         "encoder": source.spec["name"],
         "run": str(source.run_dir or source.path),
         "method": ((source.run_config.get("method") or {}).get("name") or source.spec["name"]) if source.weights else "supervised",
-        "store": str(store_obj.path),
+        "store": str(Path(store_obj.path).absolute()),
+        # what report needs to never put a paper's number beside a user's data
+        "store_dataset": store_obj.dataset, "store_classes": store_obj.num_classes,
+        "store_source_format": store_obj.info.get("source_format"),
         "random_init": random_init,
         "transfer_from": source.pretrain_store if transfer else None,
         "reinitialised": reinit,

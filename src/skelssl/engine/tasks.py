@@ -32,7 +32,8 @@ from skelssl.engine.monitor import make_monitor
 from skelssl.engine.optim import optimizer_factory, scheduler_factory
 from skelssl.engine.seed import seed_all
 
-__all__ = ["select_indices", "open_dataset", "build_method", "pretrain", "export_encoder"]
+__all__ = ["select_indices", "open_dataset", "build_method", "pretrain", "export_encoder", "absolute_stores",
+           "encoder_data", "test_input_of"]
 
 
 def select_indices(store: Store, data: DataConfig, split: str | None = None) -> np.ndarray:
@@ -113,6 +114,7 @@ def pretrain(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, fabri
     trainer = Trainer(cfg.trainer, run_dir, fabric=fabric)
     # The world size is known once Fabric has launched: resolve data.global_batch and optim.lr_scale_batch.
     cfg = resolve_batch(cfg, trainer.fabric.world_size)
+    cfg = absolute_stores(cfg)
     dataset = open_dataset(cfg.data)
     seed_all(cfg.trainer.seed)  # parameter initialisation draws from the global streams
     method, encoder_kwargs = build_method(cfg, dataset.store)
@@ -132,6 +134,16 @@ def pretrain(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, fabri
     finally:
         if lock is not None:
             lock.release()
+
+
+def absolute_stores(cfg: RunConfig) -> RunConfig:
+    """``data.store`` and ``monitor.store`` as absolute paths, so that the saved config (and the
+    encoder file) still name the store when ``skelssl eval`` or ``embed`` runs from another folder."""
+    data = dataclasses.replace(cfg.data, store=str(Path(cfg.data.store).absolute())) if cfg.data.store else cfg.data
+    mon = cfg.monitor
+    if mon.store:
+        mon = dataclasses.replace(mon, store=str(Path(mon.store).absolute()))
+    return dataclasses.replace(cfg, data=data, monitor=mon)
 
 
 # Settings a resumed run may change: where and how visibly it runs, not what it computes (a changed
@@ -168,6 +180,11 @@ def check_same_run(run_dir: Path, config_dict: dict[str, Any]) -> None:
 
     recorded = _flat(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
     given = _flat(config_dict)
+    # Runs recorded before store paths were made absolute name them relative to where they were started.
+    for key in ("data.store", "monitor.store"):
+        if isinstance(recorded.get(key), str) and isinstance(given.get(key), str) and recorded[key] and given[key] \
+                and Path(recorded[key]).absolute() == Path(given[key]).absolute():
+            recorded[key] = given[key]
     # Settings added to skelssl after the run was recorded are not differences (a run recorded without
     # data.global_batch resolves to the batch it had); a component argument given anew is one.
     new_kwargs = {g for g in given if g.startswith(("method.kwargs.", "encoder.kwargs."))}
@@ -197,10 +214,33 @@ def _fit(trainer: Trainer, method, dataset, cfg: RunConfig, config_dict: dict[st
     path = run_dir / "encoder.safetensors"
     already_complete = summary["resumed_from"] == summary["step"] and path.is_file()
     if trainer.is_main and not already_complete:
-        ckpt.save_encoder(path, method.export_encoder(), config_dict)
+        ckpt.save_encoder(path, method.export_encoder(), config_dict, data=encoder_data(dataset.store),
+                          test_input=test_input_of(config_dict))
     trainer.fabric.barrier()
     return {**summary, "encoder": str(path), "batch_size": cfg.data.batch_size, "global_batch": cfg.data.global_batch,
             "lr": cfg.optim.lr}
+
+
+def encoder_data(store: Store) -> dict[str, Any]:
+    """What an encoder file records of its training store (the coordinates its inputs must be in)."""
+    from skelssl.core.layouts import BUILTIN_LAYOUTS
+
+    out = {"store": str(Path(store.path).absolute()), "dataset": store.dataset, "pipeline": store.pipeline,
+           "layout": store.layout.name, "channels": store.channels, "num_persons": store.num_persons}
+    if store.layout.name not in BUILTIN_LAYOUTS:  # a user's layout: the encoder file carries its definition
+        out["layout_def"] = store.layout.to_dict()
+    return out
+
+
+def test_input_of(config_dict: dict[str, Any]) -> dict[str, Any] | None:
+    """The resolved test-time input (``eval.input`` with presets) of a run config; ``None`` when its
+    ``eval`` section does not load (``skelssl eval`` says why; saving the encoder must not fail on it)."""
+    from skelssl.engine.eval_config import load_eval_config
+
+    try:
+        return to_dict(load_eval_config(config_dict.get("eval")).input)
+    except ConfigError:
+        return None
 
 
 def export_encoder(checkpoint: str | Path, out: str | Path) -> Path:
@@ -222,4 +262,8 @@ def export_encoder(checkpoint: str | Path, out: str | Path) -> Path:
         method.load_state_dict(loaded.model, strict=True)
     except RuntimeError as e:
         raise ckpt.CheckpointError(f"{loaded.path}: weights do not fit the configured method: {e}") from None
-    return ckpt.save_encoder(out, method.export_encoder(), loaded.config)
+    data = None
+    store = (loaded.config.get("data") or {}).get("store")
+    if store and (Path(store) / "store.json").is_file():
+        data = encoder_data(Store(store))
+    return ckpt.save_encoder(out, method.export_encoder(), loaded.config, data=data, test_input=test_input_of(loaded.config))

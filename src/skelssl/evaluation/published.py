@@ -18,7 +18,26 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["PUBLISHED", "method_key", "published_for"]
+__all__ = ["PUBLISHED", "DATASET_CLASSES", "method_key", "published_for", "is_papers_data"]
+
+# Classes of each paper dataset (by protocol prefix): a store evaluated under a paper's protocol name is
+# only the paper's data if it has these classes (a user's 4-class pickle read with ``-o dataset=ntu`` is not).
+DATASET_CLASSES = {"ntu60": 60, "ntu120": 120, "nucla": 10, "pku1": 51, "pku2": 41, "msr": 20, "utkinect": 10}
+
+
+def is_papers_data(protocol: str, store_dataset: str | None, store_classes: int | None, source_format: str | None = None) -> bool:
+    """Whether a result's store can be the data a paper's number for ``protocol`` was measured on.
+
+    Results written before stores were recorded (``None``) are given the benefit of the doubt.
+    """
+    prefix = protocol.split("-", 1)[0]
+    if prefix not in DATASET_CLASSES or "-" not in protocol:
+        return False  # a store's own split (``xsub`` of a user's pickle) is no paper's protocol
+    if store_classes is not None and store_classes != DATASET_CLASSES[prefix]:
+        return False
+    if source_format in ("pyskl", "arrays") and store_dataset not in (None, "ntu", "pku1"):
+        return False
+    return True
 
 _ISC_LINEAR_REF = "fmthoker/skeleton-contrast images/results_classification.png (the paper's table)"
 _ISC_KNN_REF = "fmthoker/skeleton-contrast images/results_retrieval.png (k=1)"

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.evaluation.metrics import mean_std
-from skelssl.evaluation.published import method_key, published_for
+from skelssl.evaluation.published import is_papers_data, method_key, published_for
 from skelssl.evaluation.results import RESULTS_FILE, read_results
 
 __all__ = ["collect", "markdown_table", "LEGEND"]
@@ -185,6 +185,8 @@ def _task_label(res: dict[str, Any]) -> str:
 def _published(res: dict[str, Any]) -> str:
     if res["metric"] not in ("top1", "acc", "accuracy"):
         return ""  # every published number here is top-1 accuracy
+    if not is_papers_data(res["protocol"], res.get("store_dataset"), res.get("store_classes"), res.get("store_source_format")):
+        return ""  # never a paper's number beside a user's store (or the store's own split)
     rows = published_for(
         res["task"],
         res["protocol"],

@@ -15,7 +15,15 @@ called on load (``os.system`` via ``__reduce__``). :class:`SafeUnpickler` resolv
 numpy reconstruction helpers these files need and refuses everything else *before* it is called.
 
 Each annotation is one unit, so a broken annotation is skipped by ``prepare`` while the others are
-kept. Split membership becomes integer columns ``split_<name>`` (1 in the split, 0 not).
+kept. Split membership becomes integer columns ``split_<name>`` (1 in the split, 0 not); a pair
+``<p>_train`` / ``<p>_val`` (or ``_test``) is the store's own protocol ``<p>`` (``--protocol xsub``).
+
+Channels come from the data: ``keypoint`` gives (x, y) or (x, y, z) and ``keypoint_score``, where
+present, is kept as a named last channel ``score`` (``-o with_score=false`` drops it). 2D keypoints
+are pose-estimator pixels: they are normalised by the annotation's ``img_shape`` ``(h, w)`` to
+[-1, 1] as PYSKL's ``PreNormalize2D`` does, and y is turned to point up (image rows grow downwards;
+skelssl's coordinates, like the Kinect's, have y up). ``-o normalize=false`` keeps the pixels (y is
+still turned up).
 """
 
 from __future__ import annotations
@@ -63,7 +71,7 @@ LAYOUT = None  # from the ``layout=`` option, else inferred from V (resolve_layo
 DATASET = "pyskl"  # the ``dataset=`` option overrides it (e.g. ``ntu`` so named protocols apply)
 
 # V -> layout when the user names none; anything else is ambiguous (17 could be COCO or anything).
-_LAYOUT_BY_JOINTS = {25: "ntu25", 20: "kinect20"}
+_LAYOUT_BY_JOINTS = {25: "ntu25", 20: "kinect20", 18: "openpose18"}
 _NTU_NAME = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
 _META_KEYS = ("subject", "view", "setup", "repetition")  # optional skelssl extension of an annotation
 
@@ -273,6 +281,9 @@ def ntu_name_meta(name: str) -> dict[str, int] | None:
 # Reader options beyond the keyword arguments of discover/read (``prepare`` checks the user's against them).
 OPTIONS = ("layout", "dataset")
 
+# V -> layout for 2D keypoints only: every PYSKL 2D release (HRNet, RTMPose) is COCO-17.
+_LAYOUT_BY_JOINTS_2D = {17: "coco17"}
+
 
 def dataset_for(**options: Any) -> str:
     """The store ``dataset`` key for this reader: the ``dataset=`` option, else ``"pyskl"``."""
@@ -310,18 +321,45 @@ def layout_for(source: str | Path, **options: Any) -> str:
     count V that most annotations have (so one odd annotation is skipped by ``read``, not fatal)."""
     path = _source_file(source)
     ann = load_annotations(path)
-    if options.get("layout") is not None:
-        return _named_layout(options["layout"], path)
     counts: dict[int, int] = {}
+    dims: dict[int, int] = {}
     for a in ann.annotations:
         kp = a.get("keypoint") if isinstance(a, dict) else None
         if isinstance(kp, np.ndarray) and kp.ndim == 4:
             counts[kp.shape[2]] = counts.get(kp.shape[2], 0) + 1
+            dims[kp.shape[3]] = dims.get(kp.shape[3], 0) + 1
+    if options.get("layout") is not None:
+        name = _named_layout(options["layout"], path)
+        if counts and get_layout(name).num_joints not in counts:  # not one annotation would fit: say so once
+            v = max(counts, key=counts.get)
+            raise SkeletonFormatError(path, f"{v} joints per body, but layout {name} has {get_layout(name).num_joints}")
+        return name
     if not counts:
         raise SkeletonFormatError(path, "no annotation with a (M, T, V, C) keypoint array")
-    known = [v for v in counts if v in _LAYOUT_BY_JOINTS]
+    by_joints = {**_LAYOUT_BY_JOINTS, **(_LAYOUT_BY_JOINTS_2D if max(dims, key=dims.get) == 2 else {})}
+    known = [v for v in counts if v in by_joints]
     v = max(known or counts, key=lambda k: counts[k])  # a V that implies a layout wins over one that does not
+    if v in by_joints:
+        return by_joints[v]
     return resolve_layout(v, None, path).name
+
+
+def channels_for(source: str | Path, with_score: bool | None = None, **options: Any) -> list[str]:
+    """The store's channel names: ``x, y[, z][, score]`` from the C and scores most annotations have."""
+    path = _source_file(source)
+    ann = load_annotations(path)
+    seen: dict[tuple[int, bool], int] = {}
+    for a in ann.annotations:
+        kp = a.get("keypoint") if isinstance(a, dict) else None
+        if isinstance(kp, np.ndarray) and kp.ndim == 4:
+            key = (kp.shape[3], isinstance(a.get("keypoint_score"), np.ndarray))
+            seen[key] = seen.get(key, 0) + 1
+    if not seen:
+        raise SkeletonFormatError(path, "no annotation with a (M, T, V, C) keypoint array")
+    c, scored = max(seen, key=seen.get)
+    if c not in (2, 3):
+        raise SkeletonFormatError(path, f"keypoint has {c} values per joint; expected 2 (x, y) or 3 (x, y, z)")
+    return ["x", "y", "z"][:c] + (["score"] if scored and with_score is not False else [])
 
 
 def _named_layout(layout: str | Layout, path: str | Path = "") -> str:
@@ -332,12 +370,14 @@ def _named_layout(layout: str | Layout, path: str | Path = "") -> str:
         raise SkeletonFormatError(path, str(e.args[0])) from None
 
 
-def read(unit: tuple[str, int], with_score: bool = False, **options: Any) -> list[RawSample]:
+def read(unit: tuple[str, int], with_score: bool | None = None, normalize: bool = True, **options: Any) -> list[RawSample]:
     """The sample of one annotation.
 
     Args:
         unit: ``(pkl_path, annotation_index)`` from :func:`discover`.
-        with_score: append ``keypoint_score`` as a last channel (2D pose-estimator output).
+        with_score: append ``keypoint_score`` as a last channel; default: where the file has scores.
+        normalize: 2D keypoints: divide pixels by the annotation's ``img_shape`` to [-1, 1] (PYSKL's
+            ``PreNormalize2D``); y is turned to point up either way.
         **options: ``layout=`` (checked against V, else inferred from V); others are ignored.
 
     Returns:
@@ -377,13 +417,25 @@ def read(unit: tuple[str, int], with_score: bool = False, **options: Any) -> lis
     total = a.get("total_frames", t)
     if not isinstance(total, (int, np.integer)) or int(total) != t:
         raise bad(f"total_frames {_short(total)} but keypoint has {t} frames")
-    try:
-        resolve_layout(v, options.get("layout"), path)
-    except SkeletonFormatError as e:
-        raise bad(e.problem) from None
+    if options.get("layout") is not None or v in _LAYOUT_BY_JOINTS or not (c == 2 and v in _LAYOUT_BY_JOINTS_2D):
+        try:
+            resolve_layout(v, options.get("layout"), path)
+        except SkeletonFormatError as e:
+            raise bad(e.problem) from None
+    if c not in (2, 3):
+        raise bad(f"keypoint has {c} values per joint; expected 2 (x, y) or 3 (x, y, z)")
     bodies = np.ascontiguousarray(kp.transpose(1, 0, 2, 3), dtype=np.float32)  # (T, M, V, C)
-    if with_score:
-        score = a.get("keypoint_score")
+    if c == 2:
+        if normalize and "img_shape" in a:
+            shape = a["img_shape"]
+            if (not isinstance(shape, (tuple, list, np.ndarray)) or len(shape) != 2
+                    or not all(isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) and d > 0 for d in shape)):
+                raise bad(f"img_shape {_short(shape)} is not (height, width) in pixels")
+            h, w = float(shape[0]), float(shape[1])
+            bodies = (bodies - np.array([w / 2, h / 2], np.float32)) / np.array([w / 2, h / 2], np.float32)
+        bodies = bodies * np.array([1.0, -1.0], np.float32)  # image y points down; ours points up
+    score = a.get("keypoint_score")
+    if with_score or (with_score is None and score is not None):
         if not isinstance(score, np.ndarray) or score.shape != (m, t, v):
             raise bad(f"keypoint_score must be ({m}, {t}, {v}), got {getattr(score, 'shape', None)}")
         score = np.ascontiguousarray(score.transpose(1, 0, 2), dtype=np.float32)[..., None]  # (T, M, V, 1)
