@@ -6,7 +6,7 @@
     skelssl info STORE [--json]
     skelssl show STORE SAMPLE --out file.gif
     skelssl export pyskl STORE --out file.pkl
-    skelssl pretrain RECIPE.yaml --out RUN [--resume] [key=value ...]
+    skelssl pretrain RECIPE.yaml --out RUN [--resume] [--init-from RUN_OR_FILE] [key=value ...]
     skelssl eval TASK RUN --store STORE --protocol P [--out DIR] [--random-init] [key=value ...]
     skelssl embed RUN --out feats.npy|feats.npz [--store S] [--protocol P --split train|test|all] [--overwrite]
     skelssl report PATH...
@@ -211,14 +211,22 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         cfg = load_config(args.recipe, overrides)
     except (ConfigError, FileNotFoundError) as e:
         raise CLIError(str(e)) from None
-    summary = pretrain(cfg, out, resume=args.resume)
+    if args.init_from is not None:  # replaces a recipe's init_from (and the hash it may record)
+        import dataclasses
+
+        from skelssl.engine.config import InitFromConfig
+
+        cfg = dataclasses.replace(cfg, init_from=InitFromConfig(path=args.init_from))
+    summary = pretrain(cfg, out, resume=args.resume,
+                       warn=lambda message: print(f"skelssl pretrain: warning: {message}", file=sys.stderr))
     if not is_rank_zero():  # every process of a multi-device run returns here; one reports
         return 0
     if summary["loss"] is None:  # resumed at its end: no step was taken
         print(f"{out}: already complete at step {summary['step']} ({summary['epoch']} epochs); nothing to do; "
               f"encoder {summary['encoder']}")
         return 0
-    print(f"pre-trained {summary['step']} steps ({summary['epoch']} epochs) in {summary['elapsed_s']:.0f} s; "
+    start = f" from {summary['init_from']}" if summary.get("init_from") else ""
+    print(f"pre-trained {summary['step']} steps ({summary['epoch']} epochs){start} in {summary['elapsed_s']:.0f} s; "
           f"final loss {summary['loss']:.4g}; encoder {summary['encoder']}")
     return 0
 
@@ -439,6 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("recipe")
     s.add_argument("--out", required=True, help="run folder")
     s.add_argument("--resume", action="store_true", help="continue the run in --out")
+    s.add_argument("--init-from", default=None, metavar="RUN_OR_FILE",
+                   help="start a new run from these weights (a run, converted or ours, or its weights file); "
+                        "optimiser, schedule and step start fresh")
     s.add_argument("--nodes", type=int, default=None)
     add_device_args(s)
     s.add_argument("overrides", nargs="*", metavar="key=value")

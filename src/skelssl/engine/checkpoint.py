@@ -53,6 +53,7 @@ __all__ = [
     "save_encoder",
     "load_encoder",
     "encoder_metadata",
+    "tensor_mismatch",
 ]
 
 FORMAT = "skelssl-checkpoint"
@@ -231,6 +232,47 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _listed(keys: list[str], limit: int = 4) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def tensor_mismatch(tensors: dict[str, Any], shapes: dict[str, tuple[int, ...]],
+                    dtypes: dict[str, torch.dtype] | None = None) -> list[str]:
+    """How a set of tensors differs from the names and shapes a module needs, for a one-line error.
+
+    Args:
+        tensors: what a file holds (values that are no tensors are listed as such).
+        shapes: ``key -> shape`` the module needs.
+        dtypes: ``key -> dtype``, where a float in place of an integer (or the reverse) is a mismatch.
+
+    Returns:
+        ``["2 missing (a, b)", "1 unexpected (c)", "1 mis-shaped (d (3, 4) (expected (3, 5)))", ...]``
+        with the first few names of each kind; empty when everything fits.
+    """
+    non_tensors = sorted(k for k, v in tensors.items() if not isinstance(v, torch.Tensor))
+    missing = sorted(k for k in shapes if k not in tensors)
+    unexpected = sorted(k for k in tensors if k not in shapes and k not in non_tensors)
+    wrong = []
+    for key in sorted(k for k in shapes if k in tensors and k not in non_tensors):
+        t = tensors[key]
+        want = dtypes.get(key) if dtypes else None
+        if tuple(t.shape) != tuple(shapes[key]):
+            wrong.append(f"{key} {tuple(t.shape)} (expected {tuple(shapes[key])})")
+        elif want is not None and t.dtype != want and not (t.is_floating_point() and want.is_floating_point):
+            wrong.append(f"{key} {str(t.dtype).replace('torch.', '')} (expected {str(want).replace('torch.', '')})")
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing ({_listed(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected ({_listed(unexpected)})")
+    if wrong:
+        parts.append(f"{len(wrong)} mis-shaped ({_listed(wrong, 3)})")
+    if non_tensors:
+        parts.append(f"{len(non_tensors)} not tensors ({_listed(non_tensors)})")
+    return parts
 
 
 # -- training checkpoints --------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Typed run configuration: dataclasses, strict YAML recipes and checked dotted overrides.
 
-A run is described by one :class:`RunConfig` with seven sections (``data``, ``encoder``, ``method``,
-``optim``, ``schedule``, ``trainer``, ``eval``). Each default lives here and nowhere else. Recipes
+A run is described by one :class:`RunConfig` with nine sections (``data``, ``encoder``, ``method``,
+``init_from``, ``optim``, ``schedule``, ``trainer``, ``monitor``, ``eval``). Each default lives here and nowhere else. Recipes
 under ``configs/`` are YAML files loaded strictly: an unknown key is an error that names the key and
 the valid keys closest to it. A recipe may start with ``defaults: [base.yaml, ...]`` (paths relative
 to the recipe) whose contents are merged under it. Command-line overrides are dotted assignments
@@ -32,6 +32,7 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "ComponentConfig",
+    "InitFromConfig",
     "OptimConfig",
     "ScheduleConfig",
     "TrainerConfig",
@@ -100,6 +101,26 @@ class ComponentConfig:
 
     name: str = ""
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class InitFromConfig:
+    """The weights a pre-training run starts from (continued pre-training; :mod:`skelssl.engine.init_from`).
+
+    The method (or, from an encoder file, its encoder) starts from these weights; the optimiser, the
+    schedule and the step count start fresh. A ``--resume`` continues from the run's own checkpoint
+    and never reads them again.
+
+    Attributes:
+        path: a run folder (a converted run's ``method.safetensors``, else a run's ``checkpoints/last``,
+            else its ``encoder.safetensors``), a checkpoint folder, or one of those files. The saved
+            config records the file read, as an absolute path.
+        sha256: the SHA-256 of that file, recorded when the run starts; a config that gives it (the
+            ``config.yaml`` of a run, to reproduce it) refuses a file whose contents have changed.
+    """
+
+    path: str | None = None
+    sha256: str | None = None
 
 
 @dataclass
@@ -231,6 +252,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     encoder: ComponentConfig = field(default_factory=ComponentConfig)
     method: ComponentConfig = field(default_factory=ComponentConfig)
+    init_from: InitFromConfig = field(default_factory=InitFromConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

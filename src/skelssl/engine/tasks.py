@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from skelssl.core.files import FolderLock, OutputError
 from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.store import Store
 from skelssl.engine import checkpoint as ckpt
+from skelssl.engine import init_from
 from skelssl.engine.config import (
     ConfigError,
     DataConfig,
@@ -94,19 +95,26 @@ def build_method(cfg: RunConfig, store: Store | None = None):
     return method, dict(encoder.spec["kwargs"])
 
 
-def pretrain(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, fabric: Any = None) -> dict[str, Any]:
+def pretrain(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, fabric: Any = None,
+             warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Self-supervised pre-training: train the method, then write ``run_dir/encoder.safetensors``.
+
+    With ``cfg.init_from.path`` set, a new run's method starts from those weights
+    (:mod:`skelssl.engine.init_from`); the saved config records the file and its SHA-256.
 
     Args:
         cfg: the resolved run config.
         run_dir: the run folder.
-        resume: continue from ``run_dir/checkpoints/last``.
+        resume: continue from ``run_dir/checkpoints/last`` (``init_from`` is not read again).
         fabric: a launched Fabric (default: from ``cfg.trainer``; launching happens first, so the
             processes Fabric starts build the same data and modules).
+        warn: called (on the main process, before training) with each warning, e.g. the tensors
+            ``init_from`` left at their fresh initialisation for another layout.
 
     Returns:
         The trainer's summary plus ``encoder`` (the path written), ``batch_size`` (per device),
-        ``global_batch`` and ``lr`` (the effective peak lr), as resolved for the launched world size.
+        ``global_batch`` and ``lr`` (the effective peak lr), as resolved for the launched world size,
+        ``init_from`` (the file the run started from, or ``None``) and ``warnings``.
     """
     run_dir = Path(run_dir)
     if resume:
@@ -116,8 +124,23 @@ def pretrain(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, fabri
     cfg = resolve_batch(cfg, trainer.fabric.world_size)
     cfg = absolute_stores(cfg)
     dataset = open_dataset(cfg.data)
+    source = None
+    if cfg.init_from.path and resume:  # the run's own checkpoint holds its weights
+        cfg = dataclasses.replace(cfg, init_from=init_from.recorded(cfg.init_from))
+    elif cfg.init_from.path:
+        source = init_from.read_source(cfg.init_from)
+        cfg = dataclasses.replace(cfg, init_from=source.record)
     seed_all(cfg.trainer.seed)  # parameter initialisation draws from the global streams
     method, encoder_kwargs = build_method(cfg, dataset.store)
+    warnings: list[str] = []
+    if source is not None:
+        reinit = init_from.apply(method, source, cfg, encoder_kwargs)
+        if reinit:
+            warnings.append(init_from.reinit_warning(reinit, source, encoder_kwargs))
+        del source  # (its tensors: the method holds copies)
+    if warn is not None and trainer.is_main:
+        for message in warnings:
+            warn(message)
     resolved = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, kwargs=encoder_kwargs))
     config_dict = to_dict(resolved)
     lock = None
@@ -130,7 +153,8 @@ def pretrain(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, fabri
                 check_same_run(run_dir, config_dict)
             elif any(p.name != ".lock" for p in run_dir.iterdir()):
                 raise OutputError(f"{run_dir} is not empty: pass --resume to continue that run, or choose another --out")
-        return _fit(trainer, method, dataset, cfg, config_dict, resume, run_dir)
+        summary = _fit(trainer, method, dataset, cfg, config_dict, resume, run_dir)
+        return {**summary, "init_from": cfg.init_from.path, "warnings": warnings}
     finally:
         if lock is not None:
             lock.release()

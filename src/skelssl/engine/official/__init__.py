@@ -34,7 +34,7 @@ from skelssl.core.files import OutputError
 from skelssl.engine import checkpoint as ckpt
 from skelssl.engine.checkpoint import CheckpointError
 from skelssl.engine.config import (
-    ConfigError, build_encoder_from_config, build_method_from_config, load_config, save_config, to_dict,
+    ConfigError, InitFromConfig, build_encoder_from_config, build_method_from_config, load_config, save_config, to_dict,
 )
 from skelssl.engine.official import hitrs, isc, mamp
 from skelssl.engine.official.load import (
@@ -117,7 +117,9 @@ def _build(method: str, recipe: Path, overrides: list[str] | tuple[str, ...]):
         built = build_method_from_config(cfg.method, run_seed=cfg.trainer.seed, encoder=encoder)
     except ValueError as e:  # an argument the recipe or an override gives that the modules refuse
         raise ConfigError(f"{recipe}: {e}") from None
-    resolved = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, kwargs=dict(encoder.spec["kwargs"])))
+    # The weights come from the official file, not from a recipe's init_from (a run's config.yaml may name one).
+    resolved = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, kwargs=dict(encoder.spec["kwargs"])),
+                                   init_from=InitFromConfig())
     return built, to_dict(resolved)
 
 

@@ -29,7 +29,7 @@ from typing import Iterable, Literal
 
 import torch
 
-from skelssl.engine.checkpoint import CheckpointError
+from skelssl.engine.checkpoint import CheckpointError, tensor_mismatch
 
 __all__ = ["Rule", "official_shapes", "official_dtypes", "to_ours", "to_official", "check_tensors", "folded_parts"]
 
@@ -169,11 +169,6 @@ def folded_parts(rules: Iterable[Rule], official: dict[str, torch.Tensor]) -> di
     return {k: official[k].clone() for rule in rules if rule.kind == "sum" for k in rule.official}
 
 
-def _listed(keys: list[str], limit: int = 4) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
 def check_tensors(tensors: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]],
                   dtypes: dict[str, torch.dtype], what: str, looks_like: str | None) -> None:
     """Raise one :class:`CheckpointError` line naming every missing, unexpected and mis-shaped tensor.
@@ -185,26 +180,8 @@ def check_tensors(tensors: dict[str, torch.Tensor], shapes: dict[str, tuple[int,
         what: what was expected (``"the official MAMP checkpoint of configs/mamp/ntu60_xsub.yaml"``).
         looks_like: what the file looks like, or ``None`` when it is not recognised.
     """
-    non_tensors = sorted(k for k, v in tensors.items() if not isinstance(v, torch.Tensor))
-    missing = sorted(k for k in shapes if k not in tensors)
-    unexpected = sorted(k for k in tensors if k not in shapes and k not in non_tensors)
-    wrong = []
-    for key in sorted(k for k in shapes if k in tensors and k not in non_tensors):
-        t = tensors[key]
-        if tuple(t.shape) != tuple(shapes[key]):
-            wrong.append(f"{key} {tuple(t.shape)} (expected {tuple(shapes[key])})")
-        elif t.dtype != dtypes[key] and not (t.is_floating_point() and dtypes[key].is_floating_point):
-            wrong.append(f"{key} {str(t.dtype).replace('torch.', '')} (expected {str(dtypes[key]).replace('torch.', '')})")
-    if not (missing or unexpected or wrong or non_tensors):
+    parts = tensor_mismatch(tensors, shapes, dtypes)
+    if not parts:
         return
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing ({_listed(missing)})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected ({_listed(unexpected)})")
-    if wrong:
-        parts.append(f"{len(wrong)} mis-shaped ({_listed(wrong, 3)})")
-    if non_tensors:
-        parts.append(f"{len(non_tensors)} not tensors ({_listed(non_tensors)})")
     seen = f"; the file looks like {looks_like}" if looks_like else "; the file looks like none of the official checkpoints skelssl reads"
     raise CheckpointError(f"does not match {what}: {'; '.join(parts)}{seen}")
