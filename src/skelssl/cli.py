@@ -6,6 +6,7 @@
     skelssl info STORE [--json]
     skelssl show STORE SAMPLE --out file.gif [--overwrite]
     skelssl export pyskl STORE --out file.pkl [--overwrite]
+    skelssl export ctrgcn-npz STORE --protocol P --out file.npz [--overwrite]
     skelssl pretrain RECIPE.yaml --out RUN [--resume] [key=value ...]
     skelssl eval TASK RUN --store STORE --protocol P [--out DIR] [--random-init] [key=value ...]
     skelssl embed RUN --out feats.npy|feats.npz [--store S] [--protocol P --split train|test|all] [--overwrite]
@@ -201,10 +202,22 @@ def _check_out_file(path: str | Path, overwrite: bool) -> Path:
 def cmd_export(args: argparse.Namespace) -> int:
     from skelssl.data.store import Store
 
-    if args.format not in ("pyskl",):
-        raise CLIError(f"export formats: pyskl; got {args.format!r}")
+    if args.format not in ("pyskl", "ctrgcn-npz"):
+        raise CLIError(f"export formats: pyskl, ctrgcn-npz; got {args.format!r}")
+    if (args.format == "ctrgcn-npz") != (args.protocol is not None):
+        raise CLIError("--protocol: ctrgcn-npz writes one protocol's train and test split, so it needs one; "
+                       "pyskl writes every protocol of the store and takes none")
     store = Store(args.store)
     out = _check_out_file(args.out, args.overwrite)
+    if args.format == "ctrgcn-npz":
+        from skelssl.data.formats.arrays import write_ctrgcn_npz
+
+        try:
+            sizes = write_ctrgcn_npz(store, out, args.protocol)
+        except (KeyError, ValueError) as e:
+            raise CLIError(str(e.args[0] if e.args else e).strip("'\"")) from None
+        print(f"wrote {sizes['train']} training and {sizes['test']} test samples of {args.protocol} to {out}")
+        return 0
     from skelssl.data.formats.pyskl import write_pyskl_from_store
 
     try:
@@ -454,10 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_show)
 
     s = sub.add_parser("export", help="write a store in another tool's format")
-    s.add_argument("format", help="pyskl")
+    s.add_argument("format", help="pyskl (every sample and protocol) or ctrgcn-npz (one protocol, CTR-GCN / MAMP .npz)")
     s.add_argument("store")
     s.add_argument("--out", required=True)
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    s.add_argument("--protocol", default=None, help="ctrgcn-npz: the protocol whose train and test splits to write")
     s.set_defaults(func=cmd_export)
 
     def add_device_args(s: argparse.ArgumentParser) -> None:
