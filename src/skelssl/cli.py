@@ -4,8 +4,9 @@
     skelssl synth --out STORE [--layout ntu25|kinect20] [--samples N] [--seed S]
     skelssl merge STORE[:PROTOCOL] ... --out STORE
     skelssl info STORE [--json]
-    skelssl show STORE SAMPLE --out file.gif
-    skelssl export pyskl STORE --out file.pkl
+    skelssl show STORE SAMPLE --out file.gif [--overwrite]
+    skelssl export pyskl STORE --out file.pkl [--overwrite]
+    skelssl export ctrgcn-npz STORE --protocol P --out file.npz [--overwrite]
     skelssl pretrain RECIPE.yaml --out RUN [--resume] [--init-from RUN_OR_FILE] [key=value ...]
     skelssl eval TASK RUN --store STORE --protocol P [--out DIR] [--random-init] [key=value ...]
     skelssl embed RUN --out feats.npy|feats.npz [--store S] [--protocol P --split train|test|all] [--overwrite]
@@ -156,35 +157,74 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from skelssl.core.conventions import StoreError
     from skelssl.data.store import Store
-    from skelssl.viz.animate import animate
+    from skelssl.viz.animate import FRONT, animate, drawable
 
     try:
         store = Store(args.store)
         i = store.index_of(args.sample)
     except (StoreError, KeyError) as e:
         raise CLIError(str(e).strip("'\"")) from None
-    frames = store.frames(i)
+    out = _check_out_file(args.out, args.overwrite)
+    try:  # coordinates only (a score is no coordinate); 2D drawn flat, from the front, y up
+        frames = drawable(store.frames(i), store.channel_names)
+    except ValueError as e:
+        raise CLIError(f"{store.path}: {e}") from None
+    flat = "z" not in store.channel_names
     name = str(store.names[i])
     label = int(store.labels[i])
     title = name + (f" ({store.class_names[label]})" if 0 <= label < len(store.class_names) else "")
     # agcn rotates the spine onto +z; every other pipeline keeps the camera's y-up.
     up = "z" if store.pipeline == "agcn" else "y"
-    out = animate(frames, store.layout, args.out, fps=args.fps, title=title, up=up)
+    out = animate(frames, store.layout, out, fps=args.fps, title=title, up="y" if flat else up, view=FRONT if flat else None)
     print(f"wrote {out} ({len(frames)} frames)")
     return 0
 
 
+def _check_out_file(path: str | Path, overwrite: bool) -> Path:
+    """``--out`` of a command writing one file: refuse an existing one without ``--overwrite``, and
+    anything but a regular file (a folder, a link, a device) even with it."""
+    import stat
+
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return path
+    if stat.S_ISDIR(st.st_mode):
+        raise CLIError(f"{path} is a folder; --out names the file to write")
+    if not stat.S_ISREG(st.st_mode):
+        raise CLIError(f"{path} exists and is not a regular file; skelssl will not replace it, choose another --out")
+    if not overwrite:
+        raise CLIError(f"{path} exists; pass --overwrite to replace it, or choose another --out")
+    return path
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from skelssl.data.formats.pyskl import write_pyskl_from_store
     from skelssl.data.store import Store
 
-    if args.format != "pyskl":
-        raise CLIError(f"export supports only pyskl, got {args.format!r}")
+    if args.format not in ("pyskl", "ctrgcn-npz"):
+        raise CLIError(f"export formats: pyskl, ctrgcn-npz; got {args.format!r}")
+    if (args.format == "ctrgcn-npz") != (args.protocol is not None):
+        raise CLIError("--protocol: ctrgcn-npz writes one protocol's train and test split, so it needs one; "
+                       "pyskl writes every protocol of the store and takes none")
     store = Store(args.store)
-    from skelssl.data.protocols import available_protocols
+    out = _check_out_file(args.out, args.overwrite)
+    if args.format == "ctrgcn-npz":
+        from skelssl.data.formats.arrays import write_ctrgcn_npz
 
-    write_pyskl_from_store(store, args.out, available_protocols(store))
-    print(f"wrote {len(store)} annotations to {args.out}")
+        try:
+            sizes = write_ctrgcn_npz(store, out, args.protocol)
+        except (KeyError, ValueError) as e:
+            raise CLIError(str(e.args[0] if e.args else e).strip("'\"")) from None
+        print(f"wrote {sizes['train']} training and {sizes['test']} test samples of {args.protocol} to {out}")
+        return 0
+    from skelssl.data.formats.pyskl import write_pyskl_from_store
+
+    try:
+        split = write_pyskl_from_store(store, out)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    print(f"wrote {len(store)} annotations to {out} (splits: {', '.join(split) or 'none'})")
     return 0
 
 
@@ -431,12 +471,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("sample", help="sample name (or index)")
     s.add_argument("--out", required=True, help="output .gif")
     s.add_argument("--fps", type=int, default=15)
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.set_defaults(func=cmd_show)
 
     s = sub.add_parser("export", help="write a store in another tool's format")
-    s.add_argument("format", help="pyskl")
+    s.add_argument("format", help="pyskl (every sample and protocol) or ctrgcn-npz (one protocol, CTR-GCN / MAMP .npz)")
     s.add_argument("store")
     s.add_argument("--out", required=True)
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    s.add_argument("--protocol", default=None, help="ctrgcn-npz: the protocol whose train and test splits to write")
     s.set_defaults(func=cmd_export)
 
     def add_device_args(s: argparse.ArgumentParser) -> None:

@@ -208,8 +208,17 @@ def prepare(
     if layout_name is None:
         layout_name = _infer_layout(reader, units, options)
     layout_obj = get_layout(layout_name)
-    persons = num_persons or DEFAULT_PERSONS.get(fmt, 2)
-    dataset = options.get("dataset") or (reader.dataset_for(**options) if hasattr(reader, "dataset_for") else None)
+    # A file `skelssl export` wrote records its store (pyskl: dataset, pipeline, persons, class names).
+    recorded = reader.recorded_store(source, **options) if hasattr(reader, "recorded_store") else {}
+    persons = num_persons or recorded.get("num_persons") or DEFAULT_PERSONS.get(fmt, 2)
+    store_pipeline = pipeline
+    if recorded.get("pipeline", "raw") != "raw":
+        # Its frames are already processed: record the pipeline, do not run it twice.
+        if pipeline not in ("raw", recorded["pipeline"]):
+            raise SkeletonFormatError(source, f"exported from a store of pipeline {recorded['pipeline']} (its frames are already "
+                                              f"processed): prepare it without --pipeline")
+        store_pipeline, pipeline = recorded["pipeline"], "raw"
+    dataset = options.get("dataset") or recorded.get("dataset") or (reader.dataset_for(**options) if hasattr(reader, "dataset_for") else None)
     dataset = dataset or getattr(reader, "DATASET", fmt)
     if fmt == "pku_mmd" and options.get("untrimmed"):
         dataset = "pku1_untrimmed"
@@ -226,13 +235,14 @@ def prepare(
                                           f"({', '.join(channel_names)}): prepare it with --pipeline raw")
     if channel_names != ["x", "y", "z"]:
         info["channel_names"] = channel_names
-    class_names = getattr(reader, "CLASS_NAMES", None)
+    class_names = recorded.get("class_names") or getattr(reader, "CLASS_NAMES", None)
     if class_names is not None:
         info["class_names"] = list(class_names)
 
     skipped: list[tuple[str, str]] = []
     init = (fmt, pipeline, layout_obj, persons, options)  # the object: a user layout is not registered in workers
-    with StoreWriter(out, layout_obj, persons, channels=len(channel_names), pipeline=pipeline, info=info, overwrite=overwrite) as writer:
+    with StoreWriter(out, layout_obj, persons, channels=len(channel_names), pipeline=store_pipeline, info=info,
+                     overwrite=overwrite) as writer:
         # Broken entries the reader met while listing (a FIFO, a garbled label line): skipped like a bad unit.
         for path, reason in getattr(discovery, "skipped", ()):
             writer.skip(path, reason)
@@ -254,6 +264,9 @@ def prepare(
                 progress(n, len(units))
         for path, reason in discovery.excluded:
             writer.skip(path, f"excluded: {reason}")
+        if options.get("class_names") is not None and len(writer) and max(writer._meta["label"]) >= len(class_names):
+            raise SkeletonFormatError(options["class_names"], f"{len(class_names)} class names, but the labels go up "
+                                                              f"to {max(writer._meta['label'])}")
         if hasattr(reader, "class_names_for") and len(writer):
             # NTU: 60 or 120 classes, known only once every label has been seen.
             writer.info["class_names"] = list(reader.class_names_for(max(writer._meta["label"])))

@@ -19,6 +19,7 @@ leaves a half-written store that looks whole.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import operator
@@ -28,7 +29,7 @@ import shutil
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -492,6 +493,7 @@ class Store:
         self._fd_pid: int | None = None
         self.layout = _store_layout(self.path, self.info)
         self._name_to_index: dict[str, int] | None = None
+        self._channel_index: list[int] | None = None  # a channel view (select_channels) reads these only
 
     # -- basic facts -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -520,6 +522,42 @@ class Store:
         if names is not None:
             return list(names)
         return ["x", "y", "z"][: self.channels] if self.channels <= 3 else [f"c{i}" for i in range(self.channels)]
+
+    def select_channels(self, names: Sequence[str]) -> "Store":
+        """This store read through only the named channels, in that order (``["x", "y"]`` of an
+        ``x, y, score`` store: the score dropped for an encoder that ignores it). The store on disk
+        is unchanged; the view reports the selected ``channels`` and ``channel_names``.
+
+        Raises:
+            StoreError: a name that is not a channel of this store.
+        """
+        names = [str(n) for n in names]
+        own = self.channel_names
+        missing = [n for n in names if n not in own]
+        if missing or not names:
+            raise StoreError(f"{self.path}: no channel {missing[0] if missing else '(none given)'!r}; "
+                             f"its channels are {', '.join(own)}")
+        if names == own:
+            return self
+        view = copy.copy(self)
+        view.info = {**self.info, "channels": len(names), "channel_names": names}
+        base = self._channel_index or list(range(len(own)))
+        view._channel_index = [base[own.index(n)] for n in names]
+        return view
+
+    def without_score(self) -> "Store":
+        """This store without its ``score`` channel (itself when it has none)."""
+        return self.select_channels([n for n in self.channel_names if n != "score"])
+
+    @property
+    def coords(self) -> int:
+        """How many leading channels are coordinates (``x, y`` or ``x, y, z``); the channels after them
+        (a ``score``) are not moved by augmentations. Unnamed channels all count as coordinates."""
+        names = self.channel_names
+        k = 0
+        while k < len(names) and names[k] in ("x", "y", "z"):
+            k += 1
+        return k or len(names)
 
     @property
     def num_classes(self) -> int:
@@ -572,7 +610,12 @@ class Store:
     @property
     def frames_array(self) -> np.ndarray:
         """All frames, ``(total_frames, M, V, C)``, as a read-only memory map (for bulk access)."""
-        return self._frames
+        idx = self._channel_index
+        if idx is None:
+            return self._frames
+        if idx == list(range(len(idx))):  # leading channels (x, y of x, y, score): still a memory map
+            return self._frames[..., : len(idx)]
+        return self._frames[..., idx]
 
     def _descriptor(self) -> int:
         # One descriptor per process (DataLoader workers fork or spawn): pread needs no shared offset.
@@ -594,6 +637,8 @@ class Store:
         got = os.preadv(self._descriptor(), [memoryview(out).cast("B")], self._data_offset + off * self._frame_bytes)
         if got != nbytes:
             raise StoreError(f"{self.path}/frames.npy: short read for sample {i} ({got} of {nbytes} bytes)")
+        if self._channel_index is not None:
+            out = np.ascontiguousarray(out[..., self._channel_index])
         return out
 
     def __getstate__(self) -> dict[str, Any]:
@@ -650,6 +695,15 @@ class Store:
             if not f.is_file() or _file_digest(f) != digest:
                 return False
         return True
+
+
+def channels_for_encoder(store: Store, names: Sequence[str] | None) -> Store:
+    """``store`` read through the channels an encoder records (``names``), where the store has them
+    all (an encoder trained without the score, on an ``x, y, score`` store); otherwise the store as it
+    is, and the encoder's channel check says what does not fit."""
+    if not names or list(names) == store.channel_names or not set(names) <= set(store.channel_names):
+        return store
+    return store.select_channels(names)
 
 
 def _store_layout(path: Path, info: dict[str, Any]) -> Layout:

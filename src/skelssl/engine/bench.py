@@ -107,7 +107,8 @@ def _open_store(cfg: RunConfig) -> tuple[Any, str | None]:
         return None, "the recipe names no data.store"
     if not is_store(cfg.data.store):
         return None, f"data.store {cfg.data.store} is not a store here (benched on a synthetic batch)"
-    return Store(cfg.data.store), None
+    store = Store(cfg.data.store)
+    return (store if cfg.data.use_score else store.without_score()), None
 
 
 def _training_batch(cfg: RunConfig, store: Any, opts: BenchOptions) -> tuple[dict[str, torch.Tensor], Any, int]:

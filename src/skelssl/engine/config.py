@@ -81,6 +81,9 @@ class DataConfig:
         label_fraction: use a seeded class-stratified fraction of the training split (semi-supervised).
         subset_seed: which of the seeded label-fraction subsets.
         drop_last: drop the incomplete last batch of each epoch (pre-training does).
+        use_score: feed a store's ``score`` channel (a pose estimator's confidence) to the encoder as
+            an input channel; ``false`` drops it (the encoder then takes the coordinates only, and
+            evaluation and ``embed`` read the same channels). Augmentations never move a score.
     """
 
     store: str = ""
@@ -93,6 +96,7 @@ class DataConfig:
     label_fraction: float | None = None
     subset_seed: int = 0
     drop_last: bool = True
+    use_score: bool = True
 
 
 @dataclass

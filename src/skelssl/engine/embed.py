@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 from skelssl.core.conventions import to_ctvm
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.data.dataset import SkeletonDataset, uniform_frame_indices
-from skelssl.data.store import Store
+from skelssl.data.store import Store, channels_for_encoder
 from skelssl.engine import checkpoint as ckpt
 from skelssl.engine.config import ConfigError
 from skelssl.engine.eval_config import InputConfig, load_eval_config
@@ -148,7 +148,7 @@ class Embedder:
         Raises:
             ConfigError: a store of another layout, channel count or person count than the encoder's.
         """
-        store = store if isinstance(store, Store) else Store(store)
+        store = self.input_store(store if isinstance(store, Store) else Store(store))
         try:
             self._check(store.channels, store.layout.num_joints, store.num_persons, f"store {store.path}")
         except ValueError as e:
@@ -159,6 +159,11 @@ class Embedder:
         feats, labels = extract_features(self.encoder, dataset, batch_size=self.batch_size, device=self.device,
                                          batch_transform=test_transform(self.input), progress=progress)
         return feats.numpy(), labels.numpy()
+
+    def input_store(self, store: Store) -> Store:
+        """``store`` read through the channels the encoder was trained on (an ``x, y, score`` store
+        without its score for an encoder trained with ``data.use_score=false``)."""
+        return channels_for_encoder(store, self.data.get("channel_names"))
 
     def pipeline_warning(self, store: Store) -> str | None:
         """A line when ``store`` was prepared with another pipeline than the training store."""

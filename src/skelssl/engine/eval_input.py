@@ -17,7 +17,8 @@ from skelssl.transforms.temporal import crop_resize
 __all__ = ["train_transform", "test_transform"]
 
 
-def train_transform(inp: InputConfig) -> Callable[[dict, torch.Generator], dict] | None:
+def train_transform(inp: InputConfig, coords: int | None = None) -> Callable[[dict, torch.Generator], dict] | None:
+    """The training view; ``coords`` leading channels are coordinates (the rotation leaves a score alone)."""
     if inp.frames is None and not inp.rotate:
         return None
 
@@ -27,7 +28,7 @@ def train_transform(inp: InputConfig) -> Callable[[dict, torch.Generator], dict]
             x = crop_resize(x, lengths, inp.frames, ratio=tuple(inp.train_crop), min_frames=inp.min_frames, generator=generator)
             lengths = torch.full_like(lengths, inp.frames)
         if inp.rotate:
-            x = rotate(x, inp.rotate, generator=generator)
+            x = rotate(x, inp.rotate, generator=generator, coords=coords)
         return {**batch, "x": x, "lengths": lengths}
 
     return transform

@@ -33,7 +33,7 @@ from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.protocols import sequence_split, identical_to_train_count
 from skelssl.data.protocols import split as protocol_split
 from skelssl.data.protocols import subset_indices
-from skelssl.data.store import Store
+from skelssl.data.store import Store, channels_for_encoder
 from skelssl.engine import checkpoint as ckpt
 from skelssl.engine.config import ConfigError, TrainerConfig, to_dict
 from skelssl.engine.eval_config import ClassifierTaskConfig, EvalConfig, load_eval_config
@@ -58,8 +58,18 @@ TASKS = ("knn", "linear", "finetune", "semi", "tsne", "detect", "predict")
 class EncoderSource:
     """Where the encoder comes from: its file, spec, the run's config, and how to (re)build it."""
 
-    def __init__(self, path: Path, spec: dict[str, Any], run_config: dict[str, Any], run_dir: Path | None, weights: bool = True) -> None:
+    def __init__(self, path: Path, spec: dict[str, Any], run_config: dict[str, Any], run_dir: Path | None, weights: bool = True,
+                 data: dict[str, Any] | None = None) -> None:
         self.path, self.spec, self.run_config, self.run_dir, self.weights = path, spec, run_config, run_dir, weights
+        self.data = dict(data or {})  # what the encoder file records of its training store
+
+    def input_store(self, store: Store) -> Store:
+        """``store`` read through the channels the encoder takes (without the score for a run trained
+        with ``data.use_score=false``; a recipe decides by its own ``data.use_score``)."""
+        names = self.data.get("channel_names")
+        if names is None and not self.weights and not (self.run_config.get("data") or {}).get("use_score", True):
+            return store.without_score()
+        return channels_for_encoder(store, names)
 
     @property
     def pretrain_store(self) -> str | None:
@@ -128,7 +138,7 @@ def load_encoder_source(run: str | Path) -> EncoderSource:
     config = meta.get("config") or {}
     if isinstance(config, str):
         config = json.loads(config)
-    return EncoderSource(path, spec, config, run_dir)
+    return EncoderSource(path, spec, config, run_dir, data=meta.get("data") if isinstance(meta.get("data"), dict) else None)
 
 
 def default_out_dir(source: EncoderSource, task: str, protocol: str, random_init: bool, suffix: str = "") -> Path:
@@ -214,7 +224,7 @@ def _collate_features(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
 def _train_classifier(ctx: dict[str, Any], task: ClassifierTaskConfig, freeze: bool, out_dir: Path, train_set: SkeletonDataset) -> dict[str, Any]:
     cfg: EvalConfig = ctx["cfg"]
     encoder = ctx["encoder"]
-    test_set, test_tf, train_tf, collate_fn = ctx["test_set"], _test_transform(cfg.input), _train_transform(cfg.input), None
+    test_set, test_tf, train_tf, collate_fn = ctx["test_set"], _test_transform(cfg.input), _train_transform(cfg.input, ctx["test_set"].store.coords), None
     if freeze and task.cache_features:
         kw = dict(batch_size=128, device=ctx["device"], batch_transform=test_tf, num_workers=cfg.num_workers, progress=ctx["progress"])
         train_set = _FeatureSet(*extract_features(encoder, train_set, **kw))
@@ -432,7 +442,7 @@ def evaluate(
     store_path = store or source.pretrain_store
     if not store_path:
         raise ConfigError("--store: the run names no pre-training store; give the store to evaluate on")
-    store_obj = Store(store_path)
+    store_obj = source.input_store(Store(store_path))
     cfg = load_eval_config(source.run_config.get("eval"), overrides)
     # Detection runs on whole untrimmed sequences (label -1, per-frame labels), the rest on labelled samples.
     train_idx, test_idx = (sequence_split if task == "detect" else protocol_split)(store_obj, protocol)

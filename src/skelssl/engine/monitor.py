@@ -55,6 +55,8 @@ def make_monitor(cfg: Any, epochs: int, device: torch.device | None = None) -> C
     if not mon.every_epochs or not store_path or not protocol:
         return None
     store = Store(store_path)
+    if not cfg.data.use_score:  # the encoder takes the channels it was trained on
+        store = store.without_score()
     try:
         train, _ = split(store, protocol)
     except (KeyError, ValueError) as e:

@@ -33,7 +33,7 @@ from skelssl.engine.monitor import make_monitor
 from skelssl.engine.optim import optimizer_factory, scheduler_factory
 from skelssl.engine.seed import seed_all
 
-__all__ = ["select_indices", "open_dataset", "build_method", "pretrain", "export_encoder", "absolute_stores",
+__all__ = ["select_indices", "open_store", "open_dataset", "build_method", "method_context", "pretrain", "export_encoder", "absolute_stores",
            "encoder_data", "test_input_of"]
 
 
@@ -70,11 +70,18 @@ def select_indices(store: Store, data: DataConfig, split: str | None = None) -> 
     return np.union1d(train, test).astype(np.int64)
 
 
+def open_store(data: DataConfig, path: str | None = None) -> Store:
+    """The store of the ``data`` section (or ``path``) as the encoder reads it: without its ``score``
+    channel when ``data.use_score`` is false."""
+    store = Store(path or data.store)
+    return store if data.use_score else store.without_score()
+
+
 def open_dataset(data: DataConfig, split: str | None = None) -> SkeletonDataset:
     """The :class:`SkeletonDataset` the ``data`` section describes."""
     if not data.store:
         raise ConfigError("data.store: no store given (the folder written by `skelssl prepare`)")
-    store = Store(data.store)
+    store = open_store(data)
     return SkeletonDataset(store, select_indices(store, data, split), max_frames=data.max_frames)
 
 
@@ -87,12 +94,37 @@ def build_method(cfg: RunConfig, store: Store | None = None):
         in the saved config so that the method can be rebuilt from a checkpoint without the store.
     """
     context: dict[str, Any] = {}
+    cfg = method_context(cfg, store)
     if store is not None:
         context = {"in_channels": store.channels, "layout": store.layout.name, "num_persons": store.num_persons}
     encoder = build_encoder_from_config(cfg.encoder, **context)
     # trainer.seed seeds every random draw of the method (augmentations, masks, initial queues).
     method = build_method_from_config(cfg.method, run_seed=cfg.trainer.seed, encoder=encoder)
     return method, dict(encoder.spec["kwargs"])
+
+
+def method_context(cfg: RunConfig, store: Any) -> RunConfig:
+    """``method.kwargs.coords`` from a store whose channels are not all coordinates (``x, y, score``):
+    the method's augmentations then move the coordinates only. Recorded in the run config, so that
+    the method rebuilds from a checkpoint without the store; a store of coordinates only adds nothing."""
+    import inspect
+
+    from skelssl.methods import get_method
+
+    coords = getattr(store, "coords", None)
+    if store is None or coords is None or coords == store.channels:
+        return cfg
+    try:
+        cls = get_method(cfg.method.name)
+    except KeyError:
+        return cfg  # build_method_from_config names the unknown method
+    if "coords" not in inspect.signature(cls.__init__).parameters:
+        return cfg
+    given = cfg.method.kwargs.get("coords")
+    if given is not None and int(given) != coords:
+        raise ConfigError(f"method.kwargs.coords: config says {given} but the store has {coords} coordinate channels "
+                          f"({', '.join(store.channel_names)})")
+    return dataclasses.replace(cfg, method=dataclasses.replace(cfg.method, kwargs={**cfg.method.kwargs, "coords": coords}))
 
 
 def pretrain(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, fabric: Any = None,
@@ -131,6 +163,7 @@ def pretrain(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, fabri
         source = init_from.read_source(cfg.init_from)
         cfg = dataclasses.replace(cfg, init_from=source.record)
     seed_all(cfg.trainer.seed)  # parameter initialisation draws from the global streams
+    cfg = method_context(cfg, dataset.store)  # recorded: the method rebuilds without the store
     method, encoder_kwargs = build_method(cfg, dataset.store)
     warnings: list[str] = []
     if source is not None:
@@ -251,6 +284,8 @@ def encoder_data(store: Store) -> dict[str, Any]:
 
     out = {"store": str(Path(store.path).absolute()), "dataset": store.dataset, "pipeline": store.pipeline,
            "layout": store.layout.name, "channels": store.channels, "num_persons": store.num_persons}
+    if store.channel_names != ["x", "y", "z"]:  # 2D, a score, or the score dropped (data.use_score=false)
+        out["channel_names"] = store.channel_names
     if store.layout.name not in BUILTIN_LAYOUTS:  # a user's layout: the encoder file carries its definition
         out["layout_def"] = store.layout.to_dict()
     return out
@@ -289,5 +324,5 @@ def export_encoder(checkpoint: str | Path, out: str | Path) -> Path:
     data = None
     store = (loaded.config.get("data") or {}).get("store")
     if store and (Path(store) / "store.json").is_file():
-        data = encoder_data(Store(store))
+        data = encoder_data(open_store(cfg.data, store))
     return ckpt.save_encoder(out, method.export_encoder(), loaded.config, data=data, test_input=test_input_of(loaded.config))

@@ -128,6 +128,9 @@ class HiTRSPretraining(Method):
         pose_weight, clip_order_weight, video_order_weight, future_weight: loss weights (1).
         augment_p: probability of the Hi-TRS augmentation per sequence (0.5; 0 disables it).
         min_frames: single-person sequences shorter than this are dropped (19).
+        coords: leading input channels that are coordinates (2 or 3); later channels (a pose estimator's
+            ``score``) are carried unchanged by the augmentations. Default: every channel (the job sets
+            it from the store's channel names).
 
     Attributes:
         gather: ``Tensor -> Tensor`` concatenating a tensor over data-parallel processes; identity by
@@ -149,6 +152,7 @@ class HiTRSPretraining(Method):
         future_weight: float = 1.0,
         augment_p: float = 0.5,
         min_frames: int = 19,
+        coords: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(encoder, HiTRS):
@@ -172,6 +176,7 @@ class HiTRSPretraining(Method):
         self.weights = {"pose": pose_weight, "clip_order": clip_order_weight, "video_order": video_order_weight,
                         "future": future_weight}
         self.augment_p, self.min_frames = float(augment_p), int(min_frames)
+        self.coords = None if coords is None or int(coords) == c else int(coords)
         self.gather: Callable[[torch.Tensor], torch.Tensor] = _identity
 
     def _offset(self, local: int, device: torch.device) -> int:
@@ -189,7 +194,7 @@ class HiTRSPretraining(Method):
         """
         x, lengths, _ = split_persons(batch["x"], batch["lengths"], self.min_frames)  # (B, C, T, V, 1)
         if self.augment_p > 0 and x.shape[0] > 0:
-            x, lengths = hitrs_augment(x, lengths, generator, self.augment_p)
+            x, lengths = hitrs_augment(x, lengths, generator, self.augment_p, coords=self.coords)
         t = max(int(lengths.max()), 1) if lengths.numel() else 1
         x = x[:, :, :t]  # a crop may have shortened every sequence
         x = self.encoder.input_stream(x, lengths)

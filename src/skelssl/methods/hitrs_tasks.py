@@ -62,6 +62,7 @@ def hitrs_augment(
     noise: float = 0.2,
     shear: float = 0.5,
     crop: float = 0.2,
+    coords: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hi-TRS ``data_aug`` for a batch: with probability ``p`` per sample, one of {scale, 5-joint
     offset noise, shear}, then one of {time interpolation, time crop} (docs/hitrs.md).
@@ -72,15 +73,17 @@ def hitrs_augment(
         generator: source of every draw.
         p: probability that a sample is augmented (0.5).
         scale, noise_joints, noise, shear, crop: the ops' ranges (Hi-TRS values by default).
+        coords: leading channels that are coordinates; the spatial ops leave later ones (a score) as
+            they are. Default: all.
 
     Returns:
         ``(x', lengths')``: ``(N, C, T, V, M)`` and ``(N,)`` (a crop shortens a sample).
     """
     chosen = uniform((x.shape[0],), generator, x.device) < p  # (N,)
     spatial = [
-        (T.scale, {"low": scale[0], "high": scale[1]}),
-        (T.joint_offset_noise, {"num_joints": noise_joints, "magnitude": noise}),
-        (T.shear, {"magnitude": shear}),
+        (T.scale, {"low": scale[0], "high": scale[1], "coords": coords}),
+        (T.joint_offset_noise, {"num_joints": noise_joints, "magnitude": noise, "coords": coords}),
+        (T.shear, {"magnitude": shear, "coords": coords}),
     ]
     temporal = [(T.time_interpolate, {}), (T.time_crop, {"max_ratio": crop})]
     y, y_lens = T.random_choice(x, lengths, choices=spatial, generator=generator)

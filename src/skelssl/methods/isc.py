@@ -129,6 +129,9 @@ class ISC(Method):
             at least ``frames`` long (or the whole sequence).
         shear: off-diagonal bound of the pose augmentation (ISC: 1).
         corrupt_joints: joints hit by joint corruption (ISC: 15 of 25); ``None`` = ``round(0.6 V)``.
+        coords: leading input channels that are coordinates (2 or 3); later channels (a pose estimator's
+            ``score``) are carried unchanged by the shear and the corruption. Default: every channel (the
+            job sets it from the store's channel names).
 
     Attributes:
         gather: ``Tensor -> Tensor`` concatenating a tensor over data-parallel processes in rank order;
@@ -152,6 +155,7 @@ class ISC(Method):
         crop: tuple[float, float] = (0.1, 1.0),
         shear: float = 1.0,
         corrupt_joints: int | None = None,
+        coords: int | None = None,
     ) -> None:
         super().__init__()
         if pairing not in PAIRINGS:
@@ -201,8 +205,8 @@ class ISC(Method):
         # with probability 0.5 each; each view drawn independently.
         self.augment = T.Augment([
             (T.crop_resize, {"out_frames": frames, "ratio": crop, "min_frames": frames}),
-            (T.random_choice, {"choices": [(T.shear, {"magnitude": shear}),
-                                           (T.joint_corruption, {"num_joints": int(corrupt_joints)})]}),
+            (T.random_choice, {"choices": [(T.shear, {"magnitude": shear, "coords": coords}),
+                                           (T.joint_corruption, {"num_joints": int(corrupt_joints), "coords": coords})]}),
         ])
         self.gather: Callable[[torch.Tensor], torch.Tensor] = _identity
 

@@ -64,6 +64,9 @@ class MAMP(Method):
         min_frames: floor of the crop length (64).
         rotate: bound of each random rotation angle in radians (0.3; 0 disables it).
         drop_path: the encoder's drop-path rate during pre-training (official 0).
+        coords: leading input channels that are coordinates (2 or 3); later channels (a pose estimator's
+            ``score``) are left unrotated. Default: every channel (the job sets
+            it from the store's channel names).
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class MAMP(Method):
         min_frames: int = 64,
         rotate: float = 0.3,
         drop_path: float = 0.0,
+        coords: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(encoder, MAMPEncoder):
@@ -90,8 +94,10 @@ class MAMP(Method):
             raise ValueError(f"masking must be 'motion'|'uniform' and target 'motion'|'position', got {masking!r}, {target!r}")
         if decoder_depth < 1:
             raise ValueError(f"decoder_depth must be >= 1, got {decoder_depth}")
-        if rotate and encoder.in_channels != 3:
-            raise ValueError(f"rotation needs 3-D coordinates, the encoder has C={encoder.in_channels}")
+        coords = encoder.in_channels if coords is None else int(coords)
+        if rotate and coords not in (2, 3):
+            raise ValueError(f"rotation needs 2-D or 3-D coordinates, the input has {coords} coordinate channels "
+                             f"(method.kwargs.rotate=0 turns it off)")
         if crop is not None and (len(crop) != 2 or not 0.0 < crop[0] <= crop[1]):
             raise ValueError(f"crop must be (lo, hi) with 0 < lo <= hi, or None; got {crop}")
         self.encoder = encoder
@@ -100,6 +106,7 @@ class MAMP(Method):
         self.target, self.norm_target = target, bool(norm_target)
         self.crop = None if crop is None else (float(crop[0]), float(crop[1]))
         self.min_frames, self.rotate = int(min_frames), float(rotate)
+        self.coords = None if coords == encoder.in_channels else coords
         encoder.set_drop_path(drop_path)  # pre-training rate; the spec keeps the fine-tuning one
 
         d_enc = encoder.dim
@@ -144,7 +151,7 @@ class MAMP(Method):
         else:  # the whole real sequence, resized
             x = crop_resize(x, lengths, frames, centre=1.0)
         if self.rotate > 0:
-            x = rotate(x, self.rotate, generator=generator)
+            x = rotate(x, self.rotate, generator=generator, coords=self.coords)
         return x
 
     def decode(self, latent: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:

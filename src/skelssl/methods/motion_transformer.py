@@ -297,6 +297,9 @@ class MotionTransformerMethod(Method):
         joint_units: ``num_joint_units`` of the flow head (16).
         vector_beta: Smooth-L1 ``beta`` of ``target="vector"``.
         flow_weight, reconstruct_weight: loss weights of the two tasks.
+        coords: leading input channels that are coordinates; the motion flow is of those only (a
+            pose estimator's ``score`` has no direction of motion). Default: every channel (the job sets
+            it from the store's channel names).
     """
 
     def __init__(
@@ -314,6 +317,7 @@ class MotionTransformerMethod(Method):
         vector_beta: float = 1.0,
         flow_weight: float = 1.0,
         reconstruct_weight: float = 1.0,
+        coords: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(encoder, MotionTransformer):
@@ -331,6 +335,9 @@ class MotionTransformerMethod(Method):
         self.vector_beta = float(vector_beta)
         self.flow_weight, self.reconstruct_weight = float(flow_weight), float(reconstruct_weight)
         c, hidden = encoder.in_channels, encoder.out_dim
+        if coords is not None and not 1 <= int(coords) <= c:
+            raise ValueError(f"coords must be between 1 and the input's {c} channels, got {coords}")
+        c = self.coords = c if coords is None else int(coords)
         self.flow_head = FlowHead(hidden, encoder.num_joints, c, joint_units, target) if "flow" in tasks else None
         self.frame_head = FrameHead(hidden, encoder.token_dim) if "reconstruct" in tasks else None
         for head in (self.flow_head, self.frame_head):
@@ -364,7 +371,7 @@ class MotionTransformerMethod(Method):
         total = seq.new_zeros((), dtype=torch.float32)
         logs: dict[str, torch.Tensor] = {}
         if self.flow_head is not None:
-            flow = flow_at(tokens, lens, draw.positions, self.encoder.in_channels)  # (N, K, J, C)
+            flow = flow_at(tokens, lens, draw.positions, self.encoder.in_channels)[..., : self.coords]  # (N, K, J, c)
             flow = flow.reshape(n * k, *flow.shape[2:])
             out = self.flow_head(picked)  # (N*K, J, J*2^C) or (N*K, J, C)
             if self.target == "direction":

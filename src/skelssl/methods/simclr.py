@@ -50,6 +50,9 @@ class SimCLR(Method):
             ``frames`` long or the whole sequence, as in ISC where the floor is the clip length.
         shear: off-diagonal bound of the shear (0 disables it).
         rotate: bound of each rotation angle in radians (0 disables it; MAMP uses 0.3).
+        coords: leading input channels that are coordinates (2 or 3); later channels (a pose estimator's
+            ``score``) are carried unchanged by the augmentations. Default: every channel (the job sets
+            it from the store's channel names).
 
     Attributes:
         gather: ``Tensor -> Tensor`` that concatenates a tensor over data-parallel processes with
@@ -68,6 +71,7 @@ class SimCLR(Method):
         crop: tuple[float, float] = (0.5, 1.0),
         shear: float = 0.5,
         rotate: float = 0.0,
+        coords: int | None = None,
     ) -> None:
         super().__init__()
         if not temperature > 0:
@@ -77,9 +81,9 @@ class SimCLR(Method):
         self.temperature = float(temperature)
         steps: list[tuple] = [(T.crop_resize, {"out_frames": frames, "ratio": tuple(crop), "min_frames": frames})]
         if shear > 0:
-            steps.append((T.shear, {"magnitude": shear}))
+            steps.append((T.shear, {"magnitude": shear, "coords": coords}))
         if rotate > 0:
-            steps.append((T.rotate, {"max_angle": rotate}))
+            steps.append((T.rotate, {"max_angle": rotate, "coords": coords}))
         self.augment = T.Augment(steps)
         self.gather: Callable[[torch.Tensor], torch.Tensor] = _identity
 

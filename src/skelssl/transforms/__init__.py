@@ -29,6 +29,8 @@ from skelssl.transforms.spatial import (
     gaussian_noise,
     joint_corruption,
     joint_offset_noise,
+    num_coords,
+    on_coords,
     rotate,
     rotation_matrix,
     scale,
@@ -76,6 +78,8 @@ __all__ = [
     "shear_matrix",
     "rotation_matrix",
     "choose_joints",
+    "num_coords",
+    "on_coords",
     # streams
     "joint",
     "bone",

@@ -6,6 +6,12 @@ from an explicit ``torch.Generator``; the same matrix or offset is used for all 
 the official code of each method). Linear maps (shear, rotation, scale, corruption, flip) send zeros to
 zeros, so padding stays zero by construction; additive ones (offsets, noise) are masked to the real
 frames of present persons.
+
+Coordinates only: a batch may carry channels after its coordinates (a pose estimator's confidence
+``score``: ``x, y, score`` or ``x, y, z, score``). ``coords`` (default: every channel) is how many
+leading channels are coordinates; every transform moves those only and returns the others bit for bit
+(:func:`flip` permutes a joint's score with the joint, and never negates it). With ``coords = 2`` the
+shear and rotation are the 2-D ones (a ``2 x 2`` shear, a rotation in the image plane).
 """
 
 from __future__ import annotations
@@ -29,7 +35,28 @@ __all__ = [
     "flip",
     "gaussian_noise",
     "choose_joints",
+    "num_coords",
+    "on_coords",
 ]
+
+
+def num_coords(x: torch.Tensor, coords: int | None) -> int:
+    """How many leading channels of ``x`` ``(N, C, T, V, M)`` are coordinates (``None``: all ``C``)."""
+    c = x.shape[1]
+    if coords is None:
+        return c
+    if not 1 <= int(coords) <= c:
+        raise ValueError(f"coords must be between 1 and C = {c}, got {coords}")
+    return int(coords)
+
+
+def on_coords(x: torch.Tensor, coords: int | None, fn) -> torch.Tensor:
+    """``fn`` applied to the coordinate channels of ``x`` ``(N, C, T, V, M)``; the channels after them
+    (a score) are returned unchanged, bit for bit."""
+    k = num_coords(x, coords)
+    if k == x.shape[1]:
+        return fn(x)
+    return torch.cat([fn(x[:, :k]), x[:, k:]], dim=1)  # (N, k, T, V, M) + (N, C - k, T, V, M)
 
 
 def apply_matrix(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
@@ -70,7 +97,7 @@ def rotation_matrix(angles: torch.Tensor) -> torch.Tensor:
     return rz @ ry @ rx
 
 
-def shear(x: torch.Tensor, magnitude: float = 0.5, *, generator: torch.Generator) -> torch.Tensor:
+def shear(x: torch.Tensor, magnitude: float = 0.5, *, generator: torch.Generator, coords: int | None = None) -> torch.Tensor:
     """Random shear ``x' = S x`` (pose augmentation).
 
     SkeletonCLR / CrosSCLR / Hi-TRS ``shear`` and ISC's pose augmentation: ``S`` has a unit diagonal and
@@ -81,37 +108,50 @@ def shear(x: torch.Tensor, magnitude: float = 0.5, *, generator: torch.Generator
         x: ``(N, C, T, V, M)``.
         magnitude: bound of the off-diagonal entries.
         generator: source of ``S``.
+        coords: leading channels that are coordinates (``S`` is ``coords x coords``); default all.
 
     Returns:
         ``(N, C, T, V, M)``.
     """
     check_batch(x)
-    return apply_matrix(x, shear_matrix(x.shape[0], x.shape[1], magnitude, generator, x.device))
+    k = num_coords(x, coords)
+    matrix = shear_matrix(x.shape[0], k, magnitude, generator, x.device)  # (N, k, k)
+    return on_coords(x, k, lambda xyz: apply_matrix(xyz, matrix))
 
 
-def rotate(x: torch.Tensor, max_angle: float = 0.3, *, generator: torch.Generator) -> torch.Tensor:
-    """Random 3-D rotation about the origin.
+def rotate(x: torch.Tensor, max_angle: float = 0.3, *, generator: torch.Generator, coords: int | None = None) -> torch.Tensor:
+    """Random rotation about the origin: 3-D, or in the image plane for 2-D coordinates.
 
     MAMP (Mao et al. 2023) / CTR-GCN ``random_rot``: three angles i.i.d. ``U(-max_angle, max_angle)``
-    rad (0.3 in MAMP), ``R = Rz Ry Rx``, the same for all frames and persons of a sample.
+    rad (0.3 in MAMP), ``R = Rz Ry Rx``, the same for all frames and persons of a sample. On 2-D
+    coordinates (``x, y``) only the rotation about the viewing axis exists: one angle, the ``x, y``
+    block of ``Rz``.
 
     Args:
-        x: ``(N, 3, T, V, M)``.
+        x: ``(N, C, T, V, M)`` whose first ``coords`` channels are 2-D or 3-D coordinates.
         max_angle: bound of each angle in radians.
         generator: source of the angles.
+        coords: leading channels that are coordinates (2 or 3); default all ``C``.
 
     Returns:
-        ``(N, 3, T, V, M)``.
+        ``(N, C, T, V, M)``.
     """
     check_batch(x)
-    if x.shape[1] != 3:
-        raise ValueError(f"rotate needs 3-D coordinates (C = 3), got C = {x.shape[1]}")
-    angles = uniform((x.shape[0], 3), generator, x.device, -max_angle, max_angle)  # (N, 3)
-    return apply_matrix(x, rotation_matrix(angles))
+    k = num_coords(x, coords)
+    if k == 3:
+        angles = uniform((x.shape[0], 3), generator, x.device, -max_angle, max_angle)  # (N, 3)
+        matrix = rotation_matrix(angles)  # (N, 3, 3)
+    elif k == 2:
+        angle = uniform((x.shape[0],), generator, x.device, -max_angle, max_angle)  # (N,)
+        c, s = angle.cos(), angle.sin()
+        matrix = torch.stack([torch.stack([c, s], -1), torch.stack([-s, c], -1)], -2)  # (N, 2, 2), Rz's x, y block
+    else:
+        raise ValueError(f"rotate needs 2-D or 3-D coordinates, got {k} coordinate channels")
+    return on_coords(x, k, lambda xyz: apply_matrix(xyz, matrix))
 
 
 def scale(
-    x: torch.Tensor, low: float = 0.8, high: float = 1.2, *, generator: torch.Generator
+    x: torch.Tensor, low: float = 0.8, high: float = 1.2, *, generator: torch.Generator, coords: int | None = None
 ) -> torch.Tensor:
     """Hi-TRS ``scale``: multiply each sample by one factor ``s ~ U(low, high)``.
 
@@ -119,13 +159,14 @@ def scale(
         x: ``(N, C, T, V, M)``.
         low, high: range of ``s`` (Hi-TRS: 0.8, 1.2).
         generator: source of ``s``.
+        coords: leading channels that are coordinates; default all.
 
     Returns:
         ``(N, C, T, V, M)``.
     """
     check_batch(x)
     s = uniform((x.shape[0],), generator, x.device, low, high).to(x.dtype)
-    return x * s[:, None, None, None, None]
+    return on_coords(x, coords, lambda xyz: xyz * s[:, None, None, None, None])
 
 
 def choose_joints(n: int, num_joints: int, k: int, generator: torch.Generator, device) -> torch.Tensor:
@@ -144,6 +185,7 @@ def joint_offset_noise(
     num_joints: int = 5,
     magnitude: float = 0.2,
     generator: torch.Generator,
+    coords: int | None = None,
 ) -> torch.Tensor:
     """Hi-TRS ``noise``: a constant random offset on a few joints.
 
@@ -158,20 +200,24 @@ def joint_offset_noise(
         num_joints: joints offset per person (Hi-TRS: 5).
         magnitude: bound of each offset coordinate (Hi-TRS: 0.2).
         generator: source of the joints and offsets.
+        coords: leading channels that are coordinates (the ones offset); default all.
 
     Returns:
         ``(N, C, T, V, M)``.
     """
     check_batch(x, lengths)
-    n, c, _, v, m = x.shape
+    n, _, _, v, m = x.shape
+    c = num_coords(x, coords)
     chosen = choose_joints(n * m, v, num_joints, generator, x.device).view(n, m, v)  # (N, M, V)
-    offset = uniform((n, m, c, v), generator, x.device, -magnitude, magnitude).to(x.dtype)  # (N, M, C, V)
+    offset = uniform((n, m, c, v), generator, x.device, -magnitude, magnitude).to(x.dtype)  # (N, M, c, V)
     offset = offset * chosen[:, :, None, :]
-    offset = offset.permute(0, 2, 3, 1)[:, :, None]  # (N, C, 1, V, M)
-    return x + offset * valid_mask(x, lengths)
+    offset = offset.permute(0, 2, 3, 1)[:, :, None]  # (N, c, 1, V, M)
+    return on_coords(x, c, lambda xyz: xyz + offset * valid_mask(xyz, lengths))
 
 
-def joint_corruption(x: torch.Tensor, num_joints: int = 15, *, generator: torch.Generator) -> torch.Tensor:
+def joint_corruption(
+    x: torch.Tensor, num_joints: int = 15, *, generator: torch.Generator, coords: int | None = None
+) -> torch.Tensor:
     """ISC ``joint_courruption`` (Thoker et al. 2021, ``feeder/augmentations.py``).
 
     Per sample, ``num_joints`` distinct joints are chosen, then with probability 0.5 they are zeroed in
@@ -182,25 +228,32 @@ def joint_corruption(x: torch.Tensor, num_joints: int = 15, *, generator: torch.
         x: ``(N, C, T, V, M)``.
         num_joints: joints corrupted per sample (ISC: 15 of 25).
         generator: source of the joints, the mode and the matrix.
+        coords: leading channels that are coordinates (the matrix is ``coords x coords``; a score is
+            kept, also on a zeroed joint); default all.
 
     Returns:
         ``(N, C, T, V, M)``.
     """
     check_batch(x)
-    n, c, _, v, _ = x.shape
+    n, _, _, v, _ = x.shape
+    c = num_coords(x, coords)
     chosen = choose_joints(n, v, num_joints, generator, x.device)  # (N, V)
     zero_mode = uniform((n,), generator, x.device) < 0.5  # (N,)
-    matrix = uniform((n, c, c), generator, x.device, -1.0, 1.0)  # (N, C, C)
+    matrix = uniform((n, c, c), generator, x.device, -1.0, 1.0)  # (N, c, c)
     # Zeroing is the matrix 0; one einsum then serves both modes.
     matrix = matrix * (~zero_mode).to(matrix.dtype)[:, None, None]
-    corrupted = apply_matrix(x, matrix)
-    return torch.where(chosen[:, None, None, :, None], corrupted, x)
+
+    def corrupt(xyz: torch.Tensor) -> torch.Tensor:
+        return torch.where(chosen[:, None, None, :, None], apply_matrix(xyz, matrix), xyz)
+
+    return on_coords(x, c, corrupt)
 
 
 def flip(x: torch.Tensor, layout: Layout) -> torch.Tensor:
     """Left/right mirror: negate the x coordinate and swap the left and right joints.
 
-    The joint permutation is ``layout.flip_index`` (an involution), so ``flip(flip(x)) == x``. Use
+    Only channel 0 (``x``) is negated, so a score channel moves with its joint and keeps its value. The
+    joint permutation is ``layout.flip_index`` (an involution), so ``flip(flip(x)) == x``. Use
     :func:`skelssl.transforms.random_apply` for a random flip.
 
     Args:
@@ -226,6 +279,7 @@ def gaussian_noise(
     *,
     std: float = 0.01,
     generator: torch.Generator,
+    coords: int | None = None,
 ) -> torch.Tensor:
     """Independent ``N(0, std^2)`` jitter on every coordinate of real frames of present persons.
 
@@ -234,6 +288,7 @@ def gaussian_noise(
         lengths: ``(N,)`` real frames (default: all ``T``).
         std: standard deviation, in the data's units.
         generator: source of the noise.
+        coords: leading channels that are coordinates (the ones jittered); default all.
 
     Returns:
         ``(N, C, T, V, M)``.
@@ -241,5 +296,6 @@ def gaussian_noise(
     check_batch(x, lengths)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"an explicit torch.Generator is required, got {type(generator).__name__}")
-    noise = torch.randn(tuple(x.shape), generator=generator, device=generator.device).to(x.device, x.dtype)
-    return x + std * noise * valid_mask(x, lengths)
+    shape = (x.shape[0], num_coords(x, coords), *x.shape[2:])
+    noise = torch.randn(shape, generator=generator, device=generator.device).to(x.device, x.dtype)
+    return on_coords(x, coords, lambda xyz: xyz + std * noise * valid_mask(xyz, lengths))

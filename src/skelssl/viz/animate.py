@@ -24,7 +24,7 @@ import numpy as np
 
 from skelssl.core.layouts import Layout, get_layout
 
-__all__ = ["animate", "draw_frame"]
+__all__ = ["animate", "draw_frame", "drawable", "FRONT"]
 
 # One colour per person slot (matplotlib's tab10 order), cycled beyond ten persons.
 PERSON_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple",
@@ -32,6 +32,21 @@ PERSON_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple"
 # Data axes shown as the picture's (horizontal, depth, vertical) axes, per "up" convention.
 _AXES = {"y": (0, 2, 1), "z": (0, 1, 2)}
 _VIEW = (15.0, 70.0)  # (elevation, azimuth) in degrees: slightly above, from the person's front-left
+FRONT = (0.0, -90.0)  # straight along the depth axis, x to the right: a 2-D skeleton as in its image
+
+
+def drawable(frames: np.ndarray, channel_names: list[str]) -> np.ndarray:
+    """``(T, M, V, 3)`` positions to draw from a store's ``(T, M, V, C)`` frames: the coordinates only
+    (a ``score`` channel is never drawn as a coordinate); 2-D ``x, y`` get depth 0 (draw them with
+    ``view=FRONT``)."""
+    frames = np.asarray(frames)
+    coords = [channel_names.index(c) for c in ("x", "y", "z") if c in channel_names]
+    if len(coords) < 2 or frames.shape[-1] != len(channel_names):
+        raise ValueError(f"cannot draw channels {', '.join(channel_names)} of frames {frames.shape}")
+    xyz = frames[..., coords]
+    if xyz.shape[-1] == 2:
+        xyz = np.concatenate([xyz, np.zeros_like(xyz[..., :1])], axis=-1)  # (T, M, V, 3), depth 0
+    return xyz
 
 
 def _check_frames(frames: np.ndarray, layout: Layout, up: str) -> np.ndarray:
@@ -73,7 +88,8 @@ class _SkeletonPlot:
     their data change between frames, which keeps a 100-frame GIF at a few seconds.
     """
 
-    def __init__(self, ax: Any, xyz: np.ndarray, layout: Layout, up: str, title: str | None) -> None:
+    def __init__(self, ax: Any, xyz: np.ndarray, layout: Layout, up: str, title: str | None,
+                 view: tuple[float, float] | None = None) -> None:
         from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
         self.ax, self.xyz = ax, xyz
@@ -88,13 +104,13 @@ class _SkeletonPlot:
             self.bones_coll.append(coll)
             (line,) = ax.plot([], [], [], linestyle="", marker="o", markersize=2.5, color=colour)
             self.joints.append(line)
-        self._fix_axes(up)
+        self._fix_axes(up, view or _VIEW)
         # Plain axes-relative texts, not the axes title (Axes.draw re-positions titles, which blitting
         # skips). The title is static and lands in the blitted background; only the counter changes.
         self.counter = ax.text2D(0.5, 1.0, "", transform=ax.transAxes, ha="center", va="bottom")
         ax.text2D(0.5, 1.06, title or "", transform=ax.transAxes, ha="center", va="bottom")
 
-    def _fix_axes(self, up: str) -> None:
+    def _fix_axes(self, up: str, view: tuple[float, float]) -> None:
         """Axis limits over the whole sequence, true proportions, labels and view."""
         from matplotlib.ticker import MaxNLocator
 
@@ -118,7 +134,7 @@ class _SkeletonPlot:
         for axis, data_axis in zip((ax.xaxis, ax.yaxis, ax.zaxis), _AXES[up]):
             axis.set_major_locator(MaxNLocator(4))
             axis.set_label_text(names[data_axis])
-        ax.view_init(elev=_VIEW[0], azim=_VIEW[1])
+        ax.view_init(elev=view[0], azim=view[1])
 
     def show(self, t: int) -> list[Any]:
         """Move every artist to frame ``t``; returns the artists (for ``FuncAnimation``)."""
@@ -144,7 +160,7 @@ def _new_axes(figsize: tuple[float, float] = (4.0, 4.0), dpi: int = 80) -> Any:
 
 
 def draw_frame(frames: np.ndarray, layout: Layout | str, t: int, ax: Any = None, up: str = "y",
-               title: str | None = None) -> Any:
+               title: str | None = None, view: tuple[float, float] | None = None) -> Any:
     """Draw frame ``t`` of a sequence on a 3-D axes (for still pictures).
 
     Axis limits cover the whole sequence, so stills of different frames line up.
@@ -156,6 +172,8 @@ def draw_frame(frames: np.ndarray, layout: Layout | str, t: int, ax: Any = None,
         ax: a matplotlib ``Axes3D`` to draw on; a new Agg figure when ``None``.
         up: the data axis that points up (``"y"`` camera coordinates, ``"z"`` after ``agcn``).
         title: first title line (the second is the frame counter).
+        view: ``(elevation, azimuth)`` in degrees (default: slightly above, from the front-left;
+            :data:`FRONT` looks straight at a flat 2-D skeleton).
 
     Returns:
         The axes; save with ``ax.figure.savefig(path)``.
@@ -165,7 +183,7 @@ def draw_frame(frames: np.ndarray, layout: Layout | str, t: int, ax: Any = None,
     if not -xyz.shape[0] <= t < xyz.shape[0]:
         raise IndexError(f"frame {t} outside 0..{xyz.shape[0] - 1}")
     ax = _new_axes() if ax is None else ax
-    _SkeletonPlot(ax, xyz, layout, up, title).show(t % xyz.shape[0])
+    _SkeletonPlot(ax, xyz, layout, up, title, view).show(t % xyz.shape[0])
     return ax
 
 
@@ -222,7 +240,8 @@ def _to_palette(images: list[Any], persons: int) -> list[Any]:
 
 
 def animate(frames: np.ndarray, layout: Layout | str, out_path: str | Path, fps: int = 15,
-            title: str | None = None, max_frames: int = 300, up: str = "y") -> Path:
+            title: str | None = None, max_frames: int = 300, up: str = "y",
+            view: tuple[float, float] | None = None) -> Path:
     """Write an animated 3-D drawing of a skeleton sequence (GIF; MP4 when ffmpeg is installed).
 
     Sequences longer than ``max_frames`` are subsampled evenly (the counter keeps the original frame
@@ -237,6 +256,7 @@ def animate(frames: np.ndarray, layout: Layout | str, out_path: str | Path, fps:
         title: first title line (the second is the frame counter).
         max_frames: most frames rendered.
         up: the data axis that points up (``"y"`` camera coordinates, ``"z"`` after ``agcn``).
+        view: ``(elevation, azimuth)`` in degrees (default: slightly above, from the front-left).
 
     Returns:
         ``out_path`` as a :class:`~pathlib.Path`.
@@ -259,7 +279,7 @@ def animate(frames: np.ndarray, layout: Layout | str, out_path: str | Path, fps:
     xyz = _check_frames(frames, layout, up)
     shown = np.unique(np.linspace(0, xyz.shape[0] - 1, min(max_frames, xyz.shape[0])).round().astype(int))
     ax = _new_axes()
-    plot = _SkeletonPlot(ax, xyz, layout, up, title)
+    plot = _SkeletonPlot(ax, xyz, layout, up, title, view)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     # The temporary name keeps the suffix: Pillow and ffmpeg pick the file format from it.

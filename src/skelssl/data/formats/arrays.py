@@ -41,7 +41,7 @@ from skelssl.data.formats.pyskl import ntu_name_meta, resolve_layout
 from skelssl.data.sample import RawSample
 from skelssl.data.store import MAX_CLASSES
 
-__all__ = ["NAME", "LAYOUT", "DATASET", "AXES", "discover", "read", "layout_for", "dataset_for"]
+__all__ = ["NAME", "LAYOUT", "DATASET", "AXES", "discover", "read", "layout_for", "dataset_for", "write_ctrgcn_npz"]
 
 NAME = "arrays"
 LAYOUT = None  # from the ``layout=`` option, else inferred from V (25 -> ntu25, 20 -> kinect20)
@@ -356,3 +356,49 @@ def read(unit: tuple[str, str, int], **options: Any) -> list[RawSample]:
             **(ntu_name_meta(name) or {}),
         )
     ]
+
+
+def write_ctrgcn_npz(store: Any, path: str | Path, protocol: str, frames: int = 300) -> dict[str, int]:
+    """Write a store's protocol as CTR-GCN's ``.npz`` (``NTU60_CS.npz``; MAMP reads the same).
+
+    ``x_train`` / ``x_test`` are ``(N, T, M*V*C)`` float32 (persons outer, then joints, then channels),
+    zero-padded to ``max(frames, longest sample)``; ``y_train`` / ``y_test`` are one-hot ``(N, K)`` over
+    the store's ``K`` classes. Sample names are not part of the format (``prepare arrays`` names them
+    ``train_00000``, ...); the whole file is built in memory, then written atomically.
+
+    Args:
+        store: a :class:`~skelssl.data.store.Store`.
+        path: the ``.npz`` to write.
+        protocol: whose train and test splits to write.
+        frames: the padded length (CTR-GCN: 300).
+
+    Returns:
+        ``{"train": N_train, "test": N_test}``.
+
+    Raises:
+        KeyError, ValueError: an unknown protocol or one not for this store; an unlabelled sample.
+    """
+    import io
+
+    from skelssl.data.protocols import split as protocol_split
+    from skelssl.data.store import atomic_write_bytes
+
+    train, test = protocol_split(store, protocol)
+    t = max(int(frames), int(store.lengths.max()) if len(store) else 0)
+    width = store.num_persons * store.layout.num_joints * store.channels
+    arrays: dict[str, np.ndarray] = {}
+    for part, idx in (("train", train), ("test", test)):
+        x = np.zeros((len(idx), t, width), np.float32)  # (N, T, M*V*C)
+        y = np.zeros((len(idx), store.num_classes), np.float32)  # one-hot, as seq_transformation.py saves
+        for row, i in enumerate(idx):
+            label = int(store.labels[i])
+            if label < 0:
+                raise ValueError(f"{store.path}: sample {store.names[i]} has no label; CTR-GCN's .npz needs one")
+            sample = store.frames(int(i))  # (T, M, V, C)
+            x[row, : len(sample)] = sample.reshape(len(sample), -1)
+            y[row, label] = 1.0
+        arrays[f"x_{part}"], arrays[f"y_{part}"] = x, y
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+    return {"train": len(train), "test": len(test)}

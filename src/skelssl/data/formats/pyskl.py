@@ -24,6 +24,23 @@ are pose-estimator pixels: they are normalised by the annotation's ``img_shape``
 [-1, 1] as PYSKL's ``PreNormalize2D`` does, and y is turned to point up (image rows grow downwards;
 skelssl's coordinates, like the Kinect's, have y up). ``-o normalize=false`` keeps the pixels (y is
 still turned up).
+
+``skelssl export pyskl`` writes a store so that ``skelssl prepare pyskl`` gives it back exactly, with
+no flags. It adds keys that PYSKL ignores:
+
+- top level ``skelssl``: ``{"format": 1, "dataset", "pipeline", "layout", "layout_def" (a user
+  layout's definition), "num_persons", "channel_names", "class_names"}``. ``prepare`` takes the
+  dataset, layout, person slots and class names (so the class count) from it, and records the
+  pipeline without running it again (the frames are already processed; a ``--pipeline`` other than
+  ``raw`` or that one is refused).
+- per annotation: ``subject``/``view``/``setup``/``repetition`` (PYSKL-visible), ``skelssl_meta``
+  (the store's other integer columns, e.g. PKU-MMD's ``pku_xsub_train``), and ``frame_labels``
+  ``(T,)`` for untrimmed stores.
+
+2D stores are written as ``keypoint (M, T, V, 2)`` in their (normalised) coordinates with y pointing
+down as image rows do, and no ``img_shape`` (so nothing is normalised again on reading), plus
+``keypoint_score (M, T, V)`` where the store has a score. A protocol's splits are named as PYSKL
+names them: ``ntu60-xsub`` gives ``xsub_train`` / ``xsub_val``.
 """
 
 from __future__ import annotations
@@ -40,10 +57,10 @@ from typing import Any, Iterable
 import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
-from skelssl.core.layouts import LAYOUTS, Layout, get_layout
+from skelssl.core.layouts import BUILTIN_LAYOUTS, LAYOUTS, Layout, get_layout, layout_from_dict, register_layout
 from skelssl.data.formats import Discovery
 from skelssl.data.formats._files import MAX_PICKLE_BYTES, check_regular, read_bytes
-from skelssl.data.protocols import available_protocols
+from skelssl.data.protocols import PROTOCOLS, available_protocols, sequence_split
 from skelssl.data.protocols import split as protocol_split
 from skelssl.data.sample import RawSample
 from skelssl.data.store import MAX_CLASSES, META_MAX, META_MIN, Store, atomic_write_bytes
@@ -64,7 +81,14 @@ __all__ = [
     "split_column",
     "write_pyskl",
     "write_pyskl_from_store",
+    "read_class_names",
+    "recorded_store",
+    "RECORD_KEY",
 ]
+
+RECORD_KEY = "skelssl"  # top-level key of what `export pyskl` records about the store (see the module doc)
+# Store columns that are not written into skelssl_meta: the name, computed ones, and the label.
+_NOT_EXPORTED = frozenset({"name", "source", "persons", "length", "label"})
 
 NAME = "pyskl"
 LAYOUT = None  # from the ``layout=`` option, else inferred from V (resolve_layout)
@@ -207,6 +231,23 @@ class _Annotations:
             self.columns.append(column)
             members[column] = {n for n in names if isinstance(n, str)}
         self._members = members
+        record = obj.get(RECORD_KEY, {})
+        if not isinstance(record, dict):
+            raise SkeletonFormatError(path, f"{RECORD_KEY!r} is a {type(record).__name__}, expected the dict "
+                                            "`skelssl export pyskl` writes")
+        self.record: dict[str, Any] = record
+        self._layout: Layout | None = None
+
+    def recorded_layout(self) -> Layout | None:
+        """The layout ``export pyskl`` recorded (a user layout built from its definition), else None."""
+        if self._layout is None and self.record.get("layout") is not None:
+            definition = self.record.get("layout_def")
+            try:
+                self._layout = (layout_from_dict(definition, f"{self.path}#{RECORD_KEY}") if definition is not None
+                                else get_layout(self.record["layout"]))
+            except (KeyError, ValueError) as e:
+                raise SkeletonFormatError(self.path, f"{RECORD_KEY} layout: {e.args[0] if e.args else e}") from None
+        return self._layout
 
     def split_extra(self, frame_dir: str) -> dict[str, int]:
         return {c: int(frame_dir in self._members[c]) for c in self.columns}
@@ -279,7 +320,7 @@ def ntu_name_meta(name: str) -> dict[str, int] | None:
 
 
 # Reader options beyond the keyword arguments of discover/read (``prepare`` checks the user's against them).
-OPTIONS = ("layout", "dataset")
+OPTIONS = ("layout", "dataset", "class_names")
 
 # V -> layout for 2D keypoints only: every PYSKL 2D release (HRNet, RTMPose) is COCO-17.
 _LAYOUT_BY_JOINTS_2D = {17: "coco17"}
@@ -328,6 +369,11 @@ def layout_for(source: str | Path, **options: Any) -> str:
         if isinstance(kp, np.ndarray) and kp.ndim == 4:
             counts[kp.shape[2]] = counts.get(kp.shape[2], 0) + 1
             dims[kp.shape[3]] = dims.get(kp.shape[3], 0) + 1
+    if options.get("layout") is None and ann.recorded_layout() is not None:
+        recorded = ann.recorded_layout()
+        if recorded.name not in BUILTIN_LAYOUTS:
+            register_layout(recorded)  # a user layout: known by name to the rest of prepare
+        return recorded.name
     if options.get("layout") is not None:
         name = _named_layout(options["layout"], path)
         if counts and get_layout(name).num_joints not in counts:  # not one annotation would fit: say so once
@@ -417,9 +463,10 @@ def read(unit: tuple[str, int], with_score: bool | None = None, normalize: bool 
     total = a.get("total_frames", t)
     if not isinstance(total, (int, np.integer)) or int(total) != t:
         raise bad(f"total_frames {_short(total)} but keypoint has {t} frames")
-    if options.get("layout") is not None or v in _LAYOUT_BY_JOINTS or not (c == 2 and v in _LAYOUT_BY_JOINTS_2D):
+    named = options.get("layout") if options.get("layout") is not None else ann.recorded_layout()
+    if named is not None or v in _LAYOUT_BY_JOINTS or not (c == 2 and v in _LAYOUT_BY_JOINTS_2D):
         try:
-            resolve_layout(v, options.get("layout"), path)
+            resolve_layout(v, named, path)
         except SkeletonFormatError as e:
             raise bad(e.problem) from None
     if c not in (2, 3):
@@ -450,16 +497,78 @@ def read(unit: tuple[str, int], with_score: bool | None = None, normalize: bool 
             if not META_MIN <= int(value) <= META_MAX:
                 raise bad(f"{key} {_short(value)} does not fit a 32-bit integer")
             meta[key] = int(value)
+    extra = ann.split_extra(frame_dir)
+    more = a.get("skelssl_meta", {})
+    if not isinstance(more, dict):
+        raise bad(f"skelssl_meta is a {type(more).__name__}, expected a dict of integer columns")
+    for key, value in more.items():
+        if (not isinstance(key, str) or not key.isidentifier() or isinstance(value, (bool, np.bool_))
+                or not isinstance(value, (int, np.integer)) or not META_MIN <= int(value) <= META_MAX):
+            raise bad(f"skelssl_meta {_short(key)}: {_short(value)} is not a named 32-bit integer column")
+        extra[key] = int(value)
+    frame_labels = a.get("frame_labels")
+    if frame_labels is not None:
+        if not isinstance(frame_labels, np.ndarray) or frame_labels.shape != (t,) or frame_labels.dtype.kind not in "iu":
+            raise bad(f"frame_labels must be ({t},) integers, got {getattr(frame_labels, 'shape', type(frame_labels).__name__)}")
+        frame_labels = frame_labels.astype(np.int32)
     return [
         RawSample(
             name=frame_dir,
             bodies=bodies,
             label=int(label),
             source=f"{path}#{i}",
-            extra=ann.split_extra(frame_dir),
+            frame_labels=frame_labels,
+            extra=extra,
             **meta,
         )
     ]
+
+
+def read_class_names(path: str | Path) -> list[str]:
+    """A label map: one class name per line, line ``k`` naming label ``k`` (blank lines at the end
+    are ignored; PYSKL's ``label_map/*.txt`` files are this)."""
+    try:
+        text = read_bytes(Path(path), "class names file", 16 << 20).decode("utf-8")
+    except UnicodeDecodeError:
+        raise SkeletonFormatError(path, "class names file is not UTF-8 text") from None
+    names = [line.strip() for line in text.splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    if not names or any(not n for n in names):
+        raise SkeletonFormatError(path, "class names file needs one non-empty name per line (line k names label k)")
+    return names
+
+
+def recorded_store(source: str | Path, class_names: str | Path | None = None, **options: Any) -> dict[str, Any]:
+    """What ``export pyskl`` recorded of its store (``dataset``, ``pipeline``, ``num_persons``,
+    ``class_names``); ``{}`` for a pickle from elsewhere. ``prepare`` restores these. A
+    ``class_names`` file (``-o class_names=FILE``, one name per line) wins over recorded names."""
+    if class_names is not None:
+        out = recorded_store(source, **options)
+        out["class_names"] = read_class_names(class_names)
+        return out
+    ann = load_annotations(_source_file(source))
+    record, out = ann.record, {}
+    path = ann.path
+    if "dataset" in record:
+        if not isinstance(record["dataset"], str) or not record["dataset"]:
+            raise SkeletonFormatError(path, f"{RECORD_KEY} dataset {_short(record['dataset'])} is not a name")
+        out["dataset"] = record["dataset"]
+    if "pipeline" in record:
+        if not isinstance(record["pipeline"], str):
+            raise SkeletonFormatError(path, f"{RECORD_KEY} pipeline {_short(record['pipeline'])} is not a name")
+        out["pipeline"] = record["pipeline"]
+    if "num_persons" in record:
+        m = record["num_persons"]
+        if isinstance(m, (bool, np.bool_)) or not isinstance(m, (int, np.integer)) or not 1 <= int(m) <= 64:
+            raise SkeletonFormatError(path, f"{RECORD_KEY} num_persons {_short(m)} is not a person count")
+        out["num_persons"] = int(m)
+    if "class_names" in record:
+        names = record["class_names"]
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names) or len(names) > MAX_CLASSES:
+            raise SkeletonFormatError(path, f"{RECORD_KEY} class_names must be a list of strings")
+        out["class_names"] = list(names)
+    return out
 
 
 def _short(value: Any) -> str:
@@ -485,7 +594,8 @@ def _annotation(name: str, frames: np.ndarray, label: int, meta: dict[str, int] 
     return ann
 
 
-def _dump(path: str | Path, annotations: list[dict[str, Any]], split: dict[str, list[str]] | None) -> None:
+def _dump(path: str | Path, annotations: list[dict[str, Any]], split: dict[str, list[str]] | None,
+          record: dict[str, Any] | None = None) -> None:
     names = [a["frame_dir"] for a in annotations]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: duplicate sample names")
@@ -496,7 +606,10 @@ def _dump(path: str | Path, annotations: list[dict[str, Any]], split: dict[str, 
         if missing:
             raise ValueError(f"{path}: split {key!r} names samples that are not written, e.g. {missing[:3]}")
     # Protocol 4 (Python >= 3.4, the default PYSKL/mmcv use); arrays pickle through _reconstruct.
-    atomic_write_bytes(path, pickle.dumps({"split": split, "annotations": annotations}, protocol=4))
+    top: dict[str, Any] = {"split": split, "annotations": annotations}
+    if record:
+        top[RECORD_KEY] = record
+    atomic_write_bytes(path, pickle.dumps(top, protocol=4))
 
 
 def write_pyskl(
@@ -518,16 +631,23 @@ def write_pyskl(
     _dump(path, [_annotation(n, f, lab) for n, f, lab in samples], split)
 
 
-def _split_names(protocols: list[str]) -> dict[str, str]:
+def _split_names(protocols: list[str], sizes: dict[str, int] | None = None) -> dict[str, str]:
     # PYSKL names NTU splits "xsub_train", "xset_val", ...: the protocol without its dataset prefix.
-    # Fall back to the whole protocol name where two protocols would share a short name.
+    # Where two protocols share a short name (ntu60-xsub and ntu120-xsub both apply to NTU-60 data),
+    # the one covering the most samples (``sizes``; the first listed on a tie) keeps it and the other
+    # keeps its whole name.
+    sizes = sizes or {}
     short = {p: p.split("-", 1)[-1] for p in protocols}
-    counts = {s: list(short.values()).count(s) for s in short.values()}
-    return {p: (s if counts[s] == 1 else p) for p, s in short.items()}
+    owner: dict[str, str] = {}
+    for p in protocols:
+        s = short[p]
+        if s not in owner or sizes.get(p, 0) > sizes.get(owner[s], 0):
+            owner[s] = p
+    return {p: (s if owner[s] == p else p) for p, s in short.items()}
 
 
 def write_pyskl_from_store(store: Store, path: str | Path, protocols: list[str] | None = None) -> dict[str, list[str]]:
-    """Write every sample of a store as a PYSKL file, with the splits of named protocols.
+    """Write every sample of a store as a PYSKL file that ``prepare pyskl`` reads back exactly.
 
     Args:
         store: the packed store.
@@ -539,20 +659,50 @@ def write_pyskl_from_store(store: Store, path: str | Path, protocols: list[str] 
     Returns:
         The split dict written.
 
-    Each annotation also carries the sample's known ``subject``/``view``/``setup``/``repetition``
-    (extra keys PYSKL ignores), so reading the file back with ``dataset=<store dataset>`` restores
-    the metadata the named protocols need.
+    Raises:
+        ValueError: channels without a PYSKL form (anything but ``x, y[, z][, score]``).
+
+    Besides PYSKL's keys, each annotation carries the sample's ``subject``/``view``/``setup``/
+    ``repetition``, its other integer columns (``skelssl_meta``) and, for an untrimmed store, its
+    ``frame_labels``; the top-level ``skelssl`` dict records the dataset, pipeline, layout, person
+    slots, channels and class names (the module doc lists them).
     """
-    protocols = list(available_protocols(store) if protocols is None else protocols)
+    channels, coords = store.channel_names, store.coords
+    if channels[:coords] not in (["x", "y"], ["x", "y", "z"]) or channels[coords:] not in ([], ["score"]):
+        raise ValueError(f"{store.path}: channels ({', '.join(channels)}) have no PYSKL form "
+                         "(keypoint x, y or x, y, z, and keypoint_score)")
+    untrimmed = store.has_frame_labels  # whole sequences: the protocols split them as detection does
+    if protocols is None:
+        protocols = ([p for p, spec in PROTOCOLS.items() if f"{spec.dataset}_untrimmed" == store.dataset] if untrimmed
+                     else available_protocols(store))
     names = [str(n) for n in store.names]
+    splits = {p: (sequence_split if untrimmed else protocol_split)(store, p) for p in protocols}
     split: dict[str, list[str]] = {}
-    for protocol, key in _split_names(protocols).items():
-        train, test = protocol_split(store, protocol)
+    for protocol, key in _split_names(list(protocols), {p: len(tr) + len(te) for p, (tr, te) in splits.items()}).items():
+        train, test = splits[protocol]
         split[f"{key}_train"] = [names[i] for i in train]
         split[f"{key}_val"] = [names[i] for i in test]
+    columns = [k for k in sorted(store.meta) if k not in _NOT_EXPORTED and k not in _META_KEYS
+               and store.meta[k].dtype.kind in "iu"]
+    # Image rows grow downwards: 2D y is written pointing down, as the reader expects (it turns it up).
+    flip_y = np.array([1.0, -1.0], np.float32) if coords == 2 else None
     annotations = []
     for i in range(len(store)):
+        frames = np.asarray(store.frames(i))  # (T, M, V, C)
+        keypoint = frames[..., :coords] * flip_y if flip_y is not None else frames[..., :coords]
         meta = {k: int(store.meta[k][i]) for k in _META_KEYS}
-        annotations.append(_annotation(names[i], np.asarray(store.frames(i)), int(store.labels[i]), meta))
-    _dump(path, annotations, split)
+        ann = _annotation(names[i], keypoint, int(store.labels[i]), meta)
+        if coords < len(channels):
+            ann["keypoint_score"] = np.ascontiguousarray(frames[..., coords].transpose(1, 0, 2), dtype=np.float32)  # (M, T, V)
+        if columns:
+            ann["skelssl_meta"] = {k: int(store.meta[k][i]) for k in columns}
+        if store.has_frame_labels:
+            ann["frame_labels"] = np.asarray(store.frame_labels(i), dtype=np.int32)
+        annotations.append(ann)
+    record: dict[str, Any] = {"format": 1, "dataset": store.dataset, "pipeline": store.pipeline,
+                              "layout": store.layout.name, "num_persons": store.num_persons,
+                              "channel_names": channels, "class_names": store.class_names}
+    if store.layout.name not in BUILTIN_LAYOUTS:
+        record["layout_def"] = store.layout.to_dict()
+    _dump(path, annotations, split, record)
     return split
