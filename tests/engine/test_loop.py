@@ -34,7 +34,7 @@ def trainer(run_dir, fabric, **kw):
     return Trainer(cfg, run_dir, fabric=fabric)
 
 
-@pytest.mark.parametrize("n, bs, world, drop_last", [(24, 4, 1, True), (23, 4, 1, False), (23, 3, 2, True), (23, 3, 2, False), (10, 4, 3, False)])
+@pytest.mark.parametrize("n, bs, world, drop_last", [(24, 4, 1, True), (23, 4, 1, False), (23, 3, 2, True), (23, 3, 2, False), (10, 4, 3, False), (9, 4, 1, False), (13, 4, 3, False)])
 def test_epoch_batches(n, bs, world, drop_last):
     per_rank = [epoch_batches(n, bs, seed=1, epoch=2, rank=r, world=world, drop_last=drop_last) for r in range(world)]
     assert all(len(b) == num_batches(n, bs, world, drop_last) for b in per_rank)
@@ -45,6 +45,8 @@ def test_epoch_batches(n, bs, world, drop_last):
         assert len(set(flat)) == len(flat) and all(len(batch) == bs for b in per_rank for batch in b)
     else:
         assert set(flat) == set(range(n))
+        # Never a batch of one beside others (BatchNorm heads cannot train on it): 9 by 4 is 4 + 5.
+        assert all(len(batch) > 1 for b in per_rank for batch in b)
     if drop_last:
         # The ranks' k-th batches together are the k-th batch of one process with world x the batch.
         single = epoch_batches(n, bs * world, seed=1, epoch=2, drop_last=True)

@@ -101,7 +101,10 @@ class TrainState:
 def num_batches(n: int, batch_size: int, world: int = 1, drop_last: bool = True) -> int:
     """Micro-batches per epoch on each rank for ``n`` samples (see :func:`epoch_batches`)."""
     per_rank = n // world if drop_last else math.ceil(n / world)
-    return per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
+    if drop_last:
+        return per_rank // batch_size
+    batches = math.ceil(per_rank / batch_size)
+    return batches - 1 if batches > 1 and per_rank % batch_size == 1 else batches  # a lone last sample joins the one before
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1, drop_last: bool = True) -> list[list[int]]:
@@ -111,6 +114,8 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
     ``torch.utils.data.DistributedSampler`` it is cut (``drop_last``) or padded by wrapping around to a
     multiple of ``world`` and rank ``r`` takes every ``world``-th index from ``r``. So the ranks' batch
     ``k`` together hold the same samples as batch ``k`` of one process with ``world`` times the batch.
+
+    Without ``drop_last`` a last batch of one sample joins the batch before it.
 
     Returns:
         ``num_batches(n, batch_size, world, drop_last)`` lists of indices.
@@ -127,6 +132,10 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if drop_last and batches and len(batches[-1]) < batch_size:
         batches.pop()
+    elif len(batches) > 1 and len(batches[-1]) == 1:
+        # Kept, but never alone: a batch of one breaks BatchNorm in training ("Expected more than 1 value
+        # per channel"), which the heads of the MAMP and ISC protocols have.
+        batches[-2].extend(batches.pop())
     return batches
 
 
