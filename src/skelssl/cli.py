@@ -8,7 +8,8 @@
     skelssl export pyskl STORE --out file.pkl [--overwrite]
     skelssl export ctrgcn-npz STORE --protocol P --out file.npz [--overwrite]
     skelssl pretrain RECIPE.yaml --out RUN [--resume] [--init-from RUN_OR_FILE] [key=value ...]
-    skelssl eval TASK RUN --store STORE --protocol P [--out DIR] [--random-init] [key=value ...]
+    skelssl eval TASK RUN --store STORE --protocol P [--out DIR] [--random-init] [--save-logits] [key=value ...]
+    skelssl ensemble EVAL_DIR_OR_LOGITS... [--weights W ...] [--logits] [--out results.json] [--overwrite]
     skelssl embed RUN --out feats.npy|feats.npz [--store S] [--protocol P --split train|test|all] [--overwrite]
     skelssl report PATH...
     skelssl convert {hitrs,isc,mamp} OFFICIAL_FILE --out RUN [--recipe R] [--overwrite] [key=value ...]
@@ -281,12 +282,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         results = evaluate(
             args.task, args.run, store=args.store, protocol=args.protocol, out=args.out,
             overrides=args.overrides, random_init=args.random_init, devices=args.devices,
-            accelerator=args.accelerator, progress=True, resume=args.resume,
+            accelerator=args.accelerator, progress=True, resume=args.resume, save_logits=args.save_logits,
         )
     except (ConfigError, CheckpointError, StoreError, KeyError, ValueError) as e:
         raise CLIError(str(e).strip("'\"")) from None
     for warning in results.get("warnings") or []:
         print(f"skelssl eval: warning: {warning}", file=sys.stderr)
+    if results.get("logits"):
+        print(f"test logits: {results['logits']} beside the evaluation's results.json")
     # Percentages (top-1, mAP) read well with 2 decimals; errors in metres (MPJPE) need significant digits.
     fmt = (lambda v: f"{v:.4g}") if results.get("lower_is_better") else (lambda v: f"{v:.2f}")
     best = results.get("best")
@@ -369,6 +372,38 @@ def cmd_embed(args: argparse.Namespace) -> int:
     what = f"{split} split of {args.protocol}" if args.protocol else "all samples"
     also = f" and {sidecar}" if sidecar else ""
     print(f"wrote {feats.shape[0]} x {feats.shape[1]} features ({what} of {store.path}) to {out}{also}")
+    return 0
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    import time
+
+    from skelssl.core.files import atomic_write_text
+    from skelssl.evaluation.ensemble import ensemble_record, ensemble_saved
+    from skelssl.evaluation.logits import LogitsError
+    from skelssl.evaluation.results import to_jsonable, validate_results
+
+    t0 = time.perf_counter()
+    out = _check_out_file(args.out, args.overwrite) if args.out else None
+    for m in args.members if out is not None else ():
+        given = Path(m) if Path(m).is_dir() else Path(m).parent
+        if out.exists() and out.resolve() == (given / "results.json").resolve():
+            raise CLIError(f"--out {out} is the results of member {m}; write the ensemble elsewhere")
+    try:
+        summary = ensemble_saved(args.members, args.weights, use_logits=args.logits)
+    except LogitsError as e:
+        raise CLIError(str(e)) from None
+    width = max(len(m["path"]) for m in summary["members"])
+    for m in summary["members"]:
+        print(f"{m['path']:<{width}}  weight {m['weight']:g}  top1 {m['top1']:6.2f}  top5 {m['top5']:6.2f}")
+    combine = "logits" if args.logits else "softmax probabilities"
+    print(f"{'ensemble':<{width}}  ({combine})  top1 {summary['top1']:6.2f}  top5 {summary['top5']:6.2f}"
+          f"  on {summary['test_samples']} test samples")
+    if out is not None:
+        record = to_jsonable(ensemble_record(summary, time.perf_counter() - t0))
+        validate_results(record, out)
+        atomic_write_text(out, json.dumps(record, indent=1, allow_nan=False) + "\n")
+        print(f"wrote {out}")
     return 0
 
 
@@ -506,9 +541,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None)
     s.add_argument("--random-init", action="store_true", help="same encoder architecture, random weights")
     s.add_argument("--resume", action="store_true", help="continue an interrupted linear/fine-tune evaluation")
+    s.add_argument("--save-logits", action="store_true",
+                   help="linear, finetune, semi: write the test split's logits.npz beside results.json (for skelssl ensemble)")
     add_device_args(s)
     s.add_argument("overrides", nargs="*", metavar="key=value")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("ensemble", help="combine saved test logits (eval --save-logits) of several streams or models")
+    s.add_argument("members", nargs="+", help="evaluation folders (results.json naming logits.npz) or logits.npz files")
+    s.add_argument("--weights", nargs="+", type=float, default=None, help="one weight per member (default all 1)")
+    s.add_argument("--logits", action="store_true", help="sum the logits instead of the softmax probabilities")
+    s.add_argument("--out", default=None, help="write the ensemble's results.json here (task ensemble)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    s.set_defaults(func=cmd_ensemble)
 
     s = sub.add_parser("embed", help="features of a store's samples from a trained encoder, as eval computes them")
     s.add_argument("run", help="pre-training run folder or encoder.safetensors")

@@ -46,12 +46,14 @@ from skelssl.engine.seed import seed_all
 from skelssl.evaluation.features import extract_features
 from skelssl.evaluation.heads import Classifier, LinearHead, MLPHead, evaluate_classifier
 from skelssl.evaluation.knn import knn_accuracy
+from skelssl.evaluation.logits import LOGITS_FILE, write_logits
 from skelssl.evaluation.results import config_hash, write_results
 from skelssl.models import build_encoder
 
 __all__ = ["TASKS", "EncoderSource", "load_encoder_source", "evaluate", "default_out_dir"]
 
 TASKS = ("knn", "linear", "finetune", "semi", "tsne", "detect", "predict")
+LOGIT_TASKS = ("linear", "finetune", "semi")  # the protocols with a classifier whose test logits can be saved
 
 
 # -- the encoder under evaluation ----------------------------------------------------------------------
@@ -176,12 +178,28 @@ def _linear(ctx: dict[str, Any]) -> dict[str, Any]:
     cfg: EvalConfig = ctx["cfg"]
     train_f, train_y, test_f, test_y = encoder_features(ctx, ctx["encoder"])
     copies = copies_of(ctx)
-    figures = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies)
+    kept: dict[str, Any] = {}
+    figures = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies, keep=kept)
     if cfg.linear.probe == "robust":
         r = {"metric": "top1", "final": figures["probe_top1"], "best": None}
+        if ctx.get("save_logits"):
+            r["logits"] = _save_logits(ctx, ctx["out"], kept["probe"].test_logits(ctx["num_classes"]), test_y, "log_proba")
     else:
         r = _train_classifier(ctx, cfg.linear, freeze=True, out_dir=ctx["out"], train_set=ctx["train_set"])
     return {**r, "probe": cfg.linear.probe, "feature_dim": int(train_f.shape[1]), **_frozen_fields(ctx, figures, copies)}
+
+
+def _save_logits(ctx: dict[str, Any], out_dir: Path, logits: np.ndarray, labels: np.ndarray, kind: str = "logits") -> str:
+    """Write the test split's ``logits.npz`` into ``out_dir`` (the evaluation's own folder); its name,
+    for ``results.json``. Rows are the test set's, in the protocol's order (``ctx["test_idx"]``)."""
+    store: Store = ctx["store"]
+    idx = np.asarray(ctx["test_idx"], np.int64)
+    labels = np.asarray(labels, np.int64)
+    if len(labels) != len(idx) or not np.array_equal(labels, np.asarray(store.labels)[idx]):
+        raise RuntimeError("the test logits are not in the test split's order")  # a bug, not a user error
+    write_logits(Path(out_dir) / LOGITS_FILE, logits, labels, idx, store.names[idx],
+                 store=str(Path(store.path).absolute()), kind=kind)
+    return LOGITS_FILE
 
 
 def _make_head(task: ClassifierTaskConfig, in_dim: int, classes: int) -> nn.Module:
@@ -256,6 +274,7 @@ def _train_classifier(ctx: dict[str, Any], task: ClassifierTaskConfig, freeze: b
     )
     trainer = Trainer(trainer_cfg, out_dir)
     fabric = trainer.fabric
+    last: dict[str, torch.Tensor] = {}  # the latest test evaluation's logits and labels
 
     def evaluate(module: nn.Module, epoch: int) -> dict[str, float]:
         r = evaluate_classifier(
@@ -264,6 +283,7 @@ def _train_classifier(ctx: dict[str, Any], task: ClassifierTaskConfig, freeze: b
             gather=fabric.all_gather if fabric.world_size > 1 else None, rank=fabric.global_rank, world_size=fabric.world_size,
             collate_fn=collate_fn,
         )
+        last.update(logits=r["logits"], labels=r["labels"])
         return {"top1": r["top1"], "top5": r["top5"], "test_loss": r["loss"]}
 
     summary = trainer.fit(
@@ -275,13 +295,21 @@ def _train_classifier(ctx: dict[str, Any], task: ClassifierTaskConfig, freeze: b
     )
     history = summary["eval_history"]
     best = max(history, key=lambda h: h["top1"])
-    return {
+    out = {
         "metric": "top1",
         "final": history[-1]["top1"],
         "final_top5": history[-1]["top5"],
         "best": {"epoch": int(best["epoch"]), "value": best["top1"]},
         "curve": [round(h["top1"], 3) for h in history],
     }
+    if ctx.get("save_logits"):
+        if not last:  # a resumed evaluation that had already finished: test the trained head once more
+            evaluate(classifier, int(history[-1]["epoch"]))
+        if trainer.is_main:  # the final epoch's head, as "final" reports it
+            out["logits"] = _save_logits(ctx, out_dir, last["logits"].numpy(), last["labels"].numpy())
+        else:
+            out["logits"] = LOGITS_FILE
+    return out
 
 
 def _classifier_task(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -305,6 +333,8 @@ def _semi(ctx: dict[str, Any]) -> list[dict[str, Any]]:
             ctx["encoder"], _ = ctx["source"].build(store, ctx["random_init"], seed=s, overrides=dict(cfg.finetune.encoder))
             task = replace(cfg.finetune, seed=s)
             r = _train_classifier(ctx, task, freeze=False, out_dir=ctx["out"] / f"{fraction:g}" / f"seed{s}", train_set=train_set)
+            if "logits" in r:  # named from the fraction's results.json
+                r["logits"] = f"seed{s}/{r['logits']}"
             runs.append({"subset_seed": s, "train_samples": len(idx), **r})
         finals = np.array([r["final"] for r in runs])
         bests = np.array([r["best"]["value"] for r in runs])
@@ -416,6 +446,7 @@ def evaluate(
     accelerator: str | None = None,
     progress: bool = False,
     resume: bool = False,
+    save_logits: bool = False,
 ) -> dict[str, Any]:
     """Run one evaluation protocol and write its ``results.json``.
 
@@ -431,12 +462,17 @@ def evaluate(
         devices, accelerator: for the training protocols (Fabric).
         progress: progress bars.
         resume: continue an interrupted linear/fine-tune evaluation in ``out``.
+        save_logits: write the test split's ``logits.npz`` (:mod:`skelssl.evaluation.logits`) beside
+            ``results.json`` (``semi``: in each fraction's ``seed<s>`` folder), named by the results'
+            ``logits`` field; for ``linear``, ``finetune`` and ``semi`` only.
 
     Returns:
         The results dict (for ``semi``: the one of the first label fraction; all are written).
     """
     if task not in TASKS:
         raise ConfigError(f"unknown evaluation task {task!r}; known: {', '.join(TASKS)}")
+    if save_logits and task not in LOGIT_TASKS:
+        raise ConfigError(f"--save-logits: {task} has no classifier; it is for {', '.join(LOGIT_TASKS)}")
     t0 = time.perf_counter()
     source = load_encoder_source(run)
     store_path = store or source.pretrain_store
@@ -465,7 +501,7 @@ def evaluate(
         "train_idx": train_idx, "test_idx": test_idx,
         "num_classes": store_obj.num_classes, "device": device, "progress": progress, "out": out_dir,
         "devices": devices if devices is not None else 1, "accelerator": accelerator or "auto", "resume": resume, "label": label,
-        "seed": seed, "task_encoder": task_encoder,
+        "seed": seed, "task_encoder": task_encoder, "save_logits": save_logits,
     }
     common = {
         "protocol": protocol,

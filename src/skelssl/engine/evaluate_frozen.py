@@ -44,13 +44,18 @@ def encoder_features(ctx: dict[str, Any], encoder: torch.nn.Module) -> tuple[np.
 
 
 def frozen_figures(cfg: EvalConfig, train_f: np.ndarray, train_y: np.ndarray, test_f: np.ndarray, test_y: np.ndarray,
-                   copies_mask: np.ndarray | None, diagnostics: bool = True) -> dict[str, Any]:
-    """kNN (the first ``knn.ks``, cosine) and the robust probe of one feature set, with diagnostics."""
+                   copies_mask: np.ndarray | None, diagnostics: bool = True, keep: dict[str, Any] | None = None) -> dict[str, Any]:
+    """kNN (the first ``knn.ks``, cosine) and the robust probe of one feature set, with diagnostics.
+
+    ``keep``, when given, receives the fitted probe's :class:`~skelssl.evaluation.probe.ProbeResult`
+    under ``"probe"`` (its test log-probabilities, for ``--save-logits``)."""
     k = cfg.knn.ks[0]
     knn_pred = knn_predict(train_f, train_y, test_f, k=k, metric="cosine",
                            weighting="uniform" if k == 1 else cfg.knn.weighting, temperature=cfg.knn.temperature).numpy()
     probe = robust_probe(train_f, train_y, test_f, test_y, cs=cfg.probe.cs, folds=cfg.probe.folds,
                          seed=cfg.probe.seed, max_iter=cfg.probe.max_iter)
+    if keep is not None:
+        keep["probe"] = probe
     out: dict[str, Any] = {
         "knn_top1": accuracy(knn_pred, test_y),
         "probe_top1": probe.top1,

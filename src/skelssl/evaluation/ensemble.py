@@ -5,16 +5,27 @@ fused by adding their class scores. The official Hi-TRS code only saves each str
 (``test_on_NTU_AR.py`` writes ``test_result.npz``; docs/hitrs.md marks the fusion rule as inferred);
 the convention of the 2s-AGCN family (``ensemble.py``: ``r = r11 + r22 * alpha``) is a weighted sum of
 the raw scores, without a softmax, and that is what :func:`ensemble_logits` computes.
+
+:func:`ensemble_saved` combines saved evaluations (``skelssl eval ... --save-logits``, then
+``skelssl ensemble``): by default a weighted sum of each member's softmax probabilities, which puts
+members whose logits have different scales (a fine-tuned head, the robust probe's log-probabilities)
+on one footing; ``use_logits=True`` sums the raw logits as above. Members must cover the same test
+samples: the same store rows in the same order, with the same labels and class count.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import json
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["ensemble_logits"]
+from skelssl.evaluation.logits import LOGITS_FILE, LogitsError, read_logits
+from skelssl.evaluation.metrics import topk_accuracy
+
+__all__ = ["ensemble_logits", "load_member", "ensemble_saved", "ensemble_record", "softmax"]
 
 
 def ensemble_logits(
@@ -55,3 +66,158 @@ def ensemble_logits(
     for w, t in zip(weights, tensors):
         out = out + float(w) * t.to(device, dtype)
     return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``(N, K)`` scores (``-inf`` gives probability 0), float64."""
+    x = np.asarray(logits, dtype=np.float64)
+    x = x - x.max(axis=1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def load_member(given: str | Path) -> dict[str, Any]:
+    """One saved evaluation: an evaluation folder whose ``results.json`` names its logits file, a
+    folder holding ``logits.npz`` (a ``semi`` seed folder), or a ``logits.npz`` itself.
+
+    Returns:
+        :func:`~skelssl.evaluation.logits.read_logits`'s fields, with ``given`` (as typed) and
+        ``results`` (the folder's results.json, or ``None``).
+
+    Raises:
+        LogitsError: nothing readable there, or results saved without ``--save-logits``.
+    """
+    path = Path(given)
+    results = None
+    if path.is_dir():
+        rfile = path / "results.json"
+        if rfile.is_file():
+            try:
+                results = json.loads(rfile.read_text())
+            except (OSError, ValueError):
+                raise LogitsError(f"{given}: results.json is not readable JSON") from None
+        named = results.get("logits") if isinstance(results, dict) else None
+        if isinstance(named, str):
+            file = path / named
+        elif (path / LOGITS_FILE).is_file():
+            file = path / LOGITS_FILE
+        elif isinstance(results, dict) and any(isinstance(r, dict) and r.get("logits") for r in results.get("per_seed") or []):
+            seeds = [r["logits"] for r in results["per_seed"] if isinstance(r, dict) and r.get("logits")]
+            raise LogitsError(f"{given}: a semi-supervised result with one logits file per seed; give one of "
+                              f"{', '.join(str(path / s) for s in seeds)}")
+        elif results is not None:
+            raise LogitsError(f"{given}: its results.json names no logits (evaluate with --save-logits: "
+                              "linear, finetune or semi)")
+        else:
+            raise LogitsError(f"{given}: no results.json or {LOGITS_FILE} in this folder")
+        if not file.is_file():
+            raise LogitsError(f"{given}: {file.name} named by its results.json is missing")
+    elif path.is_file():
+        file = path
+        rfile = path.parent / "results.json"
+        if rfile.is_file():
+            try:
+                r = json.loads(rfile.read_text())
+                results = r if isinstance(r, dict) and r.get("logits") == path.name else None
+            except (OSError, ValueError):
+                results = None
+    else:
+        raise LogitsError(f"{given}: no such evaluation folder or logits file")
+    member = read_logits(file)
+    member["given"] = str(given)
+    member["results"] = results
+    return member
+
+
+def _check_same_samples(members: list[dict[str, Any]]) -> None:
+    first = members[0]
+    for m in members[1:]:
+        a, b = first["given"], m["given"]
+        if len(m["indices"]) != len(first["indices"]):
+            raise LogitsError(f"{b} has {len(m['indices'])} test samples, {a} has {len(first['indices'])}: "
+                              "an ensemble needs the same test samples (same store and protocol)")
+        diff = np.flatnonzero(m["indices"] != first["indices"])
+        if len(diff):
+            i = int(diff[0])
+            raise LogitsError(f"{b} and {a} list different test samples ({len(diff)} of {len(m['indices'])} "
+                              f"differ; first at position {i}: store row {m['indices'][i]} vs {first['indices'][i]}): "
+                              "an ensemble needs the same store and protocol")
+        diff = np.flatnonzero(m["labels"] != first["labels"])
+        if len(diff):
+            i = int(diff[0])
+            raise LogitsError(f"{b} and {a} give different labels to the same test samples ({len(diff)} differ; first "
+                              f"store row {m['indices'][i]}: {m['labels'][i]} vs {first['labels'][i]}): not the same store")
+        if m["logits"].shape[1] != first["logits"].shape[1]:
+            raise LogitsError(f"{b} has {m['logits'].shape[1]} classes, {a} has {first['logits'].shape[1]}")
+
+
+def _top(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    acc = topk_accuracy(torch.from_numpy(np.ascontiguousarray(scores)), torch.from_numpy(labels), ks=(1, 5))
+    return {"top1": float(acc[1]), "top5": float(acc[5])}
+
+
+def ensemble_saved(given: Sequence[str | Path], weights: Sequence[float] | None = None, *,
+                   use_logits: bool = False) -> dict[str, Any]:
+    """Combine saved test logits of several evaluations over the same test samples.
+
+    Args:
+        given: evaluation folders or ``logits.npz`` files (see :func:`load_member`).
+        weights: one non-negative weight per member (default all 1).
+        use_logits: sum ``weight * logits`` instead of ``weight * softmax(logits)``.
+
+    Returns:
+        ``{"top1", "top5", "test_samples", "combine", "members": [{"path", "logits", "weight",
+        "top1", "top5", ...}], "scores": (N, K) float64, "labels", "indices"}``.
+
+    Raises:
+        LogitsError: fewer than two members, bad weights, unreadable members, or members over other samples.
+    """
+    if len(given) < 2:
+        raise LogitsError(f"an ensemble needs at least two saved evaluations, got {len(given)}")
+    if weights is None:
+        weights = [1.0] * len(given)
+    weights = [float(w) for w in weights]
+    if len(weights) != len(given):
+        raise LogitsError(f"{len(weights)} weights for {len(given)} members")
+    if any(not np.isfinite(w) or w < 0 for w in weights) or not any(w > 0 for w in weights):
+        raise LogitsError(f"weights must be finite, non-negative and not all zero, got {weights}")
+    members = [load_member(g) for g in given]
+    _check_same_samples(members)
+    labels = members[0]["labels"]
+    total = np.zeros(members[0]["logits"].shape, dtype=np.float64)
+    rows = []
+    for m, w in zip(members, weights):
+        probs = softmax(m["logits"])
+        if w > 0:  # 0 * -inf (a class the robust probe never saw) would be NaN
+            total += w * (np.asarray(m["logits"], np.float64) if use_logits else probs)
+        res = m["results"] or {}
+        rows.append({"path": m["given"], "logits": str(m["path"]), "weight": w, "kind": m["kind"],
+                     "task": res.get("task"), "method": res.get("method"), "run": res.get("run"),
+                     **_top(probs, labels)})
+    return {"combine": "logits" if use_logits else "softmax", **_top(total, labels),
+            "test_samples": int(len(labels)), "members": rows, "scores": total, "labels": labels,
+            "indices": members[0]["indices"], "store": members[0]["store"]}
+
+
+def ensemble_record(summary: dict[str, Any], wall_seconds: float) -> dict[str, Any]:
+    """The ``results.json`` of an ensemble (task ``ensemble``) from :func:`ensemble_saved`'s summary:
+    top-1 as ``final`` (top-5 as ``final_top5``), the members with their weights and own figures, and
+    the protocol, store and training-sample count of the first member that records them."""
+    from skelssl.evaluation.results import config_hash
+
+    first: dict[str, Any] = {}
+    for m in summary["members"]:
+        if m.get("task") is not None:
+            first = load_member(m["path"])["results"] or {}
+            break
+    members = [{k: v for k, v in m.items() if v is not None} for m in summary["members"]]
+    return {
+        "task": "ensemble", "protocol": str(first.get("protocol") or "test"), "metric": "top1",
+        "final": summary["top1"], "final_top5": summary["top5"], "best": None,
+        "train_samples": int(first.get("train_samples") or 0), "test_samples": summary["test_samples"],
+        "seed": int(first.get("seed") or 0),
+        "config_hash": config_hash({"members": [(m["logits"], m["weight"]) for m in members], "combine": summary["combine"]}),
+        "wall_seconds": float(wall_seconds), "combine": summary["combine"], "members": members,
+        "store": summary["store"] or first.get("store"), "method": "ensemble",
+        **{k: first[k] for k in ("store_dataset", "store_classes", "store_source_format") if k in first},
+    }

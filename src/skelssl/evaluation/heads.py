@@ -188,7 +188,7 @@ def evaluate_classifier(
 
     Returns:
         ``{"top1": %, "top5": %, "loss": mean cross-entropy (no smoothing), "predictions": (N,) int64,
-        "labels": (N,) int64}``.
+        "labels": (N,) int64, "logits": (N, num_classes) float32}``, rows in dataset order.
     """
     logits, labels = run_model(
         classifier,
@@ -211,4 +211,5 @@ def evaluate_classifier(
         "loss": float(F.cross_entropy(logits, labels).item()),
         "predictions": logits.argmax(1),
         "labels": labels,
+        "logits": logits,
     }

@@ -31,6 +31,8 @@ class ProbeResult:
         cv: mean cross-validated training accuracy (percent) per tried ``C``.
         folds: the number of folds used (fewer than asked when every class is small; 0: no CV).
         predictions: ``(N_test,)`` predicted labels.
+        log_proba: ``(N_test, len(classes))`` the fitted probe's log-probabilities of the test samples.
+        classes: ``(K_train,)`` the labels of ``log_proba``'s columns (the classes seen in training).
     """
 
     top1: float
@@ -38,6 +40,17 @@ class ProbeResult:
     cv: dict[str, float]
     folds: int
     predictions: np.ndarray = field(repr=False)
+    log_proba: np.ndarray | None = field(default=None, repr=False)
+    classes: np.ndarray | None = field(default=None, repr=False)
+
+    def test_logits(self, num_classes: int) -> np.ndarray:
+        """``(N_test, num_classes)`` float32 log-probabilities; a class absent from the training split
+        has ``-inf`` (probability 0), so a softmax of a row gives the probe's probabilities back."""
+        if self.log_proba is None or self.classes is None:
+            raise ValueError("this probe result carries no test scores")
+        out = np.full((self.log_proba.shape[0], int(num_classes)), -np.inf, dtype=np.float32)
+        out[:, self.classes] = self.log_proba
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         return {"top1": self.top1, "C": self.c, "cv_top1": self.cv, "folds": self.folds}
@@ -117,7 +130,8 @@ def _robust_probe(train_x, train_y, test_x, test_y, cs, folds: int, seed: int, m
     classes, counts = np.unique(train_y, return_counts=True)
     if len(classes) < 2:
         pred = np.full(len(test_y), classes[0])
-        return ProbeResult(float((pred == test_y).mean() * 100), float("nan"), {}, 0, pred)
+        return ProbeResult(float((pred == test_y).mean() * 100), float("nan"), {}, 0, pred,
+                           np.zeros((len(test_y), 1)), classes.astype(np.int64))
     # Classes smaller than the fold count are spread over fewer folds (scikit-learn warns; fine here).
     k = int(min(folds, counts.max()))
     cv: dict[str, float] = {}
@@ -138,4 +152,5 @@ def _robust_probe(train_x, train_y, test_x, test_y, cs, folds: int, seed: int, m
         k = 0
     model = _fit(train_x, train_y, best, max_iter)
     pred = model.predict(test_x)
-    return ProbeResult(float((pred == test_y).mean() * 100), float(best), cv, k, pred)
+    return ProbeResult(float((pred == test_y).mean() * 100), float(best), cv, k, pred,
+                       model.predict_log_proba(test_x), np.asarray(model.classes_, np.int64))

@@ -36,7 +36,7 @@ from skelssl.data.store import atomic_write_text
 __all__ = ["REQUIRED_KEYS", "TASKS", "RESULTS_FILE", "write_results", "read_results", "validate_results", "config_hash", "to_jsonable"]
 
 REQUIRED_KEYS = ("task", "protocol", "metric", "final", "best", "train_samples", "test_samples", "seed", "config_hash", "wall_seconds")
-TASKS = frozenset({"linear", "knn", "finetune", "semi", "transfer", "detect", "predict", "tsne"})
+TASKS = frozenset({"linear", "knn", "finetune", "semi", "transfer", "detect", "predict", "tsne", "ensemble"})
 RESULTS_FILE = "results.json"
 
 
