@@ -89,6 +89,8 @@ class EncoderSource:
         overrides = dict(overrides or {})
         kwargs = dict(self.spec["kwargs"])
         kwargs.update(in_channels=store.channels, layout=store.layout.name, num_persons=store.num_persons)
+        if "coords" in kwargs:  # recorded by pre-training on a store with a score: follow this store's
+            kwargs["coords"] = store.coords if store.coords != store.channels else None
         geometry_kept = kwargs == self.spec["kwargs"]
         kwargs.update(overrides)
         seed_all(seed)

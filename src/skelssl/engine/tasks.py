@@ -97,6 +97,8 @@ def build_method(cfg: RunConfig, store: Store | None = None):
     cfg = method_context(cfg, store)
     if store is not None:
         context = {"in_channels": store.channels, "layout": store.layout.name, "num_persons": store.num_persons}
+        if getattr(store, "coords", store.channels) != store.channels:  # a score: encoders that derive
+            context["coords"] = store.coords  # streams (Hi-TRS bone / motion) difference coordinates only
     encoder = build_encoder_from_config(cfg.encoder, **context)
     # trainer.seed seeds every random draw of the method (augmentations, masks, initial queues).
     method = build_method_from_config(cfg.method, run_seed=cfg.trainer.seed, encoder=encoder)

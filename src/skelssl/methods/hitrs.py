@@ -167,7 +167,10 @@ class HiTRSPretraining(Method):
             raise ValueError(f"min_frames must be >= 1, got {min_frames}")
         self.encoder = encoder
         d, c = encoder.frame_dim, encoder.in_channels
-        self.pose_head = nn.Linear(d, c)  # official s_pose_reg
+        if coords is not None and not 1 <= int(coords) <= c:
+            raise ValueError(f"coords must be between 1 and the input's {c} channels, got {coords}")
+        # The masked joints' target is their coordinates: a score is an input, never something to predict.
+        self.pose_head = nn.Linear(d, c if coords is None else int(coords))  # official s_pose_reg
         self.clip_order_head = nn.Linear(2 * d, 2)  # c_motion_cls
         self.video_order_head = nn.Linear(4 * d, 2)  # v_motion_cls
         self.future_head = nn.Linear(4 * d, 2 * d)  # v_ft_reg
@@ -223,8 +226,8 @@ class HiTRSPretraining(Method):
         masked, selected = mask_joints(seq, lengths, g, self.mask_prob, self.mask_split, self.mask_token)
         frames = pad_frames(masked, pad)  # (B, T'+2 pad, V, C)
         s_x = enc.encode_frames(frames, frame_mask(lengths + 2 * pad, frames.shape[1]))  # (B, T'+2 pad, V, d)
-        pose_pred = self.pose_head(s_x[:, pad : pad + t])  # (B, T', V, C)
-        pose_loss = masked_joint_loss(pose_pred, seq, selected, self.pose_scale)
+        pose_pred = self.pose_head(s_x[:, pad : pad + t])  # (B, T', V, coords)
+        pose_loss = masked_joint_loss(pose_pred, seq[..., : pose_pred.shape[-1]], selected, self.pose_scale)
 
         # Clip level: every stride-7 window plus the original and swapped clip of the order task, one C-TRS pass.
         order_clip, clip_valid = sample_order_clips(seq, lengths, g, enc.window, enc.dilation)  # (B, W), (B,)

@@ -114,7 +114,9 @@ class MAMP(Method):
         heads = int(decoder_heads or encoder.blocks[0].attn.heads)
         if d % heads:
             raise ValueError(f"decoder_dim {d} is not a multiple of decoder_heads {heads}")
-        out = encoder.t_patch * encoder.in_channels  # 12 numbers per token
+        # The target is of the coordinates only: a score is an input, never something to reconstruct.
+        self.target_channels = coords
+        out = encoder.t_patch * coords  # 12 numbers per token (3D)
         # Parameter names follow the official checkpoint (§8.12).
         self.decoder_embed = nn.Linear(d_enc, d)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, d))
@@ -190,9 +192,10 @@ class MAMP(Method):
         """
         p = self.encoder.t_patch
         latent = self.encoder.encode(self.encoder.embed_visible(seq, draw.ids_keep))  # (B, K, D): visible only
-        pred = self.decode(latent, draw.ids_keep)  # (B, L, p*C)
+        pred = self.decode(latent, draw.ids_keep)  # (B, L, p*coords)
         with torch.no_grad():
-            target = motion_target(seq, p) if self.target == "motion" else patchify(seq, p)  # (B, L, p*C)
+            xyz = seq[:, : self.target_channels]  # (B, coords, frames, V)
+            target = motion_target(xyz, p) if self.target == "motion" else patchify(xyz, p)  # (B, L, p*coords)
             if self.norm_target:
                 target = normalize_tokens(target)
         loss = masked_mse(pred, target, draw.mask)
@@ -211,7 +214,8 @@ class MAMP(Method):
         x = self.augment(batch["x"].float(), batch.get("lengths"), g)  # (N, C, frames, V, M)
         seq = self.encoder.sequences(x)  # (N*M, C, frames, V): persons are independent sequences
         with torch.no_grad():
-            patches = patchify(seq, self.encoder.t_patch)  # (B, L, p*C) positions
+            # the motion that guides masking is of the coordinates (a score's changes are not motion)
+            patches = patchify(seq[:, : self.target_channels], self.encoder.t_patch)  # (B, L, p*coords) positions
             draw = draw_mask(patches, self.encoder.num_joints, self.keep, self.tau, g, self.masking == "motion")
         loss, logs = self.pretext_loss(seq, draw)
         with torch.no_grad():

@@ -82,6 +82,9 @@ class HiTRS(Encoder):
         max_clips: length of the video-level position encoding (200 in the official code).
         dropout: dropout on attention and FFN outputs (0.2).
         stream: ``"joint"``, ``"bone"`` or ``"motion"`` input (Hi-TRS's ``view``).
+        coords: leading input channels that are coordinates (default all); the bone and motion
+            streams difference those only and keep a later ``score`` channel (see
+            :mod:`skelssl.transforms.streams`).
         absent_persons: ``"average"`` (official): encode every person slot, all-zero ones included,
             and average their video embeddings; ``"ignore"``: skip all-zero persons and average over
             the present ones (every slot when none is present).
@@ -113,6 +116,7 @@ class HiTRS(Encoder):
         stream: Literal["joint", "bone", "motion"] = "joint",
         absent_persons: Literal["ignore", "average"] = "average",
         fused_attention: bool = True,
+        coords: int | None = None,
     ) -> None:
         super().__init__()
         if preset not in PRESETS:
@@ -132,6 +136,9 @@ class HiTRS(Encoder):
         self.layout, self.in_channels, self.num_persons = layout, in_channels, num_persons
         self.window, self.stride, self.dilation, self.max_clips = window, stride, dilation, max_clips
         self.stream, self.absent_persons = stream, absent_persons
+        if coords is not None and not 1 <= int(coords) <= in_channels:
+            raise ValueError(f"coords must be between 1 and in_channels = {in_channels}, got {coords}")
+        self.coords = None if coords is None or int(coords) == in_channels else int(coords)
         self.frame_dim, self.clip_dim, self.video_dim = d, 2 * d, 4 * d
         self.out_dim = 4 * d
         v = layout.num_joints
@@ -160,7 +167,7 @@ class HiTRS(Encoder):
         kwargs = dict(in_channels=in_channels, layout=layout.name, num_persons=num_persons, preset=preset, dim=dim,
                       heads=heads, head_dim=head_dim, layers=layers, window=window, stride=stride, dilation=dilation,
                       max_clips=max_clips, dropout=dropout, stream=stream, absent_persons=absent_persons,
-                      fused_attention=fused_attention)
+                      fused_attention=fused_attention, coords=coords)
         self.spec = {"name": "hitrs", "kwargs": kwargs}  # build_encoder replaces it with the given kwargs
 
     # -- the three levels ------------------------------------------------------------------------------
@@ -174,7 +181,7 @@ class HiTRS(Encoder):
         """The configured input stream of ``x`` ``(N, C, T, V, M)`` (same shape; zeros stay zeros)."""
         if self.stream == "joint":
             return x
-        return to_stream(self.stream, x, self.layout, lengths)
+        return to_stream(self.stream, x, self.layout, lengths, self.coords)
 
     def encode_frames(self, frames: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """F-TRS on every frame.

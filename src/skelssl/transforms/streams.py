@@ -7,6 +7,11 @@ the bone of the root joint is zero. Motion is a backward difference ``m_t = x_t 
 
 All functions take ``x`` ``(N, C, T, V, M)`` and return a new tensor of the same shape; absent persons
 and padded frames stay zero.
+
+A pose estimator's confidence ``score`` is a channel, never a coordinate: with ``coords`` (the leading
+channels that are coordinates) given, only those are differenced. The bone stream keeps the smaller
+score of a bone's two ends (a bone is as sure as its least sure joint; the root keeps its own), the
+motion stream keeps each frame's score as it is (zero on padded frames).
 """
 
 from __future__ import annotations
@@ -27,12 +32,23 @@ def joint(x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
     return x.clone()
 
 
-def bone(x: torch.Tensor, layout: Layout) -> torch.Tensor:
+def _coords(x: torch.Tensor, coords: int | None) -> int:
+    c = x.shape[1]
+    if coords is None:
+        return c
+    if not 1 <= int(coords) <= c:
+        raise ValueError(f"coords must be between 1 and C = {c}, got {coords}")
+    return int(coords)
+
+
+def bone(x: torch.Tensor, layout: Layout, coords: int | None = None) -> torch.Tensor:
     """Bone vectors: each joint minus its parent (the root, its own parent, gives zero).
 
     Args:
         x: ``(N, C, T, V, M)`` with ``V == layout.num_joints``.
         layout: gives ``parents``.
+        coords: leading channels that are coordinates (default all); the later ones (a score) are not
+            differenced: each joint keeps the smaller score of itself and its parent.
 
     Returns:
         ``(N, C, T, V, M)``.
@@ -40,44 +56,55 @@ def bone(x: torch.Tensor, layout: Layout) -> torch.Tensor:
     check_batch(x)
     if x.shape[3] != layout.num_joints:
         raise ValueError(f"layout {layout.name} has {layout.num_joints} joints, the batch has V = {x.shape[3]}")
+    k = _coords(x, coords)
     parents = torch.tensor(layout.parents, device=x.device)
-    return x - x.index_select(3, parents)
+    parent = x.index_select(3, parents)
+    if k == x.shape[1]:
+        return x - parent
+    return torch.cat([x[:, :k] - parent[:, :k], torch.minimum(x[:, k:], parent[:, k:])], dim=1)
 
 
-def motion(x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+def motion(x: torch.Tensor, lengths: torch.Tensor | None = None, coords: int | None = None) -> torch.Tensor:
     """Backward temporal difference ``m_t = x_t - x_{t-1}``, ``m_0 = 0``, zero for ``t >= length``.
 
     Args:
         x: ``(N, C, T, V, M)``.
         lengths: ``(N,)`` real frames (default: all ``T``).
+        coords: leading channels that are coordinates (default all); the later ones (a score) are
+            kept as they are on real frames.
 
     Returns:
         ``(N, C, T, V, M)``.
     """
     check_batch(x, lengths)
+    k = _coords(x, coords)
     prev = torch.cat([x[:, :, :1], x[:, :, :-1]], dim=2)  # x_{t-1}, with x_{-1} := x_0 so m_0 = 0
     # Without the mask the first padded frame would hold -x_{len-1}.
     keep = frame_mask(full_lengths(x, lengths), x.shape[2])[:, None, :, None, None]  # (N, 1, T, 1, 1)
-    return (x - prev) * keep
+    if k == x.shape[1]:
+        return (x - prev) * keep
+    return torch.cat([x[:, :k] - prev[:, :k], x[:, k:]], dim=1) * keep
 
 
-def bone_motion(x: torch.Tensor, layout: Layout, lengths: torch.Tensor | None = None) -> torch.Tensor:
+def bone_motion(x: torch.Tensor, layout: Layout, lengths: torch.Tensor | None = None, coords: int | None = None) -> torch.Tensor:
     """Motion of the bone stream (PYSKL ``bm``): ``motion(bone(x))``, ``(N, C, T, V, M)``."""
-    return motion(bone(x, layout), lengths)
+    return motion(bone(x, layout, coords), lengths, coords)
 
 
 STREAMS: dict[str, Callable[..., torch.Tensor]] = {
-    "joint": lambda x, layout, lengths: joint(x, lengths),
-    "bone": lambda x, layout, lengths: bone(x, layout),
-    "motion": lambda x, layout, lengths: motion(x, lengths),
-    "bone_motion": lambda x, layout, lengths: bone_motion(x, layout, lengths),
+    "joint": lambda x, layout, lengths, coords=None: joint(x, lengths),
+    "bone": lambda x, layout, lengths, coords=None: bone(x, layout, coords),
+    "motion": lambda x, layout, lengths, coords=None: motion(x, lengths, coords),
+    "bone_motion": lambda x, layout, lengths, coords=None: bone_motion(x, layout, lengths, coords),
 }
 
 
-def to_stream(name: str, x: torch.Tensor, layout: Layout, lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """The named stream (``joint``, ``bone``, ``motion``, ``bone_motion``) of ``x`` ``(N, C, T, V, M)``."""
+def to_stream(name: str, x: torch.Tensor, layout: Layout, lengths: torch.Tensor | None = None,
+              coords: int | None = None) -> torch.Tensor:
+    """The named stream (``joint``, ``bone``, ``motion``, ``bone_motion``) of ``x`` ``(N, C, T, V, M)``;
+    only the leading ``coords`` channels (default all) are differenced."""
     try:
         fn = STREAMS[name]
     except KeyError:
         raise ValueError(f"unknown stream {name!r}; known: {', '.join(STREAMS)}") from None
-    return fn(x, layout, lengths)
+    return fn(x, layout, lengths, coords)
