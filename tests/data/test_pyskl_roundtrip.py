@@ -120,7 +120,8 @@ def test_pyskl_2d_score_store_round_trips(tmp_path):
     assert_same(a, b)
     ann = obj["annotations"][0]
     assert ann["keypoint"].shape[-1] == 2 and ann["keypoint_score"].shape == ann["keypoint"].shape[:3]
-    assert "img_shape" not in ann and set(obj["split"]) == {"xsub_train", "xsub_val"}
+    # pixels again, with the image size (tests/data/test_pyskl_2d_export.py checks the values)
+    assert tuple(ann["img_shape"]) == (480, 640) and set(obj["split"]) == {"xsub_train", "xsub_val"}
     # once more: the exported file of the re-imported store is the same file
     c, obj2 = roundtrip(b, tmp_path, "rt2")
     assert_same(a, c)

@@ -37,9 +37,13 @@ no flags. It adds keys that PYSKL ignores:
   (the store's other integer columns, e.g. PKU-MMD's ``pku_xsub_train``), and ``frame_labels``
   ``(T,)`` for untrimmed stores.
 
-2D stores are written as ``keypoint (M, T, V, 2)`` in their (normalised) coordinates with y pointing
-down as image rows do, and no ``img_shape`` (so nothing is normalised again on reading), plus
-``keypoint_score (M, T, V)`` where the store has a score. A protocol's splits are named as PYSKL
+2D stores are written as ``keypoint (M, T, V, 2)`` with y pointing down as image rows do, plus
+``keypoint_score (M, T, V)`` where the store has a score. A sample read from pixels with an
+``img_shape`` (recorded as the store's ``img_height`` / ``img_width`` columns) is written back in
+pixels with its ``img_shape``, as a pose estimator wrote it and as PYSKL's ``PreNormalize2D`` reads
+it (the float32 pixels that normalise back to the store's values bit for bit; empty trailing person
+slots of the store are left out); any other 2D sample keeps its normalised coordinates and gets no
+``img_shape`` (so nothing is normalised again on reading). A protocol's splits are named as PYSKL
 names them: ``ntu60-xsub`` gives ``xsub_train`` / ``xsub_val``.
 """
 
@@ -89,6 +93,8 @@ __all__ = [
 RECORD_KEY = "skelssl"  # top-level key of what `export pyskl` records about the store (see the module doc)
 # Store columns that are not written into skelssl_meta: the name, computed ones, and the label.
 _NOT_EXPORTED = frozenset({"name", "source", "persons", "length", "label"})
+# The image size of a 2D annotation whose pixels were normalised (its img_shape): export writes pixels back.
+IMG_COLUMNS = ("img_height", "img_width")
 
 NAME = "pyskl"
 LAYOUT = None  # from the ``layout=`` option, else inferred from V (resolve_layout)
@@ -472,6 +478,7 @@ def read(unit: tuple[str, int], with_score: bool | None = None, normalize: bool 
     if c not in (2, 3):
         raise bad(f"keypoint has {c} values per joint; expected 2 (x, y) or 3 (x, y, z)")
     bodies = np.ascontiguousarray(kp.transpose(1, 0, 2, 3), dtype=np.float32)  # (T, M, V, C)
+    image: dict[str, int] = {}
     if c == 2:
         if normalize and "img_shape" in a:
             shape = a["img_shape"]
@@ -479,6 +486,7 @@ def read(unit: tuple[str, int], with_score: bool | None = None, normalize: bool 
                     or not all(isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) and d > 0 for d in shape)):
                 raise bad(f"img_shape {_short(shape)} is not (height, width) in pixels")
             h, w = float(shape[0]), float(shape[1])
+            image = {IMG_COLUMNS[0]: int(shape[0]), IMG_COLUMNS[1]: int(shape[1])}  # export writes pixels back
             bodies = (bodies - np.array([w / 2, h / 2], np.float32)) / np.array([w / 2, h / 2], np.float32)
         bodies = bodies * np.array([1.0, -1.0], np.float32)  # image y points down; ours points up
     score = a.get("keypoint_score")
@@ -497,7 +505,7 @@ def read(unit: tuple[str, int], with_score: bool | None = None, normalize: bool 
             if not META_MIN <= int(value) <= META_MAX:
                 raise bad(f"{key} {_short(value)} does not fit a 32-bit integer")
             meta[key] = int(value)
-    extra = ann.split_extra(frame_dir)
+    extra = {**ann.split_extra(frame_dir), **image}
     more = a.get("skelssl_meta", {})
     if not isinstance(more, dict):
         raise bad(f"skelssl_meta is a {type(more).__name__}, expected a dict of integer columns")
@@ -646,6 +654,23 @@ def _split_names(protocols: list[str], sizes: dict[str, int] | None = None) -> d
     return {p: (s if owner[s] == p else p) for p, s in short.items()}
 
 
+def to_pixels(normalised: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pixels ``(..., 2)`` float32 that :func:`read` normalises back to exactly ``normalised`` (x, y in
+    [-1, 1], y pointing down): the nearest float32 pixel whose float32 normalisation, done as the reader
+    does it, gives each value bit for bit (searched a few ulps around ``x * w/2 + w/2``)."""
+    half = np.array([width / 2, height / 2], np.float32)
+    target = np.asarray(normalised, np.float32)
+    pixels = (target.astype(np.float64) * half + half).astype(np.float32)
+    for _ in range(8):
+        back = (pixels - half) / half
+        wrong = back != target
+        if not wrong.any():
+            break
+        towards = np.where(back < target, np.float32(np.inf), np.float32(-np.inf))
+        pixels = np.where(wrong, np.nextafter(pixels, towards), pixels)
+    return pixels
+
+
 def write_pyskl_from_store(store: Store, path: str | Path, protocols: list[str] | None = None) -> dict[str, list[str]]:
     """Write every sample of a store as a PYSKL file that ``prepare pyskl`` reads back exactly.
 
@@ -682,16 +707,26 @@ def write_pyskl_from_store(store: Store, path: str | Path, protocols: list[str] 
         train, test = splits[protocol]
         split[f"{key}_train"] = [names[i] for i in train]
         split[f"{key}_val"] = [names[i] for i in test]
+    images = coords == 2 and all(k in store.meta for k in IMG_COLUMNS)
     columns = [k for k in sorted(store.meta) if k not in _NOT_EXPORTED and k not in _META_KEYS
-               and store.meta[k].dtype.kind in "iu"]
+               and store.meta[k].dtype.kind in "iu" and not (images and k in IMG_COLUMNS)]
     # Image rows grow downwards: 2D y is written pointing down, as the reader expects (it turns it up).
     flip_y = np.array([1.0, -1.0], np.float32) if coords == 2 else None
     annotations = []
     for i in range(len(store)):
         frames = np.asarray(store.frames(i))  # (T, M, V, C)
         keypoint = frames[..., :coords] * flip_y if flip_y is not None else frames[..., :coords]
+        h, w = (int(store.meta[k][i]) for k in IMG_COLUMNS) if images else (0, 0)
+        if h > 0 and w > 0:
+            # Pixels with the image size, as a pose estimator wrote them (PYSKL's PreNormalize2D reads
+            # img_shape); the store's empty trailing person slots are not persons in the picture.
+            present = np.flatnonzero(np.abs(frames).reshape(frames.shape[0], frames.shape[1], -1).max(axis=(0, 2)) > 0)
+            frames = frames[:, : max(int(present[-1]) + 1 if len(present) else 1, 1)]
+            keypoint = to_pixels(keypoint[:, : frames.shape[1]], h, w)
         meta = {k: int(store.meta[k][i]) for k in _META_KEYS}
         ann = _annotation(names[i], keypoint, int(store.labels[i]), meta)
+        if h > 0 and w > 0:
+            ann["img_shape"] = (h, w)
         if coords < len(channels):
             ann["keypoint_score"] = np.ascontiguousarray(frames[..., coords].transpose(1, 0, 2), dtype=np.float32)  # (M, T, V)
         if columns:
