@@ -109,11 +109,41 @@ class Embedder:
         """The preprocessing pipeline of the training store (``None``: not recorded)."""
         return self.data.get("pipeline")
 
+    @property
+    def channel_names(self) -> list[str]:
+        """The channels the encoder takes (``x, y, z`` unless the file says otherwise)."""
+        names = self.data.get("channel_names")
+        return list(names) if names else ["x", "y", "z"][: self.channels]
+
+    def store_channel_names(self) -> list[str] | None:
+        """The channels of the training store itself (``x, y, score`` for an encoder trained on its
+        ``x, y`` with ``data.use_score=false``); ``None`` when neither the file nor the store says."""
+        names = self.data.get("store_channel_names")
+        if names:
+            return list(names)
+        store = self.data.get("store")
+        if store and (Path(store) / "store.json").is_file():
+            try:
+                return Store(store).channel_names
+            except Exception:  # an unreadable store only means we cannot tell
+                return None
+        return None
+
+    def _own_channels(self, x: torch.Tensor) -> torch.Tensor:
+        """A clip ``(C, T, V, M)`` with the training store's full channels, read as the encoder reads
+        that store: an ``x, y, score`` clip for an encoder trained without the score loses the score."""
+        if x.ndim != 4 or x.shape[0] == self.channels:
+            return x
+        full, own = self.store_channel_names(), self.channel_names
+        if full and x.shape[0] == len(full) and set(own) <= set(full):
+            return x[[full.index(n) for n in own]]
+        return x
+
     def _check(self, c: int, v: int, m: int, what: str) -> None:
         want = (self.channels, self.layout.num_joints, self.num_persons)
         if (c, v, m) != want:
             raise ValueError(f"{what} has C={c} channels, V={v} joints, M={m} persons; this encoder takes "
-                             f"C={want[0]}, V={want[1]} ({self.layout.name}), M={want[2]}")
+                             f"C={want[0]} ({', '.join(self.channel_names)}), V={want[1]} ({self.layout.name}), M={want[2]}")
 
     # -- embedding ------------------------------------------------------------------------------------
     def embed(self, clips: Any, lengths: Sequence[int] | torch.Tensor | None = None, progress: bool = False) -> np.ndarray:
@@ -131,7 +161,7 @@ class Embedder:
         Raises:
             ValueError: a clip whose shape the encoder cannot take.
         """
-        items = _as_clips(clips, lengths)
+        items = [self._own_channels(x) for x in _as_clips(clips, lengths)]
         for i, x in enumerate(items):
             self._check(x.shape[0], x.shape[2], x.shape[3], f"clip {i} of shape {tuple(x.shape)}")
         feats, _ = extract_features(self.encoder, _Clips(items, self.input.max_frames), batch_size=self.batch_size,

@@ -288,6 +288,10 @@ def encoder_data(store: Store) -> dict[str, Any]:
            "layout": store.layout.name, "channels": store.channels, "num_persons": store.num_persons}
     if store.channel_names != ["x", "y", "z"]:  # 2D, a score, or the score dropped (data.use_score=false)
         out["channel_names"] = store.channel_names
+    if Path(store.path).is_dir() and (Path(store.path) / "store.json").is_file():
+        full = Store(store.path).channel_names  # the store itself, not the view the encoder reads
+        if full != store.channel_names:  # so embed() can read clips with the store's every channel
+            out["store_channel_names"] = full
     if store.layout.name not in BUILTIN_LAYOUTS:  # a user's layout: the encoder file carries its definition
         out["layout_def"] = store.layout.to_dict()
     return out
