@@ -24,6 +24,8 @@ def test_quick_demo_reports_every_result_beside_its_baselines(tmp_path):
     assert any("beat both random init and raw input" in ln for ln in lines)
     assert (tmp_path / "demo" / "runs" / "isc" / "loss.png").is_file()
     assert set(DEFAULT_DEMO) >= {"isc", "hitrs", "mamp"}
+    # The store is centred as the recipes' real stores are (camera coordinates let contrastive views match by position).
+    assert json.loads((tmp_path / "demo" / "store" / "store.json").read_text())["pipeline"] == "ctrgcn"
     # A second demo into the same folder reuses the store and the finished run.
     again: list[str] = []
     run_demo(tmp_path / "demo", quick=True, log=again.append, methods=("isc",))

@@ -20,6 +20,7 @@ from skelssl.engine.config import RunConfig, from_dict
 __all__ = ["run_demo", "DEMO_METHODS", "demo_config"]
 
 PROTOCOL = "synthetic-xsub"
+PIPELINE = "ctrgcn"
 
 # name -> (encoder section, method section, optimiser, epochs, eval section) of the small models the
 # demo pre-trains. Motion-Transformer (reconstructed) at its CPU size learns well in a few minutes;
@@ -30,7 +31,8 @@ DEMO_METHODS: dict[str, dict[str, Any]] = {
         "encoder": {"name": "gru", "kwargs": {"mode": "faithful", "preset": "small"}},
         "method": {"name": "isc", "kwargs": {"partner": {"name": "agcn", "kwargs": {"preset": "small"}}, "queue_size": 0,
                                              "momentum": 0.99, "shear": 0.5, "corrupt_joints": 0, "frames": 32}},
-        "optim": {"name": "sgd", "lr": 0.03, "momentum": 0.9, "weight_decay": 1e-4},
+        # AdamW: at 180 steps SGD 0.03 left the GRU where it started (kNN 41.6 against 41.8 at random init).
+        "optim": {"name": "adamw", "lr": 2e-3, "weight_decay": 0.01},
         "schedule": {"name": "cosine", "warmup_epochs": 1, "min_lr": 0.0},
         "epochs": 10,
         "batch_size": 32,
@@ -131,11 +133,14 @@ def run_demo(out: Path, quick: bool = False, log: Callable[[str], None] = print,
         raise KeyError(f"unknown demo method(s) {unknown}; known: {', '.join(DEMO_METHODS)}")
 
     store_dir = out / "store"
-    if (store_dir / "store.json").is_file() and len(Store(store_dir)) == samples:
+    if (store_dir / "store.json").is_file() and len(Store(store_dir)) == samples and Store(store_dir).pipeline == PIPELINE:
         store = Store(store_dir)
     else:
         log(f"[demo] generating {samples} synthetic action sequences ...")
-        store = synthetic.write_store(store_dir, num_samples=samples, layout="ntu25", seed=0, overwrite=True)
+        # Centred on the spine as the MAMP / CTR-GCN data are (orientation kept): in camera coordinates the
+        # contrastive methods match two views of a clip by where it stands, not by how it moves.
+        store = synthetic.write_store(store_dir, num_samples=samples, layout="ntu25", seed=0, overwrite=True,
+                                      pipeline=PIPELINE)
     info = store_summary(store)
     log(f"[demo] store {store.path}: {info['samples']} samples, {info['classes']} classes, {info['frames']} frames; "
         f"{PROTOCOL}: {info['protocols'][PROTOCOL]['train']} train / {info['protocols'][PROTOCOL]['test']} test")
