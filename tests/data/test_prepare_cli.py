@@ -96,3 +96,36 @@ def test_synth_info_show_export(tmp_path, capsys):
     for i in range(len(store)):
         j = back.index_of(str(store.names[i]))
         assert np.array_equal(back.frames(j), store.frames(i))
+
+
+
+_KILL_ON: list[str] = []  # the unit whose worker is killed (read by the forked workers)
+
+
+def _dies_on_one(unit):
+    import os
+    import signal
+
+    import skelssl.data.prepare as prep
+
+    if _KILL_ON and str(unit).endswith(_KILL_ON[0]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return prep._REAL_PROCESS(unit)
+
+
+def test_a_killed_worker_fails_the_prepare_instead_of_hanging(shared_data, tmp_path, monkeypatch):
+    """A --workers process killed from outside (the OOM killer) ends prepare with one error, nothing published."""
+    import skelssl.data.prepare as prep
+    from skelssl.core.conventions import StoreError
+
+    src = tmp_path / "few"
+    files = _copy_some(shared_data / "nw_ucla" / "all_sqe", src, "a0*_v0*.json", 8)
+    _KILL_ON[:] = [files[2].name]
+    monkeypatch.setattr(prep, "_REAL_PROCESS", prep._process, raising=False)
+    monkeypatch.setattr(prep, "_process", _dies_on_one)
+    try:
+        with pytest.raises(StoreError, match="a --workers process died"):
+            prepare("nucla", src, tmp_path / "store", workers=2)
+    finally:
+        _KILL_ON.clear()
+    assert not (tmp_path / "store").exists()

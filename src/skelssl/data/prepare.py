@@ -16,6 +16,8 @@ same source gives the same store whatever the number of workers.
 from __future__ import annotations
 
 import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 import os
 import time
 import traceback
@@ -138,8 +140,14 @@ def _results(units: list[Any], workers: int, init_args: tuple) -> Iterator[tuple
         return
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
     chunk = max(1, min(64, len(units) // (workers * 8) or 1))
-    with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
-        yield from pool.imap(_process, units, chunksize=chunk)
+    # An executor, not a Pool: a worker killed from outside (out of memory) breaks the executor and
+    # raises here, where a Pool would wait for the lost result forever.
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init_args) as pool:
+        try:
+            yield from pool.map(_process, units, chunksize=chunk)
+        except BrokenProcessPool:
+            raise StoreError(f"a --workers process died while reading (killed, e.g. out of memory); nothing was "
+                             f"published: run again with fewer --workers") from None
 
 
 # -- driver ------------------------------------------------------------------------------------------
