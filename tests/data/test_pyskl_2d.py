@@ -84,6 +84,8 @@ eval: {{knn: {{ks: [1, 5]}}, probe: {{cs: [1.0], folds: 2}}, baselines: {{raw_in
     assert cli_main(["pretrain", str(recipe), "--out", str(tmp_path / "run")]) == 0
     assert cli_main(["eval", "knn", str(tmp_path / "run"), "--protocol", "xsub"]) == 0
     assert "knn xsub" in capsys.readouterr().out
+    assert cli_main(["eval", "linear", str(tmp_path / "run"), "--protocol", "xsub"]) == 0
+    assert "linear xsub" in capsys.readouterr().out
     assert cli_main(["embed", str(tmp_path / "run"), "--protocol", "xsub", "--out", str(tmp_path / "z.npz"), "--device", "cpu"]) == 0
     with np.load(tmp_path / "z.npz") as z:
         assert z["features"].shape[0] == 8 and z["names"].tolist() == [str(n) for n in store.names[split(store, "xsub")[1]]]
