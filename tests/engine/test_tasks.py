@@ -12,7 +12,7 @@ from _toys import TOY_ENCODER, TOY_METHOD
 from skelssl.data.store import write_store
 from skelssl.engine import checkpoint as ck
 from skelssl.engine.config import ConfigError, DataConfig, load_config
-from skelssl.engine.tasks import export_encoder, open_dataset, pretrain, select_indices
+from skelssl.jobs.pretrain import export_encoder, open_dataset, pretrain, select_indices
 
 
 @pytest.fixture(scope="module")

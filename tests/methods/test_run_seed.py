@@ -149,7 +149,7 @@ def simclr_run(seed: int, method_kwargs: dict | None = None) -> RunConfig:
 
 
 def test_the_job_sets_the_run_seed_from_trainer_seed():
-    from skelssl.engine.tasks import build_method
+    from skelssl.jobs.pretrain import build_method
 
     batch = TINY["simclr"][1]()
     torch.manual_seed(0)

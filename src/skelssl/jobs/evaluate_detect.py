@@ -30,7 +30,7 @@ from skelssl.data.dataset import collate
 from skelssl.data.store import Store, atomic_write_text
 from skelssl.engine.config import ConfigError, TrainerConfig, to_dict
 from skelssl.engine.eval_config import DetectTaskConfig, EvalConfig
-from skelssl.engine.evaluate import _collate_features, _Features, _FeatureSet
+from skelssl.jobs.evaluate import _collate_features, _Features, _FeatureSet
 from skelssl.engine.loop import Trainer
 from skelssl.engine.optim import optimizer_factory, scheduler_factory
 from skelssl.engine.seed import seed_all
@@ -93,7 +93,7 @@ def _write_detections(path: Path, dets: list[Segment], store: Store) -> None:
 
 
 def run_detect(ctx: dict[str, Any]) -> dict[str, Any]:
-    """The ``detect`` protocol on ``ctx`` (built by :func:`skelssl.engine.evaluate.evaluate`).
+    """The ``detect`` protocol on ``ctx`` (built by :func:`skelssl.jobs.evaluate.evaluate`).
 
     Returns:
         The protocol's part of ``results.json``.

@@ -13,8 +13,8 @@ self-supervised number is read against. Evaluating on a store other than the pre
 transfer; where the layouts differ, parameters whose shapes depend on the joint count are
 re-initialised and listed in the results.
 
-``detect`` (temporal action detection on an untrimmed store, :mod:`skelssl.engine.evaluate_detect`)
-and ``predict`` (motion prediction, :mod:`skelssl.engine.evaluate_predict`) live in their own modules.
+``detect`` (temporal action detection on an untrimmed store, :mod:`skelssl.jobs.evaluate_detect`)
+and ``predict`` (motion prediction, :mod:`skelssl.jobs.evaluate_predict`) live in their own modules.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from skelssl.engine.config import ConfigError, TrainerConfig, to_dict
 from skelssl.engine.eval_config import ClassifierTaskConfig, EvalConfig, load_eval_config
 from skelssl.engine.eval_input import test_transform as _test_transform
 from skelssl.engine.eval_input import train_transform as _train_transform
-from skelssl.engine.evaluate_frozen import baselines, copies_of, encoder_features, frozen_figures
+from skelssl.jobs.evaluate_frozen import baselines, copies_of, encoder_features, frozen_figures
 from skelssl.engine.loop import Trainer
 from skelssl.engine.optim import block_layer_id, build_optimizer, layer_decay_groups, scheduler_factory
 from skelssl.engine.seed import seed_all
@@ -393,13 +393,13 @@ def silhouette_cosine(features: np.ndarray, labels: np.ndarray, max_points: int 
 
 
 def _detect(ctx: dict[str, Any]) -> dict[str, Any]:
-    from skelssl.engine.evaluate_detect import run_detect  # imports this module: not at the top
+    from skelssl.jobs.evaluate_detect import run_detect  # imports this module: not at the top
 
     return run_detect(ctx)
 
 
 def _predict(ctx: dict[str, Any]) -> dict[str, Any]:
-    from skelssl.engine.evaluate_predict import run_predict
+    from skelssl.jobs.evaluate_predict import run_predict
 
     return run_predict(ctx)
 
