@@ -18,7 +18,7 @@ from skelssl.jobs.official.load import load_official
 from skelssl.jobs.pretrain import pretrain
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-RECIPES = Path(__file__).resolve().parents[2] / "configs"
+RECIPES = Path(__file__).resolve().parents[3] / "configs"
 
 
 def _one_line(capsys, argv: list[str]) -> str:
