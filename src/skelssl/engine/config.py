@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import inspect
 import json
 import types
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
+
+from skelssl.core.canonical import config_hash
 
 __all__ = [
     "ConfigError",
@@ -616,13 +617,6 @@ def save_config(cfg: RunConfig | dict[str, Any], path: str | Path) -> Path:
     data = cfg if isinstance(cfg, dict) else to_dict(cfg)
     atomic_write_text(path, yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False))
     return Path(path)
-
-
-def config_hash(cfg: RunConfig | dict[str, Any], length: int = 16) -> str:
-    """Stable hex digest (sha256) of the resolved config; equal configs give equal hashes."""
-    data = cfg if isinstance(cfg, dict) else to_dict(cfg)
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 # -- building registered classes -------------------------------------------------------------------

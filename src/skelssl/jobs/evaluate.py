@@ -138,13 +138,7 @@ def load_encoder_source(run: str | Path) -> EncoderSource:
         raise ckpt.CheckpointError(f"{run}: no such run folder or encoder file")
     meta = ckpt.encoder_metadata(path)
     ckpt.register_recorded_layout(meta, path)
-    spec = meta["encoder_spec"] if "encoder_spec" in meta else meta.get("spec")
-    if isinstance(spec, str):
-        spec = json.loads(spec)
-    config = meta.get("config") or {}
-    if isinstance(config, str):
-        config = json.loads(config)
-    return EncoderSource(path, spec, config, run_dir, data=meta.get("data") if isinstance(meta.get("data"), dict) else None)
+    return EncoderSource(path, meta["encoder_spec"], meta["config"] or {}, run_dir, data=meta.get("data"))
 
 
 def default_out_dir(source: EncoderSource, task: str, protocol: str, random_init: bool, suffix: str = "") -> Path:
