@@ -729,9 +729,9 @@ def build_method_from_config(section: ComponentConfig, *, run_seed: int | None =
     try:
         cls = get_method(section.name)
     except KeyError:
-        from skelssl.methods import _MODULES, METHODS
+        from skelssl.methods import METHODS
 
-        raise _unknown_name("method", section.name, set(METHODS.names()) | set(_MODULES)) from None
+        raise _unknown_name("method", section.name, set(METHODS.names())) from None
     kwargs = dict(section.kwargs)
     if "seed" in kwargs and "seed" not in inspect.signature(cls.__init__).parameters:
         legacy = _coerce(kwargs.pop("seed"), int, "method.kwargs.seed")
