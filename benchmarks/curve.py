@@ -15,8 +15,8 @@ from pathlib import Path
 
 from skelssl.engine import checkpoint as ckpt
 from skelssl.engine.config import RunConfig, from_dict
-from skelssl.engine.evaluate import evaluate
-from skelssl.engine.tasks import build_method
+from skelssl.jobs.evaluate import evaluate
+from skelssl.jobs.pretrain import build_method
 
 
 def export(checkpoint: Path, out: Path, which: str | None) -> tuple[Path, int]:

@@ -14,7 +14,7 @@ Phases, each a ``skelssl`` command in its own process (a clean peak RSS per benc
 
 ``OUTDIR/summary.json`` lists every phase (command, status, seconds, output) with every JSON row
 inlined, so that it alone holds the whole check. ``--tiny`` runs the same phases on the CPU at tiny
-sizes (``skelssl.engine.bench.SMOKE_OVERRIDES``, a few steps, 289 N-UCLA clips).
+sizes (``skelssl.jobs.bench.SMOKE_OVERRIDES``, a few steps, 289 N-UCLA clips).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from skelssl.engine.bench import SMOKE_OVERRIDES  # noqa: E402
+from skelssl.jobs.bench import SMOKE_OVERRIDES  # noqa: E402
 
 # The likely quickest first: time a bench leaves unused goes to the ones after it.
 METHODS = ("mamp", "motion_transformer", "isc", "hitrs")

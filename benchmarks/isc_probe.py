@@ -30,7 +30,7 @@ from skelssl.data.dataset import SkeletonDataset, collate
 from skelssl.data.store import Store
 from skelssl.engine.config import load_config
 from skelssl.engine.monitor import make_monitor
-from skelssl.engine.tasks import build_method, select_indices
+from skelssl.jobs.pretrain import build_method, select_indices
 
 
 def _mean_offdiag_cos(x: torch.Tensor) -> float:

@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from skelssl.engine.evaluate import evaluate
+from skelssl.jobs.evaluate import evaluate
 
 PROTOCOLS = {"nucla": "nucla-xview", "msr": "msr-xsub", "utk": "utkinect-xsub"}
 

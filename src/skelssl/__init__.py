@@ -9,7 +9,7 @@ The Python entry point for using a trained encoder::
     enc = skelssl.load_encoder("runs/isc-nucla")   # run folder or encoder.safetensors
     z = enc.embed(clips)                           # (N, D) features, through the run's test-time input
 
-(:func:`skelssl.engine.embed.load_encoder`; imported on first use, so ``import skelssl`` stays cheap.)
+(:func:`skelssl.jobs.embed.load_encoder`; imported on first use, so ``import skelssl`` stays cheap.)
 """
 
 from typing import Any
@@ -20,7 +20,7 @@ __all__ = ["load_encoder", "__version__"]
 
 def __getattr__(name: str) -> Any:
     if name == "load_encoder":
-        from skelssl.engine.embed import load_encoder
+        from skelssl.jobs.embed import load_encoder
 
         return load_encoder
     raise AttributeError(f"module 'skelssl' has no attribute {name!r}")

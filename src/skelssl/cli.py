@@ -233,7 +233,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from skelssl.engine.config import ConfigError, load_config
     from skelssl.engine.dist import is_rank_zero
-    from skelssl.engine.tasks import pretrain
+    from skelssl.jobs.pretrain import pretrain
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -276,7 +276,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from skelssl.core.conventions import StoreError
     from skelssl.engine.checkpoint import CheckpointError
     from skelssl.engine.config import ConfigError
-    from skelssl.engine.evaluate import evaluate
+    from skelssl.jobs.evaluate import evaluate
 
     try:
         results = evaluate(
@@ -330,7 +330,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     from skelssl.core.files import atomic_write_bytes, atomic_write_text
     from skelssl.data.store import Store
-    from skelssl.engine.embed import load_encoder, store_indices
+    from skelssl.jobs.embed import load_encoder, store_indices
 
     out = Path(args.out)
     if out.suffix not in (".npy", ".npz"):
@@ -418,7 +418,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from skelssl.engine.official import convert
+    from skelssl.jobs.official import convert
 
     r = convert(args.method, args.file, args.out, recipe=args.recipe, overrides=args.overrides, overwrite=args.overwrite)
     kept = f"; kept besides the weights: {', '.join(r['kept'])}" if r["kept"] else ""
@@ -428,7 +428,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_export_weights(args: argparse.Namespace) -> int:
-    from skelssl.engine.official import export_weights
+    from skelssl.jobs.official import export_weights
 
     if args.format != "official":
         raise CLIError(f"export-weights writes --format official only, got {args.format!r}")
@@ -438,14 +438,14 @@ def cmd_export_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from skelssl.engine.demo import run_demo
+    from skelssl.jobs.demo import run_demo
 
     run_demo(Path(args.out), quick=args.quick, methods=tuple(args.methods) if args.methods else None)
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from skelssl.engine.bench import BenchOptions, format_table, run_bench
+    from skelssl.jobs.bench import BenchOptions, format_table, run_bench
     from skelssl.engine.config import ConfigError
 
     opts = BenchOptions(device=args.device, precision=args.precision, steps=args.steps, warmup=args.warmup,

@@ -133,7 +133,7 @@ def test_a_user_layout_works_across_separate_commands(tmp_path, forget_user_layo
     assert "stick6" not in LAYOUTS
     from skelssl.data.store import Store
     from skelssl.engine.config import load_config
-    from skelssl.engine.tasks import pretrain
+    from skelssl.jobs.pretrain import pretrain
 
     store = Store(tmp_path / "store")
     assert store.layout.name == "stick6" and sorted(store.layout.bones) == [(1, 0), (2, 1), (3, 1), (4, 1), (5, 0)]

@@ -15,7 +15,9 @@ import torch
 
 torch.set_num_threads(1)
 
-from _toys import build_toy, scale_transform  # noqa: E402  (this file's folder is sys.path[0])
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, where _toys.py is
+
+from _toys import build_toy, scale_transform  # noqa: E402
 
 from skelssl.data.dataset import SkeletonDataset  # noqa: E402
 from skelssl.engine.config import OptimConfig, ScheduleConfig, TrainerConfig  # noqa: E402

@@ -15,7 +15,7 @@ from _toys import TOY_ENCODER, make_store
 from skelssl.engine import checkpoint as ck
 from skelssl.engine.config import ConfigError, RunConfig, load_config, resolve_batch
 from skelssl.engine.dist import is_rank_zero
-from skelssl.engine.tasks import pretrain
+from skelssl.jobs.pretrain import pretrain
 from skelssl.methods import METHODS
 from skelssl.methods.base import Method
 
@@ -166,7 +166,7 @@ def _initial_weights(store: str) -> dict[str, torch.Tensor]:
     """The weights pretrain starts from (seeded by trainer.seed), before any step."""
     from skelssl.data.store import Store
     from skelssl.engine.seed import seed_all
-    from skelssl.engine.tasks import build_method
+    from skelssl.jobs.pretrain import build_method
 
     cfg = _run_cfg(store)
     seed_all(cfg.trainer.seed)

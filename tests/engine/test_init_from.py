@@ -21,7 +21,7 @@ from skelssl.data.store import write_store
 from skelssl.engine import checkpoint as ck
 from skelssl.engine import init_from
 from skelssl.engine.config import InitFromConfig, load_config
-from skelssl.engine.tasks import build_method
+from skelssl.jobs.pretrain import build_method
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,7 +12,7 @@ from skelssl.data.protocols import split
 from skelssl.engine.config import load_config
 from skelssl.engine.logging import read_metrics
 from skelssl.engine.monitor import monitor_split
-from skelssl.engine.tasks import pretrain
+from skelssl.jobs.pretrain import pretrain
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -20,12 +20,12 @@ def test_there_are_recipes():
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_recipe_loads(recipe):
-    from skelssl.methods import _MODULES as METHOD_MODULES
+    from skelssl.methods import import_methods
     from skelssl.models import _MODULES as ENCODER_MODULES
 
     cfg = resolve_batch(load_config(recipe), 1)
     assert cfg.encoder.name in ENCODER_MODULES
     # A supervised baseline names no method: it is evaluated with --random-init (trained from scratch).
-    assert cfg.method.name in METHOD_MODULES or (not cfg.method.name and "supervised" in recipe.name)
+    assert cfg.method.name in import_methods() or (not cfg.method.name and "supervised" in recipe.name)
     assert cfg.data.batch_size >= 1 and cfg.trainer.epochs >= 1
     load_eval_config(cfg.eval)  # the eval section is checked strictly too

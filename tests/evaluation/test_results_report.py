@@ -76,10 +76,10 @@ def test_config_hash_is_canonical():
         a: int
 
     h = config_hash({"a": 1, "b": [1, 2]})
-    assert h == hashlib.sha256(b'{"a":1,"b":[1,2]}').hexdigest()[:12]
+    assert h == hashlib.sha256(b'{"a":1,"b":[1,2]}').hexdigest()[:16]
     assert config_hash({"b": (1, 2), "a": 1}) == h == config_hash(Cfg(b=[1, 2], a=1))
     assert config_hash({"a": 2, "b": [1, 2]}) != h
-    assert len(h) == 12 and int(h, 16) >= 0
+    assert len(h) == 16 and int(h, 16) >= 0
 
 
 def test_published_numbers_are_well_formed():

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from skelssl.cli import main as cli_main
-from skelssl.engine.bench import SMOKE_OVERRIDES
+from skelssl.jobs.bench import SMOKE_OVERRIDES
 from skelssl.engine.checkpoint import encoder_metadata
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -82,7 +82,7 @@ def test_the_method_rebuilds_from_its_checkpoint_without_the_store(coco_store, t
     # Motion-Transformer's flow head is sized by the coordinates (x, y: 4 directions, not 8), so
     # exporting from a checkpoint must rebuild it from the recorded coords.
     from skelssl.engine.checkpoint import load_tensors
-    from skelssl.engine.tasks import export_encoder
+    from skelssl.jobs.pretrain import export_encoder
 
     run = tmp_path / "run"
     assert pretrain("motion_transformer", coco_store, run) == 0

@@ -14,9 +14,9 @@ import yaml
 
 from skelssl.cli import main as cli_main
 from skelssl.core.layouts import get_layout
-from skelssl.engine.bench import SMOKE_OVERRIDES
+from skelssl.jobs.bench import SMOKE_OVERRIDES
 from skelssl.engine.config import load_config
-from skelssl.engine.tasks import build_method
+from skelssl.jobs.pretrain import build_method
 from skelssl.transforms.streams import bone, motion, to_stream
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -152,7 +152,7 @@ def test_hitrs_stream_run_records_coords_and_evaluates(coco_store, tmp_path, str
     assert rc == 0
     recorded = yaml.safe_load((run / "config.yaml").read_text())
     assert recorded["encoder"]["kwargs"]["coords"] == 2 and recorded["encoder"]["kwargs"]["stream"] == stream
-    from skelssl.engine.evaluate import load_encoder_source
+    from skelssl.jobs.evaluate import load_encoder_source
     from skelssl.data.store import Store
 
     source = load_encoder_source(run)

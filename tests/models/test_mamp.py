@@ -166,7 +166,7 @@ def test_layer_decay_scales_match_the_formula():
     top = enc.num_layers + 1
     layer_of = block_layer_id(top, block_pattern=r"(?:^|\.)blocks\.(\d+)\.")
 
-    def layer_id(name: str) -> int:  # as engine/evaluate.py wraps it
+    def layer_id(name: str) -> int:  # as jobs/evaluate.py wraps it
         return layer_of(name[len("encoder."):]) if name.startswith("encoder.") else top
 
     groups = layer_decay_groups(model.named_parameters(), top, 0.8, layer_id, 0.05)

@@ -4,7 +4,7 @@ skelssl runs on people's only copies of datasets and results, so everything it w
 here: a file is written to a temporary sibling and renamed into place (a crash never leaves half a
 file), and a folder that two processes might write is taken under an exclusive lock first. Which
 folders may be replaced is decided by their owners (``data.store.check_store_output`` for stores,
-``engine.tasks.pretrain`` for runs): only ever one that skelssl itself wrote.
+``jobs.pretrain.pretrain`` for runs): only ever one that skelssl itself wrote.
 """
 
 from __future__ import annotations

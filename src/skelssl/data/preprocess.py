@@ -25,7 +25,6 @@ Adding a pipeline is one function with the signature of :func:`_raw` registered 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Callable
 
@@ -34,6 +33,7 @@ import numpy as np
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.data._numba import kernels
+from skelssl.data.preprocess_ctrgcn import ctrgcn, ctrgcn_dup
 from skelssl.data.sample import RawSample
 
 __all__ = ["PIPELINES", "apply_pipeline"]
@@ -47,10 +47,6 @@ _DEGENERATE = 1e-6
 # shared helpers
 
 
-def _where(raw: RawSample) -> str:
-    return raw.source or raw.name
-
-
 def _check_input(raw: RawSample, layout: Layout, num_persons: int) -> None:
     """Raise :class:`SkeletonFormatError` for input no pipeline can process."""
     if num_persons < 1:
@@ -58,26 +54,17 @@ def _check_input(raw: RawSample, layout: Layout, num_persons: int) -> None:
     bodies = raw.bodies
     if bodies.shape[2] != layout.num_joints:
         raise SkeletonFormatError(
-            _where(raw), f"{bodies.shape[2]} joints per body, layout {layout.name} has {layout.num_joints}"
+            raw.where, f"{bodies.shape[2]} joints per body, layout {layout.name} has {layout.num_joints}"
         )
     finite = np.isfinite(bodies)
     if not finite.all():
         bad = np.flatnonzero(~finite.reshape(bodies.shape[0], -1).all(axis=1))
         raise SkeletonFormatError(
-            _where(raw),
+            raw.where,
             f"{int((~finite).sum())} non-finite coordinate values (NaN/inf), first at frame {int(bad[0])}",
         )
     if bodies.shape[0] == 0 or not bodies.any():
-        raise SkeletonFormatError(_where(raw), "no body in any frame (all coordinates are zero)")
-
-
-def _body_ids(raw: RawSample) -> np.ndarray:
-    """``(T, B)`` int64 tracking ids, ``-1`` everywhere when the reader gave none."""
-    if raw.body_ids is None:
-        return np.full(raw.bodies.shape[:2], -1, dtype=np.int64)
-    if raw.body_ids.shape != raw.bodies.shape[:2]:
-        raise ValueError(f"{raw.name}: body_ids {raw.body_ids.shape} do not match bodies {raw.bodies.shape[:2]}")
-    return np.asarray(raw.body_ids, dtype=np.int64)
+        raise SkeletonFormatError(raw.where, "no body in any frame (all coordinates are zero)")
 
 
 def _pad_slots(bodies: np.ndarray, ids: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,17 +78,6 @@ def _pad_slots(bodies: np.ndarray, ids: np.ndarray, slots: int) -> tuple[np.ndar
     return bodies, ids
 
 
-def _result(raw: RawSample, bodies: np.ndarray, ids: np.ndarray | None) -> RawSample:
-    """A new sample with ``raw``'s metadata and the given person slots (nothing shared with ``raw``)."""
-    return dataclasses.replace(
-        raw,
-        bodies=np.ascontiguousarray(bodies, dtype=np.float32),
-        body_ids=None if ids is None else np.ascontiguousarray(ids, dtype=np.int64),
-        frame_labels=None if raw.frame_labels is None else np.array(raw.frame_labels, copy=True),
-        extra=dict(raw.extra),
-    )
-
-
 # --------------------------------------------------------------------------------------------------
 # raw (Hi-TRS)
 
@@ -112,9 +88,9 @@ def _raw(raw: RawSample, layout: Layout, num_persons: int) -> RawSample:
     Hi-TRS's ``prepare_NTU_60.py`` writes the ``m``-th body listed in a frame into slot ``m`` (first two)
     and keeps the camera-space metres as recorded. Missing slots are zero-filled.
     """
-    bodies, ids = _pad_slots(raw.bodies, _body_ids(raw), num_persons)
+    bodies, ids = _pad_slots(raw.bodies, raw.tracking_ids(), num_persons)
     bodies, ids = bodies[:, :num_persons], ids[:, :num_persons]  # (T, M, V, C), (T, M)
-    return _result(raw, bodies.copy(), ids.copy() if raw.body_ids is not None else None)
+    return raw.with_bodies(bodies.copy(), ids.copy() if raw.body_ids is not None else None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -240,8 +216,8 @@ def _agcn(raw: RawSample, layout: Layout, num_persons: int) -> RawSample:
     energies, which can only reorder bodies whose energies tie to ~1e-6.
     """
     if raw.bodies.shape[3] != 3:
-        raise SkeletonFormatError(_where(raw), f"agcn needs 3 coordinates (x, y, z), got {raw.bodies.shape[3]}")
-    bodies, ids = _pad_slots(raw.bodies.astype(np.float32, copy=False), _body_ids(raw), num_persons)
+        raise SkeletonFormatError(raw.where, f"agcn needs 3 coordinates (x, y, z), got {raw.bodies.shape[3]}")
+    bodies, ids = _pad_slots(raw.bodies.astype(np.float32, copy=False), raw.tracking_ids(), num_persons)
     compiled = kernels("skelssl.data._agcn_compiled")  # numba loops for steps 2-4, if installed
     if compiled:
         x, ids = compiled.steps(np.ascontiguousarray(bodies), np.ascontiguousarray(ids), num_persons, layout.spine)
@@ -268,31 +244,17 @@ def _agcn(raw: RawSample, layout: Layout, num_persons: int) -> RawSample:
     rotation = (rot_x @ rot_z).astype(np.float32)
     # (T*M*V, 3) = (3, T*M*V)^T @ R^T, read through BLAS's transposed access: no transposed copy.
     x = (x.reshape(3, -1).T @ rotation.T).reshape(x.shape[1:] + (3,))  # (T, M, V, 3)
-    return _result(raw, x, ids if raw.body_ids is not None else None)
+    return raw.with_bodies(x, ids if raw.body_ids is not None else None)
 
 
 # --------------------------------------------------------------------------------------------------
 # registry
 
-def _ctrgcn(raw: RawSample, layout: Layout, num_persons: int) -> RawSample:
-    """SGN / CTR-GCN denoising as MAMP uses it (:mod:`skelssl.data.preprocess_ctrgcn`)."""
-    from skelssl.data.preprocess_ctrgcn import ctrgcn  # imported here: that module imports this one
-
-    return ctrgcn(raw, layout, num_persons)
-
-
-def _ctrgcn_dup(raw: RawSample, layout: Layout, num_persons: int) -> RawSample:
-    """``ctrgcn`` with a single actor copied into the empty slots (MAMP's NTU-120 arrays)."""
-    from skelssl.data.preprocess_ctrgcn import ctrgcn_dup
-
-    return ctrgcn_dup(raw, layout, num_persons)
-
-
 _PIPELINES: dict[str, Callable[[RawSample, Layout, int], RawSample]] = {
     "raw": _raw,
     "agcn": _agcn,
-    "ctrgcn": _ctrgcn,
-    "ctrgcn_dup": _ctrgcn_dup,
+    "ctrgcn": ctrgcn,  # SGN / CTR-GCN denoising as MAMP uses it
+    "ctrgcn_dup": ctrgcn_dup,  # the same, a single actor copied into the empty slots (MAMP's NTU-120 arrays)
 }
 PIPELINES: tuple[str, ...] = tuple(_PIPELINES)
 

@@ -41,7 +41,6 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.core.layouts import Layout
-from skelssl.data.preprocess import _body_ids, _result, _where
 from skelssl.data.sample import RawSample
 
 __all__ = ["ctrgcn", "ctrgcn_dup", "denoise", "assign_actors", "MIN_BODY_FRAMES", "SPREAD_RATIO", "NOISE_SPREAD_THRESHOLD"]
@@ -136,9 +135,9 @@ def assign_actors(bodies: list[_Body], num_persons: int) -> tuple[list[list[_Bod
 
 
 def _ctrgcn(raw: RawSample, layout: Layout, num_persons: int, duplicate_single: bool) -> RawSample:
-    bodies, ids = raw.bodies.astype(np.float32, copy=False), _body_ids(raw)
+    bodies, ids = raw.bodies.astype(np.float32, copy=False), raw.tracking_ids()
     if bodies.shape[3] < 2:
-        raise SkeletonFormatError(_where(raw), f"ctrgcn needs at least x and y, got {bodies.shape[3]} coordinates")
+        raise SkeletonFormatError(raw.where, f"ctrgcn needs at least x and y, got {bodies.shape[3]} coordinates")
     on = bodies.any(axis=(1, 2, 3))  # (T,) frames with a body
     bodies, ids = bodies[on], ids[on]
     frame_labels = None if raw.frame_labels is None else np.asarray(raw.frame_labels)[on]
@@ -166,7 +165,7 @@ def _ctrgcn(raw: RawSample, layout: Layout, num_persons: int, duplicate_single: 
     if duplicate_single and num_persons > 1 and not any(o.any() for o in occupied[1:]):
         out[:, 1:] = out[:, :1]
         out_ids[:, 1:] = out_ids[:, :1]
-    done = _result(raw, out, out_ids if raw.body_ids is not None else None)
+    done = raw.with_bodies(out, out_ids if raw.body_ids is not None else None)
     if frame_labels is not None:
         done.frame_labels = np.array(frame_labels, copy=True)
     return done

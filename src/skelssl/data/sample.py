@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +50,29 @@ class RawSample:
     @property
     def num_frames(self) -> int:
         return int(self.bodies.shape[0])
+
+    @property
+    def where(self) -> str:
+        """The source file, else the name: what an error message about this sample names."""
+        return self.source or self.name
+
+    def tracking_ids(self) -> np.ndarray:
+        """``(T, B)`` int64 tracking ids, ``-1`` everywhere when the reader gave none."""
+        if self.body_ids is None:
+            return np.full(self.bodies.shape[:2], -1, dtype=np.int64)
+        if self.body_ids.shape != self.bodies.shape[:2]:
+            raise ValueError(f"{self.name}: body_ids {self.body_ids.shape} do not match bodies {self.bodies.shape[:2]}")
+        return np.asarray(self.body_ids, dtype=np.int64)
+
+    def with_bodies(self, bodies: np.ndarray, ids: np.ndarray | None) -> "RawSample":
+        """A new sample with this one's metadata and the given person slots (nothing shared with it)."""
+        return dataclasses.replace(
+            self,
+            bodies=np.ascontiguousarray(bodies, dtype=np.float32),
+            body_ids=None if ids is None else np.ascontiguousarray(ids, dtype=np.int64),
+            frame_labels=None if self.frame_labels is None else np.array(self.frame_labels, copy=True),
+            extra=dict(self.extra),
+        )
 
     def meta(self) -> dict[str, int]:
         out = {k: int(getattr(self, k)) for k in META_FIELDS}

@@ -169,8 +169,7 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
     data = safetensors.torch.save(_cpu_unshared(tensors), metadata=metadata)
     path = Path(path)
     if atomic:
-        atomic_write_bytes(path, data)
-        os.chmod(path, 0o644)  # the temporary file was private (mkstemp); the result is not
+        atomic_write_bytes(path, data)  # shared (0o644), like every output
     else:
         _fsync_write(path, data)
     return path
@@ -193,7 +192,6 @@ def _sniff(path: Path) -> str:
     if head[:1] == b"\x80" or head[:1] in (b"(", b"}", b"]"):
         return "it looks like a pickle, which can run arbitrary code when loaded"
     return "it has no safetensors header"
-    return ""
 
 
 def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import inspect
 import json
 import types
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
+
+from skelssl.core.canonical import config_hash
 
 __all__ = [
     "ConfigError",
@@ -618,13 +619,6 @@ def save_config(cfg: RunConfig | dict[str, Any], path: str | Path) -> Path:
     return Path(path)
 
 
-def config_hash(cfg: RunConfig | dict[str, Any], length: int = 16) -> str:
-    """Stable hex digest (sha256) of the resolved config; equal configs give equal hashes."""
-    data = cfg if isinstance(cfg, dict) else to_dict(cfg)
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
 # -- building registered classes -------------------------------------------------------------------
 
 
@@ -735,9 +729,9 @@ def build_method_from_config(section: ComponentConfig, *, run_seed: int | None =
     try:
         cls = get_method(section.name)
     except KeyError:
-        from skelssl.methods import _MODULES, METHODS
+        from skelssl.methods import METHODS
 
-        raise _unknown_name("method", section.name, set(METHODS.names()) | set(_MODULES)) from None
+        raise _unknown_name("method", section.name, set(METHODS.names())) from None
     kwargs = dict(section.kwargs)
     if "seed" in kwargs and "seed" not in inspect.signature(cls.__init__).parameters:
         legacy = _coerce(kwargs.pop("seed"), int, "method.kwargs.seed")

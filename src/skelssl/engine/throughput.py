@@ -1,6 +1,6 @@
 """Measuring training cost: timed steps, FLOP counts, peak memory, synthetic batches, naive variants.
 
-The primitives shared by ``skelssl bench`` (:mod:`skelssl.engine.bench`) and the benchmark scripts
+The primitives shared by ``skelssl bench`` (:mod:`skelssl.jobs.bench`) and the benchmark scripts
 (``benchmarks/train_throughput.py`` and its ``benchmarks/throughput_<method>.py`` plug-ins):
 
 - :func:`time_steps`: seconds per call of a step closure, warm-up excluded, timed with

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from skelssl.data.dataset import collate
 
-__all__ = ["extract_features", "run_model"]
+__all__ = ["extract_features", "run_model", "CachedEncoder", "FeatureSet", "collate_features"]
 
 Batch = dict[str, torch.Tensor]
 Gather = Callable[[torch.Tensor], torch.Tensor]
@@ -171,3 +171,37 @@ def extract_features(
         rank=rank,
         world_size=world_size,
     )
+
+
+class CachedEncoder(nn.Module):
+    """Stands in for a frozen encoder when its features are cached: ``(N, D)`` in, the same out."""
+
+    def __init__(self, out_dim: int) -> None:
+        super().__init__()
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return x
+
+
+class FeatureSet(Dataset):
+    """Cached ``(N, D)`` features and their ``(N,)`` labels as a dataset of ``{x, label, index}``."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        self.features, self.labels = features, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"x": self.features[i], "label": int(self.labels[i]), "index": i}
+
+
+def collate_features(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Batch :class:`FeatureSet` items (every length 1: one feature vector stands for the sequence)."""
+    return {
+        "x": torch.stack([it["x"] for it in items]),
+        "lengths": torch.ones(len(items), dtype=torch.int64),
+        "label": torch.tensor([it["label"] for it in items]),
+        "index": torch.tensor([it["index"] for it in items]),
+    }

@@ -23,13 +23,12 @@ samples have frames bit-identical to a training sample, ``null`` for stores that
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import math
 from pathlib import Path
 from typing import Any
 
+from skelssl.core.canonical import config_hash, to_jsonable
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.store import atomic_write_text
 
@@ -38,36 +37,6 @@ __all__ = ["REQUIRED_KEYS", "TASKS", "RESULTS_FILE", "write_results", "read_resu
 REQUIRED_KEYS = ("task", "protocol", "metric", "final", "best", "train_samples", "test_samples", "seed", "config_hash", "wall_seconds")
 TASKS = frozenset({"linear", "knn", "finetune", "semi", "transfer", "detect", "predict", "tsne", "ensemble"})
 RESULTS_FILE = "results.json"
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Plain JSON types from dataclasses, paths, tuples, numpy and 0-d / small torch values."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(dataclasses.asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
-        return [to_jsonable(v) for v in items]
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if hasattr(obj, "tolist"):  # numpy arrays / scalars and torch tensors
-        return to_jsonable(obj.tolist())
-    if hasattr(obj, "name") and hasattr(obj, "num_joints"):  # a Layout: stored by name, as in encoder specs
-        return str(obj.name)
-    raise TypeError(f"cannot store a {type(obj).__name__} in JSON: {obj!r}")
-
-
-def config_hash(obj: Any) -> str:
-    """First 12 hex digits of the SHA-256 of ``obj`` as canonical JSON (sorted keys, no spaces).
-
-    Stable across processes and Python versions for the same content; dataclasses hash like the dict
-    of their fields.
-    """
-    text = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def _number(value: Any) -> bool:

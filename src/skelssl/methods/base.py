@@ -8,7 +8,7 @@ is a registered buffer, so it is saved and restored with the checkpoint.
 
 Randomness: every random draw of a method (augmentations, masks, clip sampling, initial queues) comes
 from its :attr:`Method.run_seed`, which the job sets from ``trainer.seed``
-(:func:`skelssl.engine.tasks.build_method`), so a new run seed gives new draws and the same seed the
+(:func:`skelssl.jobs.pretrain.build_method`), so a new run seed gives new draws and the same seed the
 same run. The draws of a training step come from :meth:`Method.generator`, a CPU generator seeded from
 ``(run_seed, rank, step)``, where ``step`` is a buffer counting the steps: a resumed run draws what
 an unbroken one draws without any generator state to save, CPU and GPU runs draw the same, and each

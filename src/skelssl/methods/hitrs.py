@@ -33,13 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skelssl.core.batch import frame_mask
 from skelssl.methods import register_method
 from skelssl.methods.base import Method, process_rank
 from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, mask_joints, sample_order_clips, split_persons, swap_pairs
 from skelssl.methods.losses import info_nce_logits, top1_accuracy
 from skelssl.models.hitrs import HiTRS
 from skelssl.models.windowing import gather_windows, pad_frames, window_indices
-from skelssl.transforms.temporal import frame_mask
 
 __all__ = ["HiTRSPretraining", "masked_joint_loss", "order_loss", "future_clip_loss"]
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 
 from skelssl import transforms as T
+from skelssl.core.batch import frame_mask, person_mask
 from skelssl.models.windowing import pad_frames, pad_size, window_indices
-from skelssl.transforms.temporal import frame_mask, person_mask, uniform
+from skelssl.transforms.temporal import uniform
 
 __all__ = [
     "split_persons",

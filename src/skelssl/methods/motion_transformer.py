@@ -33,10 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skelssl.core.batch import frame_mask
 from skelssl.methods import register_method
 from skelssl.methods.base import Method, split_decay_groups
 from skelssl.models.motion_transformer import MotionTransformer, truncated_normal_init
-from skelssl.transforms.temporal import frame_mask, uniform
+from skelssl.transforms.temporal import uniform
 
 __all__ = [
     "MotionTransformerMethod",

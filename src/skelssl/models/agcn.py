@@ -35,6 +35,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from skelssl.core.batch import frame_mask, person_mask
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
@@ -43,7 +44,6 @@ from skelssl.models.graph_common import (
     strided_lengths, zero_padding,
 )
 from skelssl.models.stgcn import DEFAULT_CHANNELS, DEFAULT_STRIDES
-from skelssl.transforms.temporal import frame_mask, person_mask
 
 __all__ = ["AGCN", "AdaptiveGraphConv", "AGCNUnit", "PRESETS", "agcn_adjacency", "branch_conv_init"]
 

@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from skelssl.transforms.temporal import frame_mask
+from skelssl.core.batch import frame_mask
 
 __all__ = [
     "TemporalConv", "conv_init", "bn_init", "check_units", "zero_padding", "strided_lengths", "run_units",

@@ -26,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skelssl.core.batch import person_mask
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
-from skelssl.transforms.temporal import person_mask, resize_windows
+from skelssl.transforms.temporal import resize_windows
 
 __all__ = ["HCN", "PRESETS"]
 

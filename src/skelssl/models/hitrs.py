@@ -34,13 +34,13 @@ from typing import Literal
 import torch
 from torch import nn
 
+from skelssl.core.batch import frame_mask, full_lengths, person_mask
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
 from skelssl.models.transformer_blocks import TransformerBlock, key_padding_mask, sinusoid_table, sinusoid_table_2d
 from skelssl.models.windowing import gather_windows, num_windows, pad_frames, pad_size, window_indices
 from skelssl.transforms.streams import to_stream
-from skelssl.transforms.temporal import frame_mask, full_lengths, person_mask
 
 __all__ = ["HiTRS", "PRESETS", "clip_attention_mask"]
 

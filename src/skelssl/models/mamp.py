@@ -38,11 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skelssl.core.batch import full_lengths
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
 from skelssl.models.transformer_blocks import TransformerBlock, UnfusedSwitch
-from skelssl.transforms.temporal import full_lengths, resize_windows
+from skelssl.transforms.temporal import resize_windows
 
 __all__ = ["MAMPEncoder", "PRESETS", "JointEmbed", "embed_patches", "xavier_init"]
 

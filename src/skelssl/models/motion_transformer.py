@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skelssl.core.batch import frame_mask, full_lengths, person_mask
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
 from skelssl.models.transformer_blocks import TransformerBlock, key_padding_mask, UnfusedSwitch
-from skelssl.transforms.temporal import frame_mask, full_lengths, person_mask
 
 __all__ = ["MotionTransformer", "PRESETS", "minmax_normalize", "stride_indices", "truncated_normal_init"]
 

@@ -27,13 +27,13 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from skelssl.core.batch import person_mask
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
 from skelssl.models.graph_common import (
     check_units, person_batch, pool_tokens, residual_branch, run_units, strided_lengths, zero_padding,
 )
-from skelssl.transforms.temporal import person_mask
 
 __all__ = ["STGCN", "STGCNUnit"]
 

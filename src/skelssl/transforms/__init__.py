@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from skelssl.core.batch import frame_mask, full_lengths, person_mask
 from skelssl.transforms.spatial import (
     apply_matrix,
     choose_joints,
@@ -42,9 +43,6 @@ from skelssl.transforms.temporal import (
     check_batch,
     crop_resize,
     crop_windows,
-    frame_mask,
-    full_lengths,
-    person_mask,
     resize_windows,
     time_crop,
     time_interpolate,

@@ -20,8 +20,9 @@ from typing import Callable
 
 import torch
 
+from skelssl.core.batch import frame_mask, full_lengths
 from skelssl.core.layouts import Layout
-from skelssl.transforms.temporal import check_batch, frame_mask, full_lengths
+from skelssl.transforms.temporal import check_batch
 
 __all__ = ["joint", "bone", "motion", "bone_motion", "STREAMS", "to_stream"]
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import torch
 
+from skelssl.core.batch import frame_mask, full_lengths, person_mask
+
 __all__ = [
     "check_batch",
-    "full_lengths",
-    "frame_mask",
-    "person_mask",
     "valid_mask",
     "uniform",
     "crop_windows",
@@ -32,7 +31,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------------
-# Shared helpers: batch checks, padding masks and random draws (also used by spatial.py and models).
+# Shared helpers: batch checks, the valid-entry mask and random draws (also used by spatial.py and models).
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -42,25 +41,6 @@ def check_batch(x: torch.Tensor, lengths: torch.Tensor | None = None) -> None:
         raise ValueError(f"expected a batch of shape (N, C, T, V, M), got shape {tuple(x.shape)}")
     if lengths is not None and tuple(lengths.shape) != (x.shape[0],):
         raise ValueError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
-
-
-def full_lengths(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """``lengths`` as int64 on ``x.device``, clamped to ``[0, T]``; ``None`` means all ``T`` frames."""
-    n, t = x.shape[0], x.shape[2]
-    if lengths is None:
-        return torch.full((n,), t, dtype=torch.int64, device=x.device)
-    return lengths.to(device=x.device, dtype=torch.int64).clamp(0, t)
-
-
-def frame_mask(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """``(N,)`` lengths -> ``(N, T)`` bool, True on real frames ``t < lengths[n]``."""
-    t = torch.arange(num_frames, device=lengths.device)
-    return t[None, :] < lengths[:, None]
-
-
-def person_mask(x: torch.Tensor) -> torch.Tensor:
-    """``(N, C, T, V, M)`` -> ``(N, M)`` bool, True for persons that are not all zeros (present)."""
-    return x.detach().abs().amax(dim=(1, 2, 3)) > 0
 
 
 def valid_mask(x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

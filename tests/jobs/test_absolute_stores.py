@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from skelssl.engine.config import ConfigError, load_config, to_dict
-from skelssl.engine.tasks import absolute_stores, check_same_run
+from skelssl.jobs.pretrain import absolute_stores, check_same_run
 
 
 def test_absolute_stores_makes_both_store_paths_absolute(tmp_path, monkeypatch):

@@ -11,8 +11,8 @@ from skelssl.cli import main as cli_main
 from skelssl.data import synthetic
 from skelssl.data.protocols import split as protocol_split
 from skelssl.engine.config import load_config
-from skelssl.engine.evaluate import evaluate
-from skelssl.engine.tasks import pretrain
+from skelssl.jobs.evaluate import evaluate
+from skelssl.jobs.pretrain import pretrain
 from skelssl.evaluation.ensemble import softmax
 from skelssl.evaluation.logits import read_logits, write_logits
 from skelssl.evaluation.results import read_results

@@ -12,7 +12,9 @@ from _toys import TOY_ENCODER, TOY_METHOD
 from skelssl.data.store import write_store
 from skelssl.engine import checkpoint as ck
 from skelssl.engine.config import ConfigError, DataConfig, load_config
-from skelssl.engine.tasks import export_encoder, open_dataset, pretrain, select_indices
+from skelssl.engine.config import config_hash as engine_config_hash
+from skelssl.evaluation.results import config_hash
+from skelssl.jobs.pretrain import export_encoder, open_dataset, pretrain, select_indices
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +71,10 @@ def test_pretrain_end_to_end(tmp_path, store):
     for key, value in encoder.state_dict().items():
         assert torch.equal(value, trained[f"encoder.{key}"]), key
     assert ck.encoder_metadata(run)["config"] == saved
+    # One config hash: the checkpoint's is the one results.json would give the run's config.
+    checkpoint = ck.load_checkpoint(run)
+    assert checkpoint.state["config_hash"] == config_hash(saved) == config_hash(checkpoint.config)
+    assert config_hash is engine_config_hash and len(config_hash(saved)) == 16
 
     exported = export_encoder(run, tmp_path / "again.safetensors")
     again = ck.load_encoder(exported)

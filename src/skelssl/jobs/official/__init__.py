@@ -36,11 +36,11 @@ from skelssl.engine.checkpoint import CheckpointError
 from skelssl.engine.config import (
     ConfigError, InitFromConfig, build_encoder_from_config, build_method_from_config, load_config, save_config, to_dict,
 )
-from skelssl.engine.official import hitrs, isc, mamp
-from skelssl.engine.official.load import (
+from skelssl.jobs.official import hitrs, isc, mamp
+from skelssl.jobs.official.load import (
     check_export_output, from_plain, load_official, save_official, sha256, strip_prefix, to_plain,
 )
-from skelssl.engine.official.mapping import (
+from skelssl.jobs.official.mapping import (
     Rule, check_tensors, folded_parts, official_dtypes, official_shapes, to_official, to_ours,
 )
 

@@ -18,7 +18,7 @@ import torch
 
 from skelssl.cli import main as cli_main
 from skelssl.engine import throughput
-from skelssl.engine.bench import SMOKE_OVERRIDES
+from skelssl.jobs.bench import SMOKE_OVERRIDES
 from conftest import random_store
 
 pytestmark = pytest.mark.usefixtures("one_thread")

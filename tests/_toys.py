@@ -1,4 +1,4 @@
-"""Tiny encoder, method and store shared by the engine tests (and the resume test's subprocess).
+"""Tiny encoder, method and store shared by the engine and job tests (and the resume test's subprocess).
 
 The toy method touches every kind of state a real one has: parameters, a momentum (EMA) target, a
 queue buffer with a pointer (MoCo/ISC), dropout (global random stream), its own ``torch.Generator``

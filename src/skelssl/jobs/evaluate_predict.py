@@ -55,7 +55,7 @@ def _horizon_table(per_frame: torch.Tensor, horizons: list[int]) -> dict[str, fl
 
 
 def run_predict(ctx: dict[str, Any]) -> dict[str, Any]:
-    """The ``predict`` protocol on ``ctx`` (built by :func:`skelssl.engine.evaluate.evaluate`).
+    """The ``predict`` protocol on ``ctx`` (built by :func:`skelssl.jobs.evaluate.evaluate`).
 
     Returns:
         The protocol's part of ``results.json``.

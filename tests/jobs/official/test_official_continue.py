@@ -21,7 +21,7 @@ from skelssl.data.store import write_store
 from skelssl.engine import checkpoint as ckpt
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-RECIPES = Path(__file__).resolve().parents[2] / "configs"
+RECIPES = Path(__file__).resolve().parents[3] / "configs"
 
 #: The paper recipes at the size of a test: a few clips, one process, no warm-up, no monitor.
 QUICK = ["data.protocol=null", "data.batch_size=1", "trainer.accumulate=1", "trainer.precision=32-true",

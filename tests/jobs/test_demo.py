@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from skelssl.engine.demo import DEFAULT_DEMO, run_demo
+from skelssl.jobs.demo import DEFAULT_DEMO, run_demo
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -105,7 +105,7 @@ def test_ntu120_mamp_needs_its_recipe(tmp_path, capsys, shared_data):
     torch.save({"model": model, "epoch": 399}, tmp_path / "ntu120.pth")
     line = _refused(capsys, ["convert", "mamp", str(tmp_path / "ntu120.pth"), "--out", str(tmp_path / "run")])
     assert "24 unexpected (decoder_blocks.3." in line and "decoder 5 blocks" in line
-    recipe = Path(__file__).resolve().parents[2] / "configs" / "mamp" / "ntu120_xsub.yaml"
+    recipe = Path(__file__).resolve().parents[3] / "configs" / "mamp" / "ntu120_xsub.yaml"
     assert cli_main(["convert", "mamp", str(tmp_path / "ntu120.pth"), "--out", str(tmp_path / "run"),
                      "--recipe", str(recipe)]) == 0
 

@@ -14,11 +14,11 @@ from conftest import random_store
 from skelssl.cli import main as cli_main
 from skelssl.engine import checkpoint as ckpt
 from skelssl.engine.config import load_config
-from skelssl.engine.official.load import load_official
-from skelssl.engine.tasks import pretrain
+from skelssl.jobs.official.load import load_official
+from skelssl.jobs.pretrain import pretrain
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-RECIPES = Path(__file__).resolve().parents[2] / "configs"
+RECIPES = Path(__file__).resolve().parents[3] / "configs"
 
 
 def _one_line(capsys, argv: list[str]) -> str:

@@ -30,7 +30,6 @@ from skelssl.data.dataset import collate
 from skelssl.data.store import Store, atomic_write_text
 from skelssl.engine.config import ConfigError, TrainerConfig, to_dict
 from skelssl.engine.eval_config import DetectTaskConfig, EvalConfig
-from skelssl.engine.evaluate import _collate_features, _Features, _FeatureSet
 from skelssl.engine.loop import Trainer
 from skelssl.engine.optim import optimizer_factory, scheduler_factory
 from skelssl.engine.seed import seed_all
@@ -41,7 +40,7 @@ from skelssl.evaluation.detection import (
     segments_from_labels,
     segments_from_scores,
 )
-from skelssl.evaluation.features import extract_features, run_model
+from skelssl.evaluation.features import CachedEncoder, FeatureSet, collate_features, extract_features, run_model
 from skelssl.evaluation.heads import Classifier, LinearHead, MLPHead
 from skelssl.evaluation.untrimmed import WindowDataset, frame_scores
 
@@ -93,7 +92,7 @@ def _write_detections(path: Path, dets: list[Segment], store: Store) -> None:
 
 
 def run_detect(ctx: dict[str, Any]) -> dict[str, Any]:
-    """The ``detect`` protocol on ``ctx`` (built by :func:`skelssl.engine.evaluate.evaluate`).
+    """The ``detect`` protocol on ``ctx`` (built by :func:`skelssl.jobs.evaluate.evaluate`).
 
     Returns:
         The protocol's part of ``results.json``.
@@ -114,9 +113,9 @@ def run_detect(ctx: dict[str, Any]) -> dict[str, Any]:
         body, train_set, test_set, collate_fn = encoder, train_windows, test_windows, collate
     else:
         kw = dict(batch_size=128, device=ctx["device"], num_workers=cfg.num_workers, progress=ctx["progress"])
-        train_set = _FeatureSet(*extract_features(encoder, train_windows, **kw))
-        test_set = _FeatureSet(*extract_features(encoder, test_windows, **kw))
-        body, collate_fn = _Features(encoder.out_dim), _collate_features
+        train_set = FeatureSet(*extract_features(encoder, train_windows, **kw))
+        test_set = FeatureSet(*extract_features(encoder, test_windows, **kw))
+        body, collate_fn = CachedEncoder(encoder.out_dim), collate_features
     seed_all(task.seed)
     classifier = Classifier(body, _head(task, encoder.out_dim, classes), freeze_encoder=not task.finetune)
     trainer_cfg = TrainerConfig(

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from skelssl.engine.official.mapping import Rule
+from skelssl.jobs.official.mapping import Rule
 
 NAME = "Hi-TRS"
 CONTAINER = "a bare state dict (torch.save(model.state_dict()))"

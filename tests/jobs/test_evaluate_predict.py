@@ -15,7 +15,7 @@ from skelssl.cli import main as cli_main
 from skelssl.data import synthetic
 from skelssl.data.store import Store, write_store
 from skelssl.engine import checkpoint as ckpt
-from skelssl.engine.evaluate import evaluate
+from skelssl.jobs.evaluate import evaluate
 from skelssl.evaluation.results import REQUIRED_KEYS, read_results
 from skelssl.models import build_encoder
 

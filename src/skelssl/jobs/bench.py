@@ -118,7 +118,7 @@ def _training_batch(cfg: RunConfig, store: Any, opts: BenchOptions) -> tuple[dic
         ``(batch, dataset or None, padded frames)``.
     """
     from skelssl.data.dataset import SkeletonDataset, collate
-    from skelssl.engine.tasks import select_indices
+    from skelssl.jobs.pretrain import select_indices
 
     n = cfg.data.batch_size
     if store is not None:
@@ -167,7 +167,7 @@ def run_bench(recipe: str | Path, overrides: list[str] | tuple[str, ...] = (),
     from skelssl.engine.eval_input import test_transform
     from skelssl.engine.optim import optimizer_factory
     from skelssl.engine.seed import seed_all
-    from skelssl.engine.tasks import build_method
+    from skelssl.jobs.pretrain import build_method
 
     opts = opts or BenchOptions()
     cfg, device = _resolve(recipe, list(overrides), opts)

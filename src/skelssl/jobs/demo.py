@@ -117,8 +117,8 @@ def run_demo(out: Path, quick: bool = False, log: Callable[[str], None] = print,
     from skelssl.data import synthetic
     from skelssl.data.prepare import store_summary
     from skelssl.data.store import Store, atomic_write_text
-    from skelssl.engine.evaluate import evaluate
-    from skelssl.engine.tasks import pretrain
+    from skelssl.jobs.evaluate import evaluate
+    from skelssl.jobs.pretrain import pretrain
     from skelssl.evaluation.report import collect, markdown_table
     from skelssl.viz.animate import animate
     from skelssl.viz.curves import plot_curves

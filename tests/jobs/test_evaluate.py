@@ -13,8 +13,8 @@ import pytest
 from skelssl.cli import main as cli_main
 from skelssl.data import synthetic
 from skelssl.engine.config import load_config
-from skelssl.engine.evaluate import evaluate, load_encoder_source, silhouette_cosine
-from skelssl.engine.tasks import pretrain
+from skelssl.jobs.evaluate import evaluate, load_encoder_source, silhouette_cosine
+from skelssl.jobs.pretrain import pretrain
 from skelssl.evaluation.results import REQUIRED_KEYS, read_results
 
 TINY = [

@@ -15,8 +15,8 @@ from skelssl.data import synthetic
 from skelssl.data.prepare import prepare
 from skelssl.engine import checkpoint as ckpt
 from skelssl.engine.config import load_config
-from skelssl.engine.evaluate import evaluate, load_encoder_source
-from skelssl.engine.tasks import pretrain
+from skelssl.jobs.evaluate import evaluate, load_encoder_source
+from skelssl.jobs.pretrain import pretrain
 
 RECIPES = Path(__file__).resolve().parents[2] / "configs" / "transfer"
 # CPU-test sizes on top of a recipe: a tiny Hi-TRS, one short epoch.

@@ -17,11 +17,11 @@ from skelssl.data import synthetic
 from skelssl.data.preprocess import apply_pipeline
 from skelssl.data.protocols import split as protocol_split
 from skelssl.data.sample import RawSample
-from skelssl.engine import evaluate as evaluate_module
+from skelssl.jobs import evaluate as evaluate_module
 from skelssl.engine.checkpoint import encoder_metadata
 from skelssl.engine.config import ConfigError, load_config
-from skelssl.engine.evaluate import evaluate
-from skelssl.engine.tasks import pretrain
+from skelssl.jobs.evaluate import evaluate
+from skelssl.jobs.pretrain import pretrain
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

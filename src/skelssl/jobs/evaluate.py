@@ -13,8 +13,8 @@ self-supervised number is read against. Evaluating on a store other than the pre
 transfer; where the layouts differ, parameters whose shapes depend on the joint count are
 re-initialised and listed in the results.
 
-``detect`` (temporal action detection on an untrimmed store, :mod:`skelssl.engine.evaluate_detect`)
-and ``predict`` (motion prediction, :mod:`skelssl.engine.evaluate_predict`) live in their own modules.
+``detect`` (temporal action detection on an untrimmed store, :mod:`skelssl.jobs.evaluate_detect`)
+and ``predict`` (motion prediction, :mod:`skelssl.jobs.evaluate_predict`) live in their own modules.
 """
 
 from __future__ import annotations
@@ -39,15 +39,17 @@ from skelssl.engine.config import ConfigError, TrainerConfig, to_dict
 from skelssl.engine.eval_config import ClassifierTaskConfig, EvalConfig, load_eval_config
 from skelssl.engine.eval_input import test_transform as _test_transform
 from skelssl.engine.eval_input import train_transform as _train_transform
-from skelssl.engine.evaluate_frozen import baselines, copies_of, encoder_features, frozen_figures
 from skelssl.engine.loop import Trainer
 from skelssl.engine.optim import block_layer_id, build_optimizer, layer_decay_groups, scheduler_factory
 from skelssl.engine.seed import seed_all
-from skelssl.evaluation.features import extract_features
+from skelssl.evaluation.features import CachedEncoder, FeatureSet, collate_features, extract_features
 from skelssl.evaluation.heads import Classifier, LinearHead, MLPHead, evaluate_classifier
 from skelssl.evaluation.knn import knn_accuracy
 from skelssl.evaluation.logits import LOGITS_FILE, write_logits
 from skelssl.evaluation.results import config_hash, write_results
+from skelssl.jobs.evaluate_detect import run_detect
+from skelssl.jobs.evaluate_frozen import baselines, copies_of, encoder_features, frozen_figures
+from skelssl.jobs.evaluate_predict import run_predict
 from skelssl.models import build_encoder
 
 __all__ = ["TASKS", "EncoderSource", "load_encoder_source", "evaluate", "default_out_dir"]
@@ -136,13 +138,7 @@ def load_encoder_source(run: str | Path) -> EncoderSource:
         raise ckpt.CheckpointError(f"{run}: no such run folder or encoder file")
     meta = ckpt.encoder_metadata(path)
     ckpt.register_recorded_layout(meta, path)
-    spec = meta["encoder_spec"] if "encoder_spec" in meta else meta.get("spec")
-    if isinstance(spec, str):
-        spec = json.loads(spec)
-    config = meta.get("config") or {}
-    if isinstance(config, str):
-        config = json.loads(config)
-    return EncoderSource(path, spec, config, run_dir, data=meta.get("data") if isinstance(meta.get("data"), dict) else None)
+    return EncoderSource(path, meta["encoder_spec"], meta["config"] or {}, run_dir, data=meta.get("data"))
 
 
 def default_out_dir(source: EncoderSource, task: str, protocol: str, random_init: bool, suffix: str = "") -> Path:
@@ -210,46 +206,15 @@ def _make_head(task: ClassifierTaskConfig, in_dim: int, classes: int) -> nn.Modu
     return LinearHead(in_dim, classes, batch_norm=task.head == "linear_bn")
 
 
-class _Features(nn.Module):
-    """Stands in for a frozen encoder when its features are cached: ``(N, D)`` in, the same out."""
-
-    def __init__(self, out_dim: int) -> None:
-        super().__init__()
-        self.out_dim = out_dim
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return x
-
-
-class _FeatureSet(torch.utils.data.Dataset):
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor) -> None:
-        self.features, self.labels = features, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"x": self.features[i], "label": int(self.labels[i]), "index": i}
-
-
-def _collate_features(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    return {
-        "x": torch.stack([it["x"] for it in items]),
-        "lengths": torch.ones(len(items), dtype=torch.int64),
-        "label": torch.tensor([it["label"] for it in items]),
-        "index": torch.tensor([it["index"] for it in items]),
-    }
-
-
 def _train_classifier(ctx: dict[str, Any], task: ClassifierTaskConfig, freeze: bool, out_dir: Path, train_set: SkeletonDataset) -> dict[str, Any]:
     cfg: EvalConfig = ctx["cfg"]
     encoder = ctx["encoder"]
     test_set, test_tf, train_tf, collate_fn = ctx["test_set"], _test_transform(cfg.input), _train_transform(cfg.input, ctx["test_set"].store.coords), None
     if freeze and task.cache_features:
         kw = dict(batch_size=128, device=ctx["device"], batch_transform=test_tf, num_workers=cfg.num_workers, progress=ctx["progress"])
-        train_set = _FeatureSet(*extract_features(encoder, train_set, **kw))
-        test_set = _FeatureSet(*extract_features(encoder, test_set, **kw))
-        encoder, test_tf, train_tf, collate_fn = _Features(encoder.out_dim), None, None, _collate_features
+        train_set = FeatureSet(*extract_features(encoder, train_set, **kw))
+        test_set = FeatureSet(*extract_features(encoder, test_set, **kw))
+        encoder, test_tf, train_tf, collate_fn = CachedEncoder(encoder.out_dim), None, None, collate_features
     seed_all(task.seed)
     classifier = Classifier(
         encoder, _make_head(task, encoder.out_dim, ctx["num_classes"]),
@@ -392,21 +357,9 @@ def silhouette_cosine(features: np.ndarray, labels: np.ndarray, max_points: int 
     return float(s.mean())
 
 
-def _detect(ctx: dict[str, Any]) -> dict[str, Any]:
-    from skelssl.engine.evaluate_detect import run_detect  # imports this module: not at the top
-
-    return run_detect(ctx)
-
-
-def _predict(ctx: dict[str, Any]) -> dict[str, Any]:
-    from skelssl.engine.evaluate_predict import run_predict
-
-    return run_predict(ctx)
-
-
 _RUNNERS = {
     "knn": _knn, "linear": _linear, "finetune": _classifier_task("finetune"), "tsne": _tsne,
-    "detect": _detect, "predict": _predict,
+    "detect": run_detect, "predict": run_predict,
 }
 _SEED_SECTION = {"linear": "linear", "detect": "detect", "predict": "predict"}  # the others: finetune's
 

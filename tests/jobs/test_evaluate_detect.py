@@ -18,7 +18,7 @@ from skelssl.data.prepare import store_summary
 from skelssl.data.protocols import sequence_split
 from skelssl.data.store import Store, StoreWriter
 from skelssl.engine import checkpoint as ckpt
-from skelssl.engine.evaluate import evaluate
+from skelssl.jobs.evaluate import evaluate
 from skelssl.evaluation.results import REQUIRED_KEYS, read_results
 from skelssl.models import build_encoder
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from skelssl.engine.official.mapping import Rule
+from skelssl.jobs.official.mapping import Rule
 
 NAME = "MAMP"
 CONTAINER = "{'model', 'optimizer', 'epoch', 'scaler', 'args'}"

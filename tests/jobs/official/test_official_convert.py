@@ -17,7 +17,7 @@ from _official_files import ISC_SMALL_OVERRIDES, state_of, write_official
 from skelssl.cli import main as cli_main
 from skelssl.engine import checkpoint as ckpt
 from skelssl.engine.config import RunConfig, from_dict
-from skelssl.engine.tasks import build_method
+from skelssl.jobs.pretrain import build_method
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -166,8 +166,8 @@ def test_converted_run_works_like_ours(tmp_path, shared_data, method):
 def test_dataparallel_prefix_is_optional(tmp_path, shared_data):
     """A MAMP file saved from a DataParallel model (``module.`` keys) and a Hi-TRS file saved without it
     convert to the same weights as their usual form; export keeps the file's own form."""
-    from skelssl.engine.official import convert, export_weights
-    from skelssl.engine.official.load import load_official
+    from skelssl.jobs.official import convert, export_weights
+    from skelssl.jobs.official.load import load_official
 
     obj = write_official(tmp_path / "mamp.pth", shared_data, "mamp")
     obj["model"] = {f"module.{k}": v for k, v in obj["model"].items()}
@@ -192,7 +192,7 @@ def test_dataparallel_prefix_is_optional(tmp_path, shared_data):
 def test_isc_at_paper_size(tmp_path, shared_data):
     """The full ISC file (two 3 x 1024 GRUs, two AGCNs, two queues: about 400 MB) converts and comes back."""
     from _official_files import assert_same_contents
-    from skelssl.engine.official.load import load_official
+    from skelssl.jobs.official.load import load_official
 
     obj, run = _convert(tmp_path, shared_data, "isc")
     kwargs = ckpt.encoder_metadata(run)["encoder_spec"]["kwargs"]

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from skelssl.engine.official.mapping import Rule
+from skelssl.jobs.official.mapping import Rule
 
 NAME = "ISC"
 CONTAINER = "{'epoch', 'state_dict', 'optimizer'}"
