@@ -33,8 +33,7 @@ from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.protocols import sequence_split, identical_to_train_count
 from skelssl.data.protocols import split as protocol_split
 from skelssl.data.protocols import subset_indices
-from skelssl.data.store import Store, channels_for_encoder
-from skelssl.engine import checkpoint as ckpt
+from skelssl.data.store import Store
 from skelssl.engine.config import ConfigError, TrainerConfig, to_dict
 from skelssl.engine.eval_config import ClassifierTaskConfig, EvalConfig, load_eval_config
 from skelssl.engine.eval_input import test_transform as _test_transform
@@ -47,98 +46,15 @@ from skelssl.evaluation.heads import Classifier, LinearHead, MLPHead, evaluate_c
 from skelssl.evaluation.knn import knn_accuracy
 from skelssl.evaluation.logits import LOGITS_FILE, write_logits
 from skelssl.evaluation.results import config_hash, write_results
+from skelssl.jobs.eval_context import EncoderSource, EvalContext, load_encoder_source
 from skelssl.jobs.evaluate_detect import run_detect
 from skelssl.jobs.evaluate_frozen import baselines, copies_of, encoder_features, frozen_figures
 from skelssl.jobs.evaluate_predict import run_predict
-from skelssl.models import build_encoder
 
 __all__ = ["TASKS", "EncoderSource", "load_encoder_source", "evaluate", "default_out_dir"]
 
 TASKS = ("knn", "linear", "finetune", "semi", "tsne", "detect", "predict")
 LOGIT_TASKS = ("linear", "finetune", "semi")  # the protocols with a classifier whose test logits can be saved
-
-
-# -- the encoder under evaluation ----------------------------------------------------------------------
-class EncoderSource:
-    """Where the encoder comes from: its file, spec, the run's config, and how to (re)build it."""
-
-    def __init__(self, path: Path, spec: dict[str, Any], run_config: dict[str, Any], run_dir: Path | None, weights: bool = True,
-                 data: dict[str, Any] | None = None) -> None:
-        self.path, self.spec, self.run_config, self.run_dir, self.weights = path, spec, run_config, run_dir, weights
-        self.data = dict(data or {})  # what the encoder file records of its training store
-
-    def input_store(self, store: Store) -> Store:
-        """``store`` read through the channels the encoder takes (without the score for a run trained
-        with ``data.use_score=false``; a recipe decides by its own ``data.use_score``)."""
-        names = self.data.get("channel_names")
-        if names is None and not self.weights and not (self.run_config.get("data") or {}).get("use_score", True):
-            return store.without_score()
-        return channels_for_encoder(store, names)
-
-    @property
-    def pretrain_store(self) -> str | None:
-        return (self.run_config.get("data") or {}).get("store") or None
-
-    def build(self, store: Store, random_init: bool, seed: int, overrides: dict[str, Any] | None = None) -> tuple[nn.Module, list[str]]:
-        """The encoder for ``store``, with the pre-trained weights unless ``random_init``.
-
-        The encoder is rebuilt for the store's channels, layout and persons. On the pre-training
-        layout every weight must fit (strict); on another layout (transfer, e.g. N-UCLA -> NTU joints)
-        weights whose shapes depend on the joints are re-initialised and returned by name.
-        ``overrides`` are encoder arguments the evaluation task sets (a task's ``encoder:`` section,
-        e.g. MAMP's fine-tuning ``{pool: joints}``); they must not change any weight's shape.
-        """
-        overrides = dict(overrides or {})
-        kwargs = dict(self.spec["kwargs"])
-        kwargs.update(in_channels=store.channels, layout=store.layout.name, num_persons=store.num_persons)
-        if "coords" in kwargs:  # recorded by pre-training on a store with a score: follow this store's
-            kwargs["coords"] = store.coords if store.coords != store.channels else None
-        geometry_kept = kwargs == self.spec["kwargs"]
-        kwargs.update(overrides)
-        seed_all(seed)
-        encoder = build_encoder(self.spec["name"], **kwargs)
-        if random_init:
-            return encoder, []
-        if not self.weights:
-            raise ConfigError(f"{self.path} is a recipe without weights: evaluate it with --random-init (training from scratch)")
-        tensors, _ = ckpt.load_tensors(self.path)
-        target = encoder.state_dict()
-        if geometry_kept:  # the pre-training geometry: every weight must fit
-            try:
-                encoder.load_state_dict(tensors, strict=True)
-            except RuntimeError as e:
-                raise ckpt.CheckpointError(f"{self.path}: weights do not fit encoder {self.spec['name']!r}: {e}") from None
-            return encoder, []
-        fitting = {k: v for k, v in tensors.items() if k in target and target[k].shape == v.shape}
-        encoder.load_state_dict(fitting, strict=False)
-        return encoder, sorted(k for k in target if k not in fitting)
-
-
-def load_encoder_source(run: str | Path) -> EncoderSource:
-    """A pre-training run folder (its ``encoder.safetensors``), an encoder file, or a recipe.
-
-    A recipe (``.yaml``) names an encoder architecture without weights: it can only be evaluated with
-    ``random_init`` (supervised training from scratch, the baseline beside every method).
-    """
-    run = Path(run)
-    if run.suffix in (".yaml", ".yml") and run.is_file():
-        from skelssl.engine.config import load_config
-
-        cfg = load_config(run)
-        spec = {"name": cfg.encoder.name, "kwargs": dict(cfg.encoder.kwargs)}
-        return EncoderSource(run, spec, to_dict(cfg), None, weights=False)
-    if run.is_dir():
-        path = run / "encoder.safetensors"
-        if not path.is_file():
-            raise ckpt.CheckpointError(f"{run}: no encoder.safetensors (is the pre-training finished?)")
-        run_dir = run
-    elif run.is_file():
-        path, run_dir = run, None
-    else:
-        raise ckpt.CheckpointError(f"{run}: no such run folder or encoder file")
-    meta = ckpt.encoder_metadata(path)
-    ckpt.register_recorded_layout(meta, path)
-    return EncoderSource(path, meta["encoder_spec"], meta["config"] or {}, run_dir, data=meta.get("data"))
 
 
 def default_out_dir(source: EncoderSource, task: str, protocol: str, random_init: bool, suffix: str = "") -> Path:
@@ -150,9 +66,9 @@ def default_out_dir(source: EncoderSource, task: str, protocol: str, random_init
 
 
 # -- protocols ---------------------------------------------------------------------------------------------
-def _knn(ctx: dict[str, Any]) -> dict[str, Any]:
-    cfg: EvalConfig = ctx["cfg"]
-    train_f, train_y, test_f, test_y = encoder_features(ctx, ctx["encoder"])
+def _knn(ctx: EvalContext) -> dict[str, Any]:
+    cfg = ctx.cfg
+    train_f, train_y, test_f, test_y = encoder_features(ctx, ctx.encoder)
     copies = copies_of(ctx)
     figures = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies)
     k0 = cfg.knn.ks[0]
@@ -164,34 +80,34 @@ def _knn(ctx: dict[str, Any]) -> dict[str, Any]:
             "feature_dim": int(train_f.shape[1]), **_frozen_fields(ctx, figures, copies)}
 
 
-def _frozen_fields(ctx: dict[str, Any], figures: dict[str, Any], copies: np.ndarray | None) -> dict[str, Any]:
+def _frozen_fields(ctx: EvalContext, figures: dict[str, Any], copies: np.ndarray | None) -> dict[str, Any]:
     """``frozen`` (kNN and robust probe of these features), ``diagnostics`` and ``baselines``."""
     figures = dict(figures)
     diagnostics = figures.pop("diagnostics", None)
     return {"frozen": figures, "diagnostics": diagnostics, "baselines": baselines(ctx, copies)}
 
 
-def _linear(ctx: dict[str, Any]) -> dict[str, Any]:
+def _linear(ctx: EvalContext) -> dict[str, Any]:
     """The robust probe (default) or the preset's SGD protocol, with the robust probe beside it."""
-    cfg: EvalConfig = ctx["cfg"]
-    train_f, train_y, test_f, test_y = encoder_features(ctx, ctx["encoder"])
+    cfg = ctx.cfg
+    train_f, train_y, test_f, test_y = encoder_features(ctx, ctx.encoder)
     copies = copies_of(ctx)
     kept: dict[str, Any] = {}
     figures = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies, keep=kept)
     if cfg.linear.probe == "robust":
         r = {"metric": "top1", "final": figures["probe_top1"], "best": None}
-        if ctx.get("save_logits"):
-            r["logits"] = _save_logits(ctx, ctx["out"], kept["probe"].test_logits(ctx["num_classes"]), test_y, "log_proba")
+        if ctx.save_logits:
+            r["logits"] = _save_logits(ctx, ctx.out, kept["probe"].test_logits(ctx.num_classes), test_y, "log_proba")
     else:
-        r = _train_classifier(ctx, cfg.linear, freeze=True, out_dir=ctx["out"], train_set=ctx["train_set"])
+        r = _train_classifier(ctx, cfg.linear, freeze=True, out_dir=ctx.out, train_set=ctx.train_set)
     return {**r, "probe": cfg.linear.probe, "feature_dim": int(train_f.shape[1]), **_frozen_fields(ctx, figures, copies)}
 
 
-def _save_logits(ctx: dict[str, Any], out_dir: Path, logits: np.ndarray, labels: np.ndarray, kind: str = "logits") -> str:
+def _save_logits(ctx: EvalContext, out_dir: Path, logits: np.ndarray, labels: np.ndarray, kind: str = "logits") -> str:
     """Write the test split's ``logits.npz`` into ``out_dir`` (the evaluation's own folder); its name,
-    for ``results.json``. Rows are the test set's, in the protocol's order (``ctx["test_idx"]``)."""
-    store: Store = ctx["store"]
-    idx = np.asarray(ctx["test_idx"], np.int64)
+    for ``results.json``. Rows are the test set's, in the protocol's order (``ctx.test_idx``)."""
+    store = ctx.store
+    idx = np.asarray(ctx.test_idx, np.int64)
     labels = np.asarray(labels, np.int64)
     if len(labels) != len(idx) or not np.array_equal(labels, np.asarray(store.labels)[idx]):
         raise RuntimeError("the test logits are not in the test split's order")  # a bug, not a user error
@@ -206,18 +122,18 @@ def _make_head(task: ClassifierTaskConfig, in_dim: int, classes: int) -> nn.Modu
     return LinearHead(in_dim, classes, batch_norm=task.head == "linear_bn")
 
 
-def _train_classifier(ctx: dict[str, Any], task: ClassifierTaskConfig, freeze: bool, out_dir: Path, train_set: SkeletonDataset) -> dict[str, Any]:
-    cfg: EvalConfig = ctx["cfg"]
-    encoder = ctx["encoder"]
-    test_set, test_tf, train_tf, collate_fn = ctx["test_set"], _test_transform(cfg.input), _train_transform(cfg.input, ctx["test_set"].store.coords), None
+def _train_classifier(ctx: EvalContext, task: ClassifierTaskConfig, freeze: bool, out_dir: Path, train_set: SkeletonDataset) -> dict[str, Any]:
+    cfg = ctx.cfg
+    encoder = ctx.encoder
+    test_set, test_tf, train_tf, collate_fn = ctx.test_set, _test_transform(cfg.input), _train_transform(cfg.input, ctx.test_set.store.coords), None
     if freeze and task.cache_features:
-        kw = dict(batch_size=128, device=ctx["device"], batch_transform=test_tf, num_workers=cfg.num_workers, progress=ctx["progress"])
+        kw = dict(batch_size=128, device=ctx.device, batch_transform=test_tf, num_workers=cfg.num_workers, progress=ctx.progress)
         train_set = FeatureSet(*extract_features(encoder, train_set, **kw))
         test_set = FeatureSet(*extract_features(encoder, test_set, **kw))
         encoder, test_tf, train_tf, collate_fn = CachedEncoder(encoder.out_dim), None, None, collate_features
     seed_all(task.seed)
     classifier = Classifier(
-        encoder, _make_head(task, encoder.out_dim, ctx["num_classes"]),
+        encoder, _make_head(task, encoder.out_dim, ctx.num_classes),
         freeze_encoder=freeze, label_smoothing=task.label_smoothing, dropout=task.dropout,
     )
 
@@ -237,7 +153,7 @@ def _train_classifier(ctx: dict[str, Any], task: ClassifierTaskConfig, freeze: b
 
     trainer_cfg = TrainerConfig(
         epochs=task.epochs, accumulate=task.accumulate, grad_clip=task.grad_clip, seed=task.seed,
-        progress=ctx["progress"], log_every=10, ckpt_every_epochs=1, accelerator=ctx["accelerator"], devices=ctx["devices"],
+        progress=ctx.progress, log_every=10, ckpt_every_epochs=1, accelerator=ctx.accelerator, devices=ctx.devices,
     )
     trainer = Trainer(trainer_cfg, out_dir)
     fabric = trainer.fabric
@@ -256,7 +172,7 @@ def _train_classifier(ctx: dict[str, Any], task: ClassifierTaskConfig, freeze: b
     summary = trainer.fit(
         classifier, train_set, batch_size=min(task.batch_size, len(train_set)), num_workers=cfg.num_workers,
         optimizer_factory=make_optimizer, scheduler_factory=scheduler_factory(task.schedule),
-        batch_transform=train_tf, resume=ctx["resume"], evaluate=evaluate,
+        batch_transform=train_tf, resume=ctx.resume, evaluate=evaluate,
         config_dict={"eval": to_dict(cfg), "task": to_dict(task)}, drop_last=False,
         **({"collate_fn": collate_fn} if collate_fn is not None else {}),
     )
@@ -269,7 +185,7 @@ def _train_classifier(ctx: dict[str, Any], task: ClassifierTaskConfig, freeze: b
         "best": {"epoch": int(best["epoch"]), "value": best["top1"]},
         "curve": [round(h["top1"], 3) for h in history],
     }
-    if ctx.get("save_logits"):
+    if ctx.save_logits:
         if not last:  # a resumed evaluation that had already finished: test the trained head once more
             evaluate(classifier, int(history[-1]["epoch"]))
         if trainer.is_main:  # the final epoch's head, as "final" reports it
@@ -279,27 +195,27 @@ def _train_classifier(ctx: dict[str, Any], task: ClassifierTaskConfig, freeze: b
     return out
 
 
-def _classifier_task(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    def run(ctx: dict[str, Any]) -> dict[str, Any]:
-        task = getattr(ctx["cfg"], "linear" if name == "linear" else "finetune")
-        return _train_classifier(ctx, task, freeze=name == "linear", out_dir=ctx["out"], train_set=ctx["train_set"])
+def _classifier_task(name: str) -> Callable[[EvalContext], dict[str, Any]]:
+    def run(ctx: EvalContext) -> dict[str, Any]:
+        task = getattr(ctx.cfg, "linear" if name == "linear" else "finetune")
+        return _train_classifier(ctx, task, freeze=name == "linear", out_dir=ctx.out, train_set=ctx.train_set)
 
     return run
 
 
-def _semi(ctx: dict[str, Any]) -> list[dict[str, Any]]:
-    cfg: EvalConfig = ctx["cfg"]
-    store: Store = ctx["store"]
+def _semi(ctx: EvalContext) -> list[dict[str, Any]]:
+    cfg = ctx.cfg
+    store = ctx.store
     outputs = []
     for fraction in cfg.semi.fractions:
         runs = []
         for s in cfg.semi.seeds:
-            idx = subset_indices(store, ctx["protocol"], fraction, s)
+            idx = subset_indices(store, ctx.protocol, fraction, s)
             train_set = SkeletonDataset(store, idx, max_frames=cfg.input.max_frames)
             # A fresh encoder per run: fine-tuning changes its weights.
-            ctx["encoder"], _ = ctx["source"].build(store, ctx["random_init"], seed=s, overrides=dict(cfg.finetune.encoder))
+            ctx.encoder, _ = ctx.source.build(store, ctx.random_init, seed=s, overrides=dict(cfg.finetune.encoder))
             task = replace(cfg.finetune, seed=s)
-            r = _train_classifier(ctx, task, freeze=False, out_dir=ctx["out"] / f"{fraction:g}" / f"seed{s}", train_set=train_set)
+            r = _train_classifier(ctx, task, freeze=False, out_dir=ctx.out / f"{fraction:g}" / f"seed{s}", train_set=train_set)
             if "logits" in r:  # named from the fraction's results.json
                 r["logits"] = f"seed{s}/{r['logits']}"
             runs.append({"subset_seed": s, "train_samples": len(idx), **r})
@@ -318,17 +234,17 @@ def _semi(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     return outputs
 
 
-def _tsne(ctx: dict[str, Any]) -> dict[str, Any]:
+def _tsne(ctx: EvalContext) -> dict[str, Any]:
     from skelssl.viz.embedding import embedding_plot
 
-    cfg: EvalConfig = ctx["cfg"]
+    cfg = ctx.cfg
     feats, labels = extract_features(
-        ctx["encoder"], ctx["test_set"], batch_size=cfg.tsne.batch_size, device=ctx["device"],
-        batch_transform=_test_transform(cfg.input), num_workers=cfg.num_workers, progress=ctx["progress"],
+        ctx.encoder, ctx.test_set, batch_size=cfg.tsne.batch_size, device=ctx.device,
+        batch_transform=_test_transform(cfg.input), num_workers=cfg.num_workers, progress=ctx.progress,
     )
-    store: Store = ctx["store"]
-    title = f"{ctx['label']} on {ctx['protocol']} (test)"
-    png = embedding_plot(feats.numpy(), labels.numpy(), store.class_names, ctx["out"] / "embedding.png",
+    store = ctx.store
+    title = f"{ctx.label} on {ctx.protocol} (test)"
+    png = embedding_plot(feats.numpy(), labels.numpy(), store.class_names, ctx.out / "embedding.png",
                          method=cfg.tsne.method, seed=0, title=title, max_points=cfg.tsne.max_points)
     score = silhouette_cosine(feats.numpy(), labels.numpy())
     return {"metric": "silhouette (cosine, test features)", "final": score, "best": None, "picture": png.name}
@@ -449,15 +365,15 @@ def evaluate(
         warnings.append(f"--devices {devices}: {task} runs in one process on one device (only the trained protocols, "
                         "finetune, semi and linear with linear.probe=sgd, spread over devices)")
     label = source.spec["name"] + (" (random init)" if random_init else "")
-    ctx = {
-        "cfg": cfg, "encoder": encoder, "store": store_obj, "protocol": protocol, "source": source, "random_init": random_init,
-        "train_set": SkeletonDataset(store_obj, train_idx, max_frames=cfg.input.max_frames),
-        "test_set": SkeletonDataset(store_obj, test_idx, max_frames=cfg.input.max_frames),
-        "train_idx": train_idx, "test_idx": test_idx,
-        "num_classes": store_obj.num_classes, "device": device, "progress": progress, "out": out_dir,
-        "devices": devices if devices is not None else 1, "accelerator": accelerator or "auto", "resume": resume, "label": label,
-        "seed": seed, "task_encoder": task_encoder, "save_logits": save_logits,
-    }
+    ctx = EvalContext(
+        cfg=cfg, encoder=encoder, store=store_obj, protocol=protocol, source=source, random_init=random_init,
+        train_set=SkeletonDataset(store_obj, train_idx, max_frames=cfg.input.max_frames),
+        test_set=SkeletonDataset(store_obj, test_idx, max_frames=cfg.input.max_frames),
+        train_idx=train_idx, test_idx=test_idx,
+        num_classes=store_obj.num_classes, device=device, progress=progress, out=out_dir,
+        devices=devices if devices is not None else 1, accelerator=accelerator or "auto", resume=resume, label=label,
+        seed=seed, task_encoder=task_encoder, save_logits=save_logits,
+    )
     common = {
         "protocol": protocol,
         "test_samples": int(len(test_idx)),
