@@ -1,4 +1,4 @@
-"""Frozen-feature figures and their baselines, for the ``knn`` and ``linear`` protocols.
+"""The ``knn`` and ``linear`` protocols, and the frozen-feature figures and baselines they carry.
 
 Every frozen-feature result carries, from the same store, split and test-time input: kNN and the
 robust linear probe of the encoder's features, their diagnostics (effective rank, mean pairwise
@@ -21,11 +21,12 @@ from skelssl.engine.eval_input import test_transform
 from skelssl.evaluation.baselines import accuracy, not_copies_mask, raw_frames_for, raw_input_features
 from skelssl.evaluation.diagnostics import feature_diagnostics
 from skelssl.evaluation.features import extract_features
-from skelssl.evaluation.knn import knn_predict
+from skelssl.evaluation.knn import knn_accuracy, knn_predict
 from skelssl.evaluation.probe import robust_probe
 from skelssl.jobs.eval_context import EvalContext
+from skelssl.jobs.evaluate_classifier import save_logits, train_classifier
 
-__all__ = ["frozen_figures", "encoder_features", "baselines", "copies_of"]
+__all__ = ["run_knn", "run_linear", "frozen_figures", "encoder_features", "baselines", "copies_of"]
 
 # Baseline figures depend only on the store, the split, the input settings and (random init) the
 # architecture and seed: computed once per process (``knn`` and ``linear`` both carry them, and the
@@ -114,3 +115,42 @@ def baselines(ctx: EvalContext, copies_mask: np.ndarray | None) -> dict[str, Any
 def copies_of(ctx: EvalContext) -> np.ndarray | None:
     """The not-a-copy mask of the protocol's test samples (``None``: no copies, or not recorded)."""
     return not_copies_mask(ctx.store, ctx.train_idx, ctx.test_idx)
+
+
+# -- the protocols ------------------------------------------------------------------------------------------
+def run_knn(ctx: EvalContext) -> dict[str, Any]:
+    """The ``knn`` protocol: kNN accuracy at every ``knn.ks``, beside the frozen figures and baselines."""
+    cfg = ctx.cfg
+    train_f, train_y, test_f, test_y = encoder_features(ctx, ctx.encoder)
+    copies = copies_of(ctx)
+    figures = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies)
+    k0 = cfg.knn.ks[0]
+    per_k = {f"k{k0}": figures["knn_top1"]}  # the headline k, as frozen_figures measured it
+    for k in cfg.knn.ks[1:]:
+        weighting = "uniform" if k == 1 else cfg.knn.weighting
+        per_k[f"k{k}"] = knn_accuracy(train_f, train_y, test_f, test_y, k=k, metric="cosine", weighting=weighting, temperature=cfg.knn.temperature)
+    return {"metric": f"top1 (k={k0}, cosine)", "final": per_k[f"k{k0}"], "best": None, "per_k": per_k,
+            "feature_dim": int(train_f.shape[1]), **_frozen_fields(ctx, figures, copies)}
+
+
+def _frozen_fields(ctx: EvalContext, figures: dict[str, Any], copies: np.ndarray | None) -> dict[str, Any]:
+    """``frozen`` (kNN and robust probe of these features), ``diagnostics`` and ``baselines``."""
+    figures = dict(figures)
+    diagnostics = figures.pop("diagnostics", None)
+    return {"frozen": figures, "diagnostics": diagnostics, "baselines": baselines(ctx, copies)}
+
+
+def run_linear(ctx: EvalContext) -> dict[str, Any]:
+    """The robust probe (default) or the preset's SGD protocol, with the robust probe beside it."""
+    cfg = ctx.cfg
+    train_f, train_y, test_f, test_y = encoder_features(ctx, ctx.encoder)
+    copies = copies_of(ctx)
+    kept: dict[str, Any] = {}
+    figures = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies, keep=kept)
+    if cfg.linear.probe == "robust":
+        r = {"metric": "top1", "final": figures["probe_top1"], "best": None}
+        if ctx.save_logits:
+            r["logits"] = save_logits(ctx, ctx.out, kept["probe"].test_logits(ctx.num_classes), test_y, "log_proba")
+    else:
+        r = train_classifier(ctx, cfg.linear, freeze=True, out_dir=ctx.out, train_set=ctx.train_set)
+    return {**r, "probe": cfg.linear.probe, "feature_dim": int(train_f.shape[1]), **_frozen_fields(ctx, figures, copies)}
