@@ -17,7 +17,7 @@ from skelssl.data import synthetic
 from skelssl.data.preprocess import apply_pipeline
 from skelssl.data.protocols import split as protocol_split
 from skelssl.data.sample import RawSample
-from skelssl.jobs import evaluate as evaluate_module
+from skelssl.jobs import evaluate_frozen as frozen_module
 from skelssl.engine.checkpoint import encoder_metadata
 from skelssl.engine.config import ConfigError, load_config
 from skelssl.jobs.evaluate import evaluate
@@ -58,7 +58,7 @@ def knn_features(run, tmp_path_factory):
     """``(train_f, train_y, test_f, test_y)`` exactly as ``eval knn`` computed them, from another folder."""
     run_dir, _ = run
     captured = []
-    real = evaluate_module.encoder_features
+    real = frozen_module.encoder_features
 
     def spy(ctx, encoder):
         out = real(ctx, encoder)
@@ -68,14 +68,14 @@ def knn_features(run, tmp_path_factory):
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     before = os.getcwd()
     os.chdir(elsewhere)  # the run's config names its store relative to root: it must be absolute now
-    evaluate_module.encoder_features = spy
+    frozen_module.encoder_features = spy
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the tests below run (one_thread): bit-equality needs the same kernels
     try:
         r = evaluate("knn", run_dir, store=None, protocol=PROTOCOL, accelerator="cpu")
     finally:
         torch.set_num_threads(threads)
-        evaluate_module.encoder_features = real
+        frozen_module.encoder_features = real
         os.chdir(before)
     assert len(captured) == 1 and 0 <= r["final"] <= 100
     return captured[0]

@@ -40,6 +40,7 @@ __all__ = [
     "RunConfig",
     "load_config",
     "apply_overrides",
+    "deep_merge",
     "resolve_batch",
     "from_dict",
     "to_dict",
@@ -435,11 +436,13 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 # -- recipes and overrides -------------------------------------------------------------------------
 
 
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, section by section (a mapping in both merges; anything else replaces).
+    Neither argument changes; the result may share unmerged values with them."""
     out = dict(base)
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -462,11 +465,11 @@ def _read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         defaults = [defaults]
     merged: dict[str, Any] = {}
     for base in defaults:
-        merged = _deep_merge(merged, _read_recipe(path.parent / str(base), seen + (path,)))
+        merged = deep_merge(merged, _read_recipe(path.parent / str(base), seen + (path,)))
     section = data.get("data")
     if isinstance(section, dict) and "batch_size" in section and "global_batch" not in section:
         _drop_global_batch(merged)
-    return _deep_merge(merged, data)
+    return deep_merge(merged, data)
 
 
 def _drop_global_batch(data: dict[str, Any]) -> None:
@@ -483,16 +486,23 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...], schema: type | None = None) -> dict[str, Any]:
     """Apply ``key.path=value`` overrides to a raw config mapping, checking each key exists.
 
     Keys inside the free mappings (``encoder.kwargs``, ``method.kwargs``, ``eval``) may be new.
 
+    Args:
+        data: the raw mapping (a recipe, or a part of one).
+        overrides: ``key.path=value`` strings.
+        schema: the dataclass ``data`` describes (default :class:`RunConfig`; the evaluation
+            settings pass :class:`~skelssl.engine.eval_config.EvalConfig`).
+
     Returns:
         A new mapping; values are parsed with ``yaml.safe_load`` (types are coerced later).
     """
+    schema = RunConfig if schema is None else schema
     out = json.loads(json.dumps(data))  # deep copy of plain data
-    all_keys = config_keys(RunConfig)
+    all_keys = config_keys(schema)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value (e.g. optim.lr=0.01)")
@@ -501,7 +511,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
         parts = key.split(".")
         if not key or any(not p for p in parts):
             raise ConfigError(f"override {item!r}: empty key component")
-        cls: Any = RunConfig
+        cls: Any = schema
         node = out
         for depth, part in enumerate(parts):
             last = depth == len(parts) - 1

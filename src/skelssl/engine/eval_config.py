@@ -27,9 +27,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
-
-from skelssl.engine.config import ConfigError, OptimConfig, ScheduleConfig, from_dict, to_dict
+from skelssl.engine.config import ConfigError, OptimConfig, ScheduleConfig, apply_overrides, deep_merge, from_dict, to_dict
 
 __all__ = [
     "InputConfig",
@@ -332,20 +330,8 @@ FINETUNE_PRESETS: dict[str, dict[str, Any]] = {
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in top.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
-
-
-def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
-    node = data
-    parts = dotted.split(".")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {dotted!r}: {p} is a value, not a section")
-    node[parts[-1]] = value
+    """:func:`~skelssl.engine.config.deep_merge` on copies: the result never shares a preset's values."""
+    return deep_merge(copy.deepcopy(base), copy.deepcopy(top))
 
 
 def _with_presets(data: dict[str, Any]) -> dict[str, Any]:
@@ -370,13 +356,9 @@ def load_eval_config(recipe_eval: dict[str, Any] | None, overrides: list[str] | 
     """The evaluation settings: defaults <- presets <- the run's ``eval`` section <- overrides.
 
     Overrides are ``section.key=value`` (``linear.epochs=30``, ``input.frames=64``,
-    ``finetune.optim.lr=1e-3``), parsed with ``yaml.safe_load`` and checked strictly.
+    ``finetune.optim.lr=1e-3``), applied by :func:`~skelssl.engine.config.apply_overrides` against
+    :class:`EvalConfig` (each key must exist; values parsed with ``yaml.safe_load``), then checked strictly.
     """
-    data = copy.deepcopy(recipe_eval or {})
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. linear.epochs=30)")
-        _set(data, key.strip(), yaml.safe_load(text))
+    data = apply_overrides(recipe_eval or {}, overrides, schema=EvalConfig)
     data = _with_presets(data)
     return from_dict(EvalConfig, data)

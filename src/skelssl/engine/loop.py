@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -139,6 +139,47 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
     return batches
 
 
+@dataclass
+class _Fit:
+    """The moving parts of one :meth:`Trainer.fit` call, shared by its steps."""
+
+    raw: nn.Module  # the module as given (its state_dict is what checkpoints hold)
+    wrapped: Any  # the module on Fabric (DDP where distributed)
+    distributed: bool
+    optimizer: torch.optim.Optimizer
+    opt: Any  # the optimiser on Fabric
+    scheduler: Any
+    augment: torch.Generator  # this rank's augmentation stream
+    generators: dict[str, torch.Generator]  # every stream a checkpoint saves
+    dataset: Dataset
+    batch_size: int
+    num_workers: int
+    collate_fn: Callable[[list[Any]], Any]
+    drop_last: bool
+    batch_transform: Callable[..., dict[str, torch.Tensor]] | None
+    evaluate: Callable[[nn.Module, int], dict[str, float]] | None
+    config_dict: dict[str, Any] | None
+    n: int  # samples
+    nb: int  # micro-batches per epoch on each rank
+    acc: int  # micro-batches per optimiser step
+    steps_per_epoch: int
+    geometry: dict[str, Any]  # must match on resume
+    state: TrainState = field(default_factory=TrainState)
+    eval_history: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_before: float = 0.0  # training seconds of the sessions before a resume
+    resumed_from: int | None = None
+    saved_step: int = -1  # the step of the latest checkpoint
+    logger: Any = None
+    epoch_bar: Any = None
+    step_bar: Any = None
+    started: float = 0.0
+    last_loss: float | None = None
+    last_eval: dict[str, Any] = field(default_factory=dict)
+    window: dict[str, Any] = field(default_factory=dict)  # sums over the current log interval
+    logged_steps: int = 0
+    grad_norm: Any = None
+
+
 class Trainer:
     """Runs ``fit`` for any module with ``training_step``/``param_groups``/``after_optimizer_step``.
 
@@ -223,9 +264,41 @@ class Trainer:
         Raises:
             NonFiniteLossError: the loss became NaN or infinite (the last good checkpoint is kept).
         """
-        cfg, fabric = self.cfg, self.fabric
-        rank, world = fabric.global_rank, fabric.world_size
-        if cfg.deterministic:
+        self._prepare_run_dir(config_dict, resume)
+        run = self._setup(
+            module, train_dataset, batch_size=batch_size, num_workers=num_workers, optimizer_factory=optimizer_factory,
+            scheduler_factory=scheduler_factory, batch_transform=batch_transform, evaluate=evaluate,
+            config_dict=config_dict, drop_last=drop_last, collate_fn=collate_fn,
+        )
+        if resume:
+            self._restore(run)
+        self._open_outputs(run)
+        try:
+            while run.state.epoch < self.cfg.epochs and not self._done(run):
+                epoch = run.state.epoch
+                self._train_epoch(run, epoch)
+                if run.state.batch_in_epoch >= run.nb:  # the epoch is complete
+                    self._end_epoch(run, epoch)
+            if run.saved_step != run.state.step:
+                self._checkpoint(run)
+        finally:
+            run.step_bar.close()
+            run.epoch_bar.close()
+            run.logger.close()
+        return {
+            "step": run.state.step,
+            "epoch": run.state.epoch,
+            "loss": run.last_loss,
+            "eval": run.last_eval,
+            "eval_history": list(run.eval_history),
+            "elapsed_s": run.elapsed_before + time.perf_counter() - run.started,
+            "resumed_from": run.resumed_from,
+            "checkpoint": str(self.ckpt_dir / "last"),
+        }
+
+    # -- before the first step ---------------------------------------------------------------------
+    def _prepare_run_dir(self, config_dict: dict[str, Any] | None, resume: bool) -> None:
+        if self.cfg.deterministic:
             set_deterministic(True)
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -233,6 +306,13 @@ class Trainer:
             if config_dict is not None and not (resume and (self.run_dir / "config.yaml").is_file()):
                 save_config(config_dict, self.run_dir / "config.yaml")
 
+    def _setup(self, module: nn.Module, train_dataset: Dataset, *, batch_size: int, num_workers: int,
+               optimizer_factory: Callable[[nn.Module], torch.optim.Optimizer], scheduler_factory: Callable[..., Any] | None,
+               batch_transform: Callable[..., dict[str, torch.Tensor]] | None, evaluate: Callable[[nn.Module, int], dict[str, float]] | None,
+               config_dict: dict[str, Any] | None, drop_last: bool, collate_fn: Callable[[list[Any]], Any]) -> _Fit:
+        """The module on Fabric, its optimiser and scheduler, the batch geometry and the random streams."""
+        cfg, fabric = self.cfg, self.fabric
+        rank, world = fabric.global_rank, fabric.world_size
         raw = module
         if hasattr(raw, "gather"):
             raw.gather = all_gather_with_grad
@@ -261,170 +341,177 @@ class Trainer:
         generators[_AUGMENT_KEY] = augment
         # Dropout and friends draw from the global streams; give each rank its own.
         seed_all(derive_seed(cfg.seed, "global", rank))
+        return _Fit(
+            raw=raw, wrapped=wrapped, distributed=distributed, optimizer=optimizer, opt=opt, scheduler=scheduler,
+            augment=augment, generators=generators, dataset=train_dataset, batch_size=batch_size, num_workers=num_workers,
+            collate_fn=collate_fn, drop_last=drop_last, batch_transform=batch_transform, evaluate=evaluate,
+            config_dict=config_dict, n=n, nb=nb, acc=acc, steps_per_epoch=steps_per_epoch,
+            geometry={"samples": n, "batch_size": batch_size, "world_size": world, "accumulate": acc, "drop_last": drop_last},
+        )
 
-        state = TrainState()
-        extra: dict[str, Any] = {"eval_history": [], "elapsed_s": 0.0}
-        geometry = {"samples": n, "batch_size": batch_size, "world_size": world, "accumulate": acc, "drop_last": drop_last}
-        resumed_from = None
-        found = ckpt.find_checkpoint(self.run_dir) if resume else None
-        if found is not None:
-            loaded = ckpt.load_checkpoint(found)
-            saved = loaded.state
-            mismatch = {k: (saved.get("geometry", {}).get(k), v) for k, v in geometry.items() if saved.get("geometry", {}).get(k) != v}
-            if mismatch:
-                raise ckpt.CheckpointError(f"{found}: cannot resume exactly, the data geometry changed (saved, now): {mismatch}")
-            raw.load_state_dict(loaded.model, strict=True)
-            optimizer.load_state_dict(saved["optimizer"])
-            if scheduler is not None and saved.get("scheduler") is not None:
-                scheduler.load_state_dict(saved["scheduler"])
-            rank_state = loaded.rank_state(rank)
-            if rank_state is None:
-                raise ckpt.CheckpointError(f"{found}: no saved random state for rank {rank}")
-            restore_rng_state(rank_state["rng"], generators)
-            state = TrainState(int(saved["step"]), int(saved["epoch"]), int(saved["batch_in_epoch"]))
-            extra = {"eval_history": list(saved.get("eval_history", [])), "elapsed_s": float(saved.get("elapsed_s", 0.0))}
-            resumed_from = state.step
+    def _restore(self, run: _Fit) -> None:
+        """Continue from ``checkpoints/last`` when it exists: weights, optimiser, scheduler, random
+        streams, position and evaluation history. The data geometry must be the saved one."""
+        found = ckpt.find_checkpoint(self.run_dir)
+        if found is None:
+            return
+        loaded = ckpt.load_checkpoint(found)
+        saved = loaded.state
+        mismatch = {k: (saved.get("geometry", {}).get(k), v) for k, v in run.geometry.items() if saved.get("geometry", {}).get(k) != v}
+        if mismatch:
+            raise ckpt.CheckpointError(f"{found}: cannot resume exactly, the data geometry changed (saved, now): {mismatch}")
+        run.raw.load_state_dict(loaded.model, strict=True)
+        run.optimizer.load_state_dict(saved["optimizer"])
+        if run.scheduler is not None and saved.get("scheduler") is not None:
+            run.scheduler.load_state_dict(saved["scheduler"])
+        rank = self.fabric.global_rank
+        rank_state = loaded.rank_state(rank)
+        if rank_state is None:
+            raise ckpt.CheckpointError(f"{found}: no saved random state for rank {rank}")
+        restore_rng_state(rank_state["rng"], run.generators)
+        run.state = TrainState(int(saved["step"]), int(saved["epoch"]), int(saved["batch_in_epoch"]))
+        run.eval_history = list(saved.get("eval_history", []))
+        run.elapsed_before = float(saved.get("elapsed_s", 0.0))
+        run.resumed_from = run.saved_step = run.state.step
 
-        logger = RunLogger(self.run_dir, enabled=self.is_main, resume_step=resumed_from)
+    def _open_outputs(self, run: _Fit) -> None:
+        """The metrics logger and progress bars; the clock starts."""
+        cfg = self.cfg
+        run.logger = RunLogger(self.run_dir, enabled=self.is_main, resume_step=run.resumed_from)
         show = bool(cfg.progress) and self.is_main
-        epoch_bar = progress_bar(cfg.epochs, "epochs", show, position=0, initial=state.epoch)
-        step_bar = progress_bar(steps_per_epoch, "steps", show, position=1, leave=False)
-        started = time.perf_counter()
-        saved_step = state.step if found is not None else -1
-        last_loss: float | None = None
-        last_eval: dict[str, float] = dict(extra["eval_history"][-1]) if extra["eval_history"] else {}
-        window: dict[str, Any] = {}
-        logged_steps = 0
-        grad_norm = None
+        run.epoch_bar = progress_bar(cfg.epochs, "epochs", show, position=0, initial=run.state.epoch)
+        run.step_bar = progress_bar(run.steps_per_epoch, "steps", show, position=1, leave=False)
+        run.started = time.perf_counter()
+        run.last_eval = dict(run.eval_history[-1]) if run.eval_history else {}
 
-        def done() -> bool:
-            return cfg.max_steps is not None and state.step >= cfg.max_steps
+    # -- one epoch ---------------------------------------------------------------------------------
+    def _done(self, run: _Fit) -> bool:
+        return self.cfg.max_steps is not None and run.state.step >= self.cfg.max_steps
 
-        def training_state() -> dict[str, Any]:
-            return {
-                **asdict(state),
-                "sampler_seed": derive_seed(cfg.seed, "epoch", state.epoch),
-                "seed": cfg.seed,
-                "geometry": geometry,
-                "batches_per_epoch": nb,
-                "steps_per_epoch": steps_per_epoch,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "eval_history": extra["eval_history"],
-                "elapsed_s": extra["elapsed_s"] + time.perf_counter() - started,
-                "config_hash": config_hash(config_dict) if config_dict is not None else None,
-            }
+    def _train_epoch(self, run: _Fit, epoch: int) -> None:
+        """The epoch's remaining micro-batches (from ``state.batch_in_epoch``), an optimiser step at the
+        end of each accumulation window; stops early at ``max_steps``."""
+        cfg, fabric, start = self.cfg, self.fabric, run.state.batch_in_epoch
+        batches = epoch_batches(run.n, run.batch_size, cfg.seed, epoch, fabric.global_rank, fabric.world_size, run.drop_last)
+        loader = DataLoader(
+            run.dataset,
+            batch_sampler=batches[start:],
+            num_workers=run.num_workers,
+            collate_fn=run.collate_fn,
+            pin_memory=fabric.device.type == "cuda",
+            # An explicit generator keeps the loader from drawing on the global stream.
+            generator=torch.Generator().manual_seed(derive_seed(cfg.seed, "loader", epoch)),
+        )
+        run.wrapped.train()
+        run.step_bar.reset(total=run.steps_per_epoch)
+        run.step_bar.update(start // run.acc)
+        for i, batch in enumerate(loader, start):
+            if not self._accumulate(run, epoch, i, batch):
+                continue
+            self._optimizer_step(run, epoch, i)
+            if self._done(run):
+                break
 
-        def save(name: str = "last") -> None:
-            nonlocal saved_step
-            problem = weights_problem(raw, optimizer)
-            if problem is not None:
-                raise DivergedWeightsError(state.step, state.epoch, problem, ckpt.find_checkpoint(self.ckpt_dir / "last"))
-            self._save(name, raw, training_state(), generators, config_dict)
-            saved_step = state.step
+    def _accumulate(self, run: _Fit, epoch: int, i: int, batch: Any) -> bool:
+        """Forward and backward of micro-batch ``i``, its loss and logs added to the log window;
+        whether it ends its accumulation window (an optimiser step is due)."""
+        fabric = self.fabric
+        win_start = (i // run.acc) * run.acc
+        win_len = min(run.acc, run.nb - win_start)
+        last_micro = i + 1 == win_start + win_len
+        batch = fabric.to_device(batch)
+        if run.batch_transform is not None:
+            batch = run.batch_transform(batch, run.augment)
+        with fabric.no_backward_sync(run.wrapped, enabled=not last_micro):
+            with fabric.autocast():
+                loss, logs = (run.wrapped if run.distributed else run.raw).training_step(batch)
+            # Mean over ranks: every rank sees the same value, so all stop together.
+            value = float(fabric.all_reduce(loss.detach().float(), reduce_op="mean"))
+            if not math.isfinite(value):
+                last = ckpt.find_checkpoint(self.ckpt_dir / "last")
+                raise NonFiniteLossError(run.state.step, epoch, i, value, last)
+            fabric.backward(loss / win_len)
+        window = run.window
+        window["loss"] = window.get("loss", 0.0) + value / win_len
+        for key, v in (logs or {}).items():
+            if key in _RESERVED:  # the engine's own (rank-averaged) values win
+                continue
+            v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)
+            window[key] = window.get(key, 0.0) + v / win_len
+        return last_micro
 
-        try:
-            while state.epoch < cfg.epochs and not done():
-                epoch, start = state.epoch, state.batch_in_epoch
-                batches = epoch_batches(n, batch_size, cfg.seed, epoch, rank, world, drop_last)
-                loader = DataLoader(
-                    train_dataset,
-                    batch_sampler=batches[start:],
-                    num_workers=num_workers,
-                    collate_fn=collate_fn,
-                    pin_memory=fabric.device.type == "cuda",
-                    # An explicit generator keeps the loader from drawing on the global stream.
-                    generator=torch.Generator().manual_seed(derive_seed(cfg.seed, "loader", epoch)),
-                )
-                wrapped.train()
-                step_bar.reset(total=steps_per_epoch)
-                step_bar.update(start // acc)
-                for i, batch in enumerate(loader, start):
-                    win_start = (i // acc) * acc
-                    win_len = min(acc, nb - win_start)
-                    last_micro = i + 1 == win_start + win_len
-                    batch = fabric.to_device(batch)
-                    if batch_transform is not None:
-                        batch = batch_transform(batch, augment)
-                    with fabric.no_backward_sync(wrapped, enabled=not last_micro):
-                        with fabric.autocast():
-                            loss, logs = (wrapped if distributed else raw).training_step(batch)
-                        # Mean over ranks: every rank sees the same value, so all stop together.
-                        value = float(fabric.all_reduce(loss.detach().float(), reduce_op="mean"))
-                        if not math.isfinite(value):
-                            last = ckpt.find_checkpoint(self.ckpt_dir / "last")
-                            raise NonFiniteLossError(state.step, epoch, i, value, last)
-                        fabric.backward(loss / win_len)
-                    window["loss"] = window.get("loss", 0.0) + value / win_len
-                    for key, v in (logs or {}).items():
-                        if key in _RESERVED:  # the engine's own (rank-averaged) values win
-                            continue
-                        v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)
-                        window[key] = window.get(key, 0.0) + v / win_len
-                    if not last_micro:
-                        continue
+    def _optimizer_step(self, run: _Fit, epoch: int, i: int) -> None:
+        """The optimiser step closing at micro-batch ``i``, then its log line and step checkpoints."""
+        cfg, state = self.cfg, run.state
+        if cfg.grad_clip:
+            run.grad_norm = self.fabric.clip_gradients(run.wrapped, run.opt, max_norm=cfg.grad_clip, error_if_nonfinite=False)
+        lr = run.optimizer.param_groups[0]["lr"]
+        run.opt.step()
+        run.opt.zero_grad(set_to_none=True)
+        if hasattr(run.raw, "after_optimizer_step"):
+            run.raw.after_optimizer_step()
+        if run.scheduler is not None:
+            run.scheduler.step()
+        state.step += 1
+        state.batch_in_epoch = i + 1
+        run.logged_steps += 1
+        run.step_bar.update(1)
 
-                    if cfg.grad_clip:
-                        grad_norm = fabric.clip_gradients(wrapped, opt, max_norm=cfg.grad_clip, error_if_nonfinite=False)
-                    lr = optimizer.param_groups[0]["lr"]
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
-                    if hasattr(raw, "after_optimizer_step"):
-                        raw.after_optimizer_step()
-                    if scheduler is not None:
-                        scheduler.step()
-                    state.step += 1
-                    state.batch_in_epoch = i + 1
-                    logged_steps += 1
-                    step_bar.update(1)
+        if state.step % max(1, cfg.log_every) == 0 or state.batch_in_epoch == run.nb or self._done(run):
+            record = {k: scalar(v) / run.logged_steps for k, v in run.window.items()}
+            run.last_loss = record["loss"]
+            if run.grad_norm is not None:
+                record["grad_norm"] = scalar(run.grad_norm)
+            run.logger.log({"step": state.step, "epoch": epoch, "lr": lr, **record})
+            run.step_bar.set_postfix(loss=f"{run.last_loss:.4g}", lr=f"{lr:.3g}")
+            run.window, run.logged_steps = {}, 0
+        if cfg.ckpt_every_steps and state.step % cfg.ckpt_every_steps == 0:
+            self._checkpoint(run)
+        if cfg.keep_every_steps and state.step % cfg.keep_every_steps == 0:
+            if run.saved_step != state.step:
+                self._checkpoint(run)
+            self._keep(f"step-{state.step:07d}")
 
-                    if state.step % max(1, cfg.log_every) == 0 or state.batch_in_epoch == nb or done():
-                        record = {k: scalar(v) / logged_steps for k, v in window.items()}
-                        last_loss = record["loss"]
-                        if grad_norm is not None:
-                            record["grad_norm"] = scalar(grad_norm)
-                        logger.log({"step": state.step, "epoch": epoch, "lr": lr, **record})
-                        step_bar.set_postfix(loss=f"{last_loss:.4g}", lr=f"{lr:.3g}")
-                        window, logged_steps = {}, 0
-                    if cfg.ckpt_every_steps and state.step % cfg.ckpt_every_steps == 0:
-                        save()
-                    if cfg.keep_every_steps and state.step % cfg.keep_every_steps == 0:
-                        if saved_step != state.step:
-                            save()
-                        self._keep(f"step-{state.step:07d}")
-                    if done():
-                        break
+    def _end_epoch(self, run: _Fit, epoch: int) -> None:
+        """After a complete epoch: evaluate, log, checkpoint and keep as the config asks."""
+        cfg, state = self.cfg, run.state
+        state.epoch, state.batch_in_epoch = epoch + 1, 0
+        metrics = {k: scalar(v) for k, v in run.evaluate(run.raw, epoch).items()} if run.evaluate is not None else {}
+        if metrics:  # (an evaluation may run only every few epochs)
+            run.wrapped.train()
+            run.last_eval = {"epoch": epoch, "step": state.step, **metrics}
+            run.eval_history.append(run.last_eval)
+            run.logger.log({"step": state.step, "epoch": epoch, **metrics}, kind="eval")
+        final = state.epoch >= cfg.epochs or self._done(run)
+        if final or (cfg.ckpt_every_epochs and state.epoch % cfg.ckpt_every_epochs == 0):
+            self._checkpoint(run)
+        if cfg.keep_every_epochs and (state.epoch % cfg.keep_every_epochs == 0 or final):
+            if run.saved_step != state.step:
+                self._checkpoint(run)
+            self._keep(f"epoch-{epoch:04d}")
+        run.epoch_bar.update(1)
 
-                if state.batch_in_epoch >= nb:  # the epoch is complete
-                    state.epoch, state.batch_in_epoch = epoch + 1, 0
-                    metrics = {k: scalar(v) for k, v in evaluate(raw, epoch).items()} if evaluate is not None else {}
-                    if metrics:  # (an evaluation may run only every few epochs)
-                        wrapped.train()
-                        last_eval = {"epoch": epoch, "step": state.step, **metrics}
-                        extra["eval_history"].append(last_eval)
-                        logger.log({"step": state.step, "epoch": epoch, **metrics}, kind="eval")
-                    final = state.epoch >= cfg.epochs or done()
-                    if final or (cfg.ckpt_every_epochs and state.epoch % cfg.ckpt_every_epochs == 0):
-                        save()
-                    if cfg.keep_every_epochs and (state.epoch % cfg.keep_every_epochs == 0 or final):
-                        if saved_step != state.step:
-                            save()
-                        self._keep(f"epoch-{epoch:04d}")
-                    epoch_bar.update(1)
-            if saved_step != state.step:
-                save()
-        finally:
-            step_bar.close()
-            epoch_bar.close()
-            logger.close()
+    # -- saving ------------------------------------------------------------------------------------
+    def _checkpoint(self, run: _Fit, name: str = "last") -> None:
+        """Save ``checkpoints/<name>`` unless the weights have diverged (then raise, keeping the last good one)."""
+        problem = weights_problem(run.raw, run.optimizer)
+        if problem is not None:
+            raise DivergedWeightsError(run.state.step, run.state.epoch, problem, ckpt.find_checkpoint(self.ckpt_dir / "last"))
+        self._save(name, run.raw, self._training_state(run), run.generators, run.config_dict)
+        run.saved_step = run.state.step
 
+    def _training_state(self, run: _Fit) -> dict[str, Any]:
+        cfg = self.cfg
         return {
-            "step": state.step,
-            "epoch": state.epoch,
-            "loss": last_loss,
-            "eval": last_eval,
-            "eval_history": list(extra["eval_history"]),
-            "elapsed_s": extra["elapsed_s"] + time.perf_counter() - started,
-            "resumed_from": resumed_from,
-            "checkpoint": str(self.ckpt_dir / "last"),
+            **asdict(run.state),
+            "sampler_seed": derive_seed(cfg.seed, "epoch", run.state.epoch),
+            "seed": cfg.seed,
+            "geometry": run.geometry,
+            "batches_per_epoch": run.nb,
+            "steps_per_epoch": run.steps_per_epoch,
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+            "eval_history": run.eval_history,
+            "elapsed_s": run.elapsed_before + time.perf_counter() - run.started,
+            "config_hash": config_hash(run.config_dict) if run.config_dict is not None else None,
         }

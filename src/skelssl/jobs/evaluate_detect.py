@@ -29,7 +29,7 @@ import torch
 from skelssl.data.dataset import collate
 from skelssl.data.store import Store, atomic_write_text
 from skelssl.engine.config import ConfigError, TrainerConfig, to_dict
-from skelssl.engine.eval_config import DetectTaskConfig, EvalConfig
+from skelssl.engine.eval_config import DetectTaskConfig
 from skelssl.engine.loop import Trainer
 from skelssl.engine.optim import optimizer_factory, scheduler_factory
 from skelssl.engine.seed import seed_all
@@ -43,6 +43,7 @@ from skelssl.evaluation.detection import (
 from skelssl.evaluation.features import CachedEncoder, FeatureSet, collate_features, extract_features, run_model
 from skelssl.evaluation.heads import Classifier, LinearHead, MLPHead
 from skelssl.evaluation.untrimmed import WindowDataset, frame_scores
+from skelssl.jobs.eval_context import EvalContext
 
 __all__ = ["run_detect", "detect_segments"]
 
@@ -91,36 +92,36 @@ def _write_detections(path: Path, dets: list[Segment], store: Store) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def run_detect(ctx: dict[str, Any]) -> dict[str, Any]:
+def run_detect(ctx: EvalContext) -> dict[str, Any]:
     """The ``detect`` protocol on ``ctx`` (built by :func:`skelssl.jobs.evaluate.evaluate`).
 
     Returns:
         The protocol's part of ``results.json``.
     """
-    cfg: EvalConfig = ctx["cfg"]
+    cfg = ctx.cfg
     task: DetectTaskConfig = cfg.detect
-    store: Store = ctx["store"]
-    train_idx, test_idx = ctx["train_idx"], ctx["test_idx"]
-    out_dir: Path = ctx["out"]
+    store = ctx.store
+    train_idx, test_idx = ctx.train_idx, ctx.test_idx
+    out_dir = ctx.out
     if task.epochs < 1:
         raise ConfigError(f"detect.epochs must be at least 1, got {task.epochs}")
     train_windows = WindowDataset(store, train_idx, task.window, task.train_stride or task.stride, task.label_rule)
     test_windows = WindowDataset(store, test_idx, task.window, task.stride, task.label_rule)
     classes = store.num_classes + 1  # the store's classes and background (the last index)
-    encoder = ctx["encoder"].to(ctx["device"])
+    encoder = ctx.encoder.to(ctx.device)
 
     if task.finetune:
         body, train_set, test_set, collate_fn = encoder, train_windows, test_windows, collate
     else:
-        kw = dict(batch_size=128, device=ctx["device"], num_workers=cfg.num_workers, progress=ctx["progress"])
+        kw = dict(batch_size=128, device=ctx.device, num_workers=cfg.num_workers, progress=ctx.progress)
         train_set = FeatureSet(*extract_features(encoder, train_windows, **kw))
         test_set = FeatureSet(*extract_features(encoder, test_windows, **kw))
         body, collate_fn = CachedEncoder(encoder.out_dim), collate_features
     seed_all(task.seed)
     classifier = Classifier(body, _head(task, encoder.out_dim, classes), freeze_encoder=not task.finetune)
     trainer_cfg = TrainerConfig(
-        epochs=task.epochs, grad_clip=task.grad_clip, seed=task.seed, progress=ctx["progress"], log_every=10,
-        ckpt_every_epochs=1, accelerator=ctx["accelerator"], devices=ctx["devices"],
+        epochs=task.epochs, grad_clip=task.grad_clip, seed=task.seed, progress=ctx.progress, log_every=10,
+        ckpt_every_epochs=1, accelerator=ctx.accelerator, devices=ctx.devices,
     )
     trainer = Trainer(trainer_cfg, out_dir)
 
@@ -141,7 +142,7 @@ def run_detect(ctx: dict[str, Any]) -> dict[str, Any]:
     summary = trainer.fit(
         classifier, train_set, batch_size=min(task.batch_size, len(train_set)), num_workers=cfg.num_workers,
         optimizer_factory=optimizer_factory(task.optim), scheduler_factory=scheduler_factory(task.schedule),
-        resume=ctx["resume"], evaluate=evaluate, config_dict={"eval": to_dict(cfg), "task": "detect"},
+        resume=ctx.resume, evaluate=evaluate, config_dict={"eval": to_dict(cfg), "task": "detect"},
         drop_last=drop_last, collate_fn=collate_fn,
     )
     history = summary["eval_history"]
@@ -182,7 +183,7 @@ def run_detect(ctx: dict[str, Any]) -> dict[str, Any]:
         png = detection_timeline(
             [g for g in gts if g.video == show], [d for d in dets if d.video == show], int(store.lengths[show]),
             out_dir / "timeline.png", class_names=names, frame_scores=scores[show], background_index=store.num_classes,
-            title=f"{ctx['label']}: {store.names[show]} ({ctx['protocol']} test)",
+            title=f"{ctx.label}: {store.names[show]} ({ctx.protocol} test)",
         )
         results["picture"] = png.name
     return results

@@ -1,4 +1,4 @@
-"""Frozen-feature figures and their baselines, for the ``knn`` and ``linear`` protocols.
+"""The ``knn`` and ``linear`` protocols, and the frozen-feature figures and baselines they carry.
 
 Every frozen-feature result carries, from the same store, split and test-time input: kNN and the
 robust linear probe of the encoder's features, their diagnostics (effective rank, mean pairwise
@@ -21,10 +21,12 @@ from skelssl.engine.eval_input import test_transform
 from skelssl.evaluation.baselines import accuracy, not_copies_mask, raw_frames_for, raw_input_features
 from skelssl.evaluation.diagnostics import feature_diagnostics
 from skelssl.evaluation.features import extract_features
-from skelssl.evaluation.knn import knn_predict
+from skelssl.evaluation.knn import knn_accuracy, knn_predict
 from skelssl.evaluation.probe import robust_probe
+from skelssl.jobs.eval_context import EvalContext
+from skelssl.jobs.evaluate_classifier import save_logits, train_classifier
 
-__all__ = ["frozen_figures", "encoder_features", "baselines", "copies_of"]
+__all__ = ["run_knn", "run_linear", "frozen_figures", "encoder_features", "baselines", "copies_of"]
 
 # Baseline figures depend only on the store, the split, the input settings and (random init) the
 # architecture and seed: computed once per process (``knn`` and ``linear`` both carry them, and the
@@ -32,14 +34,14 @@ __all__ = ["frozen_figures", "encoder_features", "baselines", "copies_of"]
 _CACHE: dict[str, dict[str, Any]] = {}
 
 
-def encoder_features(ctx: dict[str, Any], encoder: torch.nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def encoder_features(ctx: EvalContext, encoder: torch.nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(train_f, train_y, test_f, test_y)`` of a frozen encoder on the protocol's splits (test-time input)."""
-    cfg: EvalConfig = ctx["cfg"]
-    encoder = encoder.to(ctx["device"]).eval()
-    kw = dict(batch_size=cfg.knn.batch_size, device=ctx["device"], batch_transform=test_transform(cfg.input),
-              num_workers=cfg.num_workers, progress=ctx["progress"])
-    train_f, train_y = extract_features(encoder, ctx["train_set"], **kw)
-    test_f, test_y = extract_features(encoder, ctx["test_set"], **kw)
+    cfg = ctx.cfg
+    encoder = encoder.to(ctx.device).eval()
+    kw = dict(batch_size=cfg.knn.batch_size, device=ctx.device, batch_transform=test_transform(cfg.input),
+              num_workers=cfg.num_workers, progress=ctx.progress)
+    train_f, train_y = extract_features(encoder, ctx.train_set, **kw)
+    test_f, test_y = extract_features(encoder, ctx.test_set, **kw)
     return train_f.numpy(), train_y.numpy(), test_f.numpy(), test_y.numpy()
 
 
@@ -72,44 +74,83 @@ def frozen_figures(cfg: EvalConfig, train_f: np.ndarray, train_y: np.ndarray, te
     return out
 
 
-def _key(ctx: dict[str, Any], *parts: str) -> str:
+def _key(ctx: EvalContext, *parts: str) -> str:
     """What a baseline figure depends on: store, split, input, kNN and probe settings, and ``parts``."""
-    cfg: EvalConfig = ctx["cfg"]
+    cfg = ctx.cfg
     h = hashlib.sha256()
-    for part in (str(ctx["store"].path), str(ctx["store"].info.get("checksum")), repr(cfg.input),
+    for part in (str(ctx.store.path), str(ctx.store.info.get("checksum")), repr(cfg.input),
                  repr(cfg.knn), repr(cfg.probe), *parts):
         h.update(part.encode())
-    h.update(np.asarray(ctx["train_idx"], np.int64).tobytes())
-    h.update(np.asarray(ctx["test_idx"], np.int64).tobytes())
+    h.update(np.asarray(ctx.train_idx, np.int64).tobytes())
+    h.update(np.asarray(ctx.test_idx, np.int64).tobytes())
     return h.hexdigest()
 
 
-def baselines(ctx: dict[str, Any], copies_mask: np.ndarray | None) -> dict[str, Any]:
+def baselines(ctx: EvalContext, copies_mask: np.ndarray | None) -> dict[str, Any]:
     """The raw-input and random-init figures for this protocol (as ``cfg.baselines`` asks)."""
-    cfg: EvalConfig = ctx["cfg"]
+    cfg = ctx.cfg
     out: dict[str, Any] = {}
     if cfg.baselines.raw_input:
-        frames = raw_frames_for(ctx["store"], cfg.input.frames, cfg.baselines.raw_max_dim)
+        frames = raw_frames_for(ctx.store, cfg.input.frames, cfg.baselines.raw_max_dim)
         key = _key(ctx, "raw", str(frames))
         if key not in _CACHE:
             kw = dict(centre=cfg.input.test_centre, min_frames=cfg.input.min_frames,
                       batch_transform=test_transform(cfg.input), num_workers=cfg.num_workers)
-            train_f, train_y = raw_input_features(ctx["train_set"], frames, **kw)
-            test_f, test_y = raw_input_features(ctx["test_set"], frames, **kw)
+            train_f, train_y = raw_input_features(ctx.train_set, frames, **kw)
+            test_f, test_y = raw_input_features(ctx.test_set, frames, **kw)
             fig = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies_mask)
             _CACHE[key] = {"frames": frames, "dim": int(train_f.shape[1]), **fig}
         out["raw_input"] = _CACHE[key]
-    if cfg.baselines.random_init and not ctx["random_init"]:
-        seed, overrides = ctx.get("seed", 0), ctx.get("task_encoder")
-        key = _key(ctx, "random", json.dumps(ctx["source"].spec, sort_keys=True, default=str), str(seed),
+    if cfg.baselines.random_init and not ctx.random_init:
+        seed, overrides = ctx.seed, ctx.task_encoder
+        key = _key(ctx, "random", json.dumps(ctx.source.spec, sort_keys=True, default=str), str(seed),
                    json.dumps(overrides or {}, sort_keys=True, default=str))
         if key not in _CACHE:
-            encoder, _ = ctx["source"].build(ctx["store"], True, seed=seed, overrides=overrides)
+            encoder, _ = ctx.source.build(ctx.store, True, seed=seed, overrides=overrides)
             _CACHE[key] = frozen_figures(cfg, *encoder_features(ctx, encoder), copies_mask)
         out["random_init"] = _CACHE[key]
     return out
 
 
-def copies_of(ctx: dict[str, Any]) -> np.ndarray | None:
+def copies_of(ctx: EvalContext) -> np.ndarray | None:
     """The not-a-copy mask of the protocol's test samples (``None``: no copies, or not recorded)."""
-    return not_copies_mask(ctx["store"], ctx["train_idx"], ctx["test_idx"])
+    return not_copies_mask(ctx.store, ctx.train_idx, ctx.test_idx)
+
+
+# -- the protocols ------------------------------------------------------------------------------------------
+def run_knn(ctx: EvalContext) -> dict[str, Any]:
+    """The ``knn`` protocol: kNN accuracy at every ``knn.ks``, beside the frozen figures and baselines."""
+    cfg = ctx.cfg
+    train_f, train_y, test_f, test_y = encoder_features(ctx, ctx.encoder)
+    copies = copies_of(ctx)
+    figures = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies)
+    k0 = cfg.knn.ks[0]
+    per_k = {f"k{k0}": figures["knn_top1"]}  # the headline k, as frozen_figures measured it
+    for k in cfg.knn.ks[1:]:
+        weighting = "uniform" if k == 1 else cfg.knn.weighting
+        per_k[f"k{k}"] = knn_accuracy(train_f, train_y, test_f, test_y, k=k, metric="cosine", weighting=weighting, temperature=cfg.knn.temperature)
+    return {"metric": f"top1 (k={k0}, cosine)", "final": per_k[f"k{k0}"], "best": None, "per_k": per_k,
+            "feature_dim": int(train_f.shape[1]), **_frozen_fields(ctx, figures, copies)}
+
+
+def _frozen_fields(ctx: EvalContext, figures: dict[str, Any], copies: np.ndarray | None) -> dict[str, Any]:
+    """``frozen`` (kNN and robust probe of these features), ``diagnostics`` and ``baselines``."""
+    figures = dict(figures)
+    diagnostics = figures.pop("diagnostics", None)
+    return {"frozen": figures, "diagnostics": diagnostics, "baselines": baselines(ctx, copies)}
+
+
+def run_linear(ctx: EvalContext) -> dict[str, Any]:
+    """The robust probe (default) or the preset's SGD protocol, with the robust probe beside it."""
+    cfg = ctx.cfg
+    train_f, train_y, test_f, test_y = encoder_features(ctx, ctx.encoder)
+    copies = copies_of(ctx)
+    kept: dict[str, Any] = {}
+    figures = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies, keep=kept)
+    if cfg.linear.probe == "robust":
+        r = {"metric": "top1", "final": figures["probe_top1"], "best": None}
+        if ctx.save_logits:
+            r["logits"] = save_logits(ctx, ctx.out, kept["probe"].test_logits(ctx.num_classes), test_y, "log_proba")
+    else:
+        r = train_classifier(ctx, cfg.linear, freeze=True, out_dir=ctx.out, train_set=ctx.train_set)
+    return {**r, "probe": cfg.linear.probe, "feature_dim": int(train_f.shape[1]), **_frozen_fields(ctx, figures, copies)}

@@ -17,14 +17,12 @@ the test window where the zero-velocity baseline errs most).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from skelssl.data.store import Store
 from skelssl.engine.config import ConfigError, TrainerConfig, to_dict
-from skelssl.engine.eval_config import EvalConfig, PredictTaskConfig
+from skelssl.engine.eval_config import PredictTaskConfig
 from skelssl.engine.loop import Trainer
 from skelssl.engine.optim import optimizer_factory, scheduler_factory
 from skelssl.engine.seed import seed_all
@@ -39,14 +37,15 @@ from skelssl.evaluation.prediction import (
     predict_all,
     zero_velocity,
 )
+from skelssl.jobs.eval_context import EvalContext
 
 __all__ = ["run_predict"]
 
 
-def _cached(encoder: torch.nn.Module, windows: PredictionWindows, ctx: dict[str, Any]) -> CachedPrediction:
-    cfg: EvalConfig = ctx["cfg"]
-    features, _ = extract_features(encoder, windows, batch_size=128, device=ctx["device"], num_workers=cfg.num_workers,
-                                   progress=ctx["progress"])
+def _cached(encoder: torch.nn.Module, windows: PredictionWindows, ctx: EvalContext) -> CachedPrediction:
+    cfg = ctx.cfg
+    features, _ = extract_features(encoder, windows, batch_size=128, device=ctx.device, num_workers=cfg.num_workers,
+                                   progress=ctx.progress)
     return CachedPrediction(features, *windows.tensors())
 
 
@@ -54,25 +53,25 @@ def _horizon_table(per_frame: torch.Tensor, horizons: list[int]) -> dict[str, fl
     return {str(h): float(per_frame[h - 1]) for h in horizons}
 
 
-def run_predict(ctx: dict[str, Any]) -> dict[str, Any]:
+def run_predict(ctx: EvalContext) -> dict[str, Any]:
     """The ``predict`` protocol on ``ctx`` (built by :func:`skelssl.jobs.evaluate.evaluate`).
 
     Returns:
         The protocol's part of ``results.json``.
     """
-    cfg: EvalConfig = ctx["cfg"]
+    cfg = ctx.cfg
     task: PredictTaskConfig = cfg.predict
-    store: Store = ctx["store"]
-    out_dir: Path = ctx["out"]
+    store = ctx.store
+    out_dir = ctx.out
     if task.epochs < 1:
         raise ConfigError(f"predict.epochs must be at least 1, got {task.epochs}")
     horizons = sorted({int(h) for h in task.horizons})
     if not horizons or horizons[0] < 1:
         raise ConfigError(f"predict.horizons must be positive frame counts, got {task.horizons}")
     future = horizons[-1]
-    train_windows = PredictionWindows(store, ctx["train_idx"], task.observe, future, task.stride)
-    test_windows = PredictionWindows(store, ctx["test_idx"], task.observe, future, task.stride)
-    encoder = ctx["encoder"].to(ctx["device"])
+    train_windows = PredictionWindows(store, ctx.train_idx, task.observe, future, task.stride)
+    test_windows = PredictionWindows(store, ctx.test_idx, task.observe, future, task.stride)
+    encoder = ctx.encoder.to(ctx.device)
     train_set, test_set = _cached(encoder, train_windows, ctx), _cached(encoder, test_windows, ctx)
 
     seed_all(task.seed)
@@ -82,8 +81,8 @@ def run_predict(ctx: dict[str, Any]) -> dict[str, Any]:
     )
     module = MotionPredictor(decoder, loss=task.loss)
     trainer_cfg = TrainerConfig(
-        epochs=task.epochs, seed=task.seed, progress=ctx["progress"], log_every=10, ckpt_every_epochs=1,
-        accelerator=ctx["accelerator"], devices=ctx["devices"],
+        epochs=task.epochs, seed=task.seed, progress=ctx.progress, log_every=10, ckpt_every_epochs=1,
+        accelerator=ctx.accelerator, devices=ctx.devices,
     )
     trainer = Trainer(trainer_cfg, out_dir)
     zv = mpjpe(zero_velocity(test_set.last[:, None], future), test_set.future, test_set.present)  # (T_pred,)
@@ -95,7 +94,7 @@ def run_predict(ctx: dict[str, Any]) -> dict[str, Any]:
     summary = trainer.fit(
         module, train_set, batch_size=min(task.batch_size, len(train_set)), num_workers=cfg.num_workers,
         optimizer_factory=optimizer_factory(task.optim), scheduler_factory=scheduler_factory(task.schedule),
-        resume=ctx["resume"], evaluate=evaluate, config_dict={"eval": to_dict(cfg), "task": "predict"},
+        resume=ctx.resume, evaluate=evaluate, config_dict={"eval": to_dict(cfg), "task": "predict"},
         drop_last=False, collate_fn=collate_prediction,
     )
     history = summary["eval_history"]
