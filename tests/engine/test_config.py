@@ -112,6 +112,8 @@ def test_eval_overrides_go_through_the_same_checks():
     cfg = load_eval_config({"linear": {"preset": "hitrs"}}, ["linear.optim.lr=0.5", "finetune.encoder.pool=joints"])
     assert cfg.linear.optim.lr == 0.5 and cfg.linear.optim.name == "adamw" and cfg.finetune.encoder == {"pool": "joints"}
     assert LINEAR_PRESETS["hitrs"]["optim"]["lr"] == 0.01  # the preset itself is untouched
+    with pytest.raises(ConfigError, match="eval.linear: a section of settings"):
+        load_eval_config(None, ["linear=3"])
 
 
 @pytest.mark.parametrize(

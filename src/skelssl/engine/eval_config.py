@@ -338,6 +338,8 @@ def _with_presets(data: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(data)
     for task, presets in (("linear", LINEAR_PRESETS), ("finetune", FINETUNE_PRESETS)):
         section = out.get(task) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"eval.{task}: a section of settings (e.g. {task}.epochs=30), not {section!r}")
         name = section.get("preset", "isc" if task == "linear" else "default")
         if name is not None:
             if name not in presets:
