@@ -4,6 +4,8 @@ that is not ours to write (issue 18)."""
 
 from __future__ import annotations
 
+import shutil
+
 import os
 from pathlib import Path
 
@@ -129,8 +131,14 @@ def test_out_is_never_a_folder_we_did_not_write(tmp_path, capsys, shared_data):
     line = _refused(capsys, ["convert", "hitrs", str(src), "--out", str(run)])
     assert "pass --overwrite" in line
     write_official(src, shared_data, "hitrs", seed=1)
+    for name in (".run.old", ".run.partial"):  # a user's folders that only look like our temporary names
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "notes.txt").write_text("mine")
     assert cli_main(["convert", "hitrs", str(src), "--out", str(run), "--overwrite"]) == 0
     assert (run / "encoder.safetensors").read_bytes() != first
+    for name in (".run.old", ".run.partial"):
+        assert (tmp_path / name / "notes.txt").read_text() == "mine"
+        shutil.rmtree(tmp_path / name)
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no partial or old folders left
     (run / "eval").mkdir()
     line = _refused(capsys, ["convert", "hitrs", str(src), "--out", str(run), "--overwrite"])

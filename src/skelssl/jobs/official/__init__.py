@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -222,11 +223,14 @@ def convert(method: str, source: str | Path, out: str | Path, *, recipe: str | P
 
 def _write_run(out: Path, built: torch.nn.Module, config_dict: dict[str, Any], record: dict[str, Any],
                tensors: dict[str, torch.Tensor]) -> None:
-    """Write the run folder next to ``out`` and rename it into place (an old conversion is replaced last)."""
-    tmp = ckpt.partial_path(out)
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    """Write the run folder next to ``out`` and rename it into place (an old conversion is replaced last).
+
+    The temporary and the replaced folders are fresh ``mkdtemp`` folders of this call, so nothing else
+    beside ``out`` is ever removed; ``out`` is checked again just before it is replaced.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    old: Path | None = None
     try:
         save_config(config_dict, tmp / "config.yaml")
         ckpt.save_encoder(tmp / "encoder.safetensors", built.export_encoder(), config_dict)
@@ -234,18 +238,20 @@ def _write_run(out: Path, built: torch.nn.Module, config_dict: dict[str, Any], r
         ckpt.save_tensors(tmp / "method.safetensors", built.state_dict(), {"format": "skelssl-method", "config": config_json})
         ckpt.save_tensors(tmp / "official.safetensors", tensors, {"format": FORMAT})
         (tmp / "official.json").write_text(json.dumps(record, indent=1) + "\n")
-        old = out.parent / f".{out.name}.old"
-        if old.exists():
-            shutil.rmtree(old)
+        check_run_output(out, overwrite=True)  # still empty or our earlier conversion (refused earlier without --overwrite)
         if out.exists():
-            os.replace(out, old)  # an empty folder, or (with --overwrite) an earlier conversion
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old)  # an empty folder, or an earlier conversion: onto our own empty folder
         os.replace(tmp, out)
-        if old.exists():
-            shutil.rmtree(old)
     except BaseException:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not out.exists():
+            os.replace(old, out)  # put the earlier conversion back
+            old = None
         raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 # -- export ----------------------------------------------------------------------------------------------
