@@ -14,7 +14,6 @@ import argparse
 import json
 import pickle
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -47,14 +46,18 @@ def main() -> None:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     pkl, store = work / "k400_like_2d.pkl", work / "store"
+    ours = (pkl, store, work / f".{store.name}.lock")  # the pickle, the store and its writer lock
+    foreign = sorted(p.name for p in work.iterdir() if p not in ours)
+    if foreign:
+        sys.exit(f"{work} holds other files ({', '.join(foreign[:3])}); give a new or empty --workdir")
     t0 = time.perf_counter()
     write_pickle(pkl, args.clips, args.frames, args.persons)
     gen_s = time.perf_counter() - t0
-    if store.exists():
-        shutil.rmtree(store)
     skelssl = Path(sys.executable).with_name("skelssl")
     t0 = time.perf_counter()
-    subprocess.run([str(skelssl), "prepare", "pyskl", str(pkl), "--out", str(store), "--persons", str(args.persons)],
+    # --overwrite replaces only a skelssl store of ours (an earlier run of this benchmark), never other files.
+    subprocess.run([str(skelssl), "prepare", "pyskl", str(pkl), "--out", str(store), "--persons", str(args.persons),
+                    "--overwrite"],
                    check=True, stdout=subprocess.DEVNULL)
     prep_s = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
