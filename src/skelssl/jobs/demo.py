@@ -133,9 +133,8 @@ def run_demo(out: Path, quick: bool = False, log: Callable[[str], None] = print,
         raise KeyError(f"unknown demo method(s) {unknown}; known: {', '.join(DEMO_METHODS)}")
 
     store_dir = out / "store"
-    if (store_dir / "store.json").is_file() and len(Store(store_dir)) == samples and Store(store_dir).pipeline == PIPELINE:
-        store = Store(store_dir)
-    else:
+    store = Store(store_dir) if (store_dir / "store.json").is_file() else None
+    if store is None or len(store) != samples or store.pipeline != PIPELINE:
         log(f"[demo] generating {samples} synthetic action sequences ...")
         # Centred on the spine as the MAMP / CTR-GCN data are (orientation kept): in camera coordinates the
         # contrastive methods match two views of a clip by where it stands, not by how it moves.
