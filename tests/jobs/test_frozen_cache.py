@@ -1,0 +1,42 @@
+"""The frozen-feature figures of one encoder are computed once per process: ``knn`` then ``linear`` (as
+the demo and small_real.py run them) fit the robust probe of its features once, with the same figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from skelssl.data import synthetic
+from skelssl.engine.config import load_config
+from skelssl.jobs import evaluate_frozen
+from skelssl.jobs.evaluate import evaluate
+from skelssl.jobs.pretrain import pretrain
+
+TINY = [
+    "encoder.name=stgcn", "encoder.kwargs.channels=[8, 16]", "encoder.kwargs.strides=[1, 2]",
+    "encoder.kwargs.temporal_kernel=3",
+    "method.name=simclr", "method.kwargs.frames=12", "method.kwargs.hidden_dim=16", "method.kwargs.proj_dim=8",
+    "data.protocol=synthetic-xsub", "data.batch_size=16", "data.max_frames=60",
+    "trainer.epochs=1", "trainer.accelerator=cpu", "trainer.progress=false",
+    "eval.input.frames=12", "eval.input.min_frames=8", "eval.probe.cs=[0.01, 1.0]", "eval.probe.folds=3",
+]
+
+
+def test_knn_then_linear_fit_the_probe_of_the_features_once(tmp_path, monkeypatch):
+    store = synthetic.write_store(tmp_path / "store", num_samples=60, layout="kinect20", seed=5, num_persons=1)
+    pretrain(load_config(None, [f"data.store={store.path}", *TINY]), tmp_path / "run")
+    calls = []
+    real = evaluate_frozen.robust_probe
+    monkeypatch.setattr(evaluate_frozen, "robust_probe", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    no_baselines = ["baselines.raw_input=false", "baselines.random_init=false"]
+    knn = evaluate("knn", tmp_path / "run", store=None, protocol="synthetic-xsub", accelerator="cpu", overrides=no_baselines)
+    assert len(calls) == 1
+    lin = evaluate("linear", tmp_path / "run", store=None, protocol="synthetic-xsub", accelerator="cpu", overrides=no_baselines)
+    assert len(calls) == 1  # the same features: the figures are reused
+    assert lin["frozen"] == knn["frozen"] and lin["final"] == knn["frozen"]["probe_top1"]
+    lin["frozen"]["knn_top1"] = -1.0  # a caller changing its copy does not change the kept figures
+    again = evaluate("linear", tmp_path / "run", store=None, protocol="synthetic-xsub", accelerator="cpu", overrides=no_baselines)
+    assert again["frozen"]["knn_top1"] == knn["frozen"]["knn_top1"] and len(calls) == 1
+    # Other probe settings are other figures.
+    evaluate("linear", tmp_path / "run", store=None, protocol="synthetic-xsub", accelerator="cpu",
+             overrides=[*no_baselines, "probe.cs=[0.1]"])
+    assert len(calls) == 2
