@@ -31,7 +31,7 @@ DEMO_METHODS: dict[str, dict[str, Any]] = {
         "encoder": {"name": "gru", "kwargs": {"mode": "faithful", "preset": "small"}},
         "method": {"name": "isc", "kwargs": {"partner": {"name": "agcn", "kwargs": {"preset": "small"}}, "queue_size": 0,
                                              "momentum": 0.99, "shear": 0.5, "corrupt_joints": 0, "frames": 32}},
-        # AdamW: at 180 steps SGD 0.03 left the GRU where it started (kNN 41.6 against 41.8 at random init).
+        # AdamW: at this budget SGD left the GRU where it started (benchmarks/RESULTS.md, "The demo on a centred store").
         "optim": {"name": "adamw", "lr": 2e-3, "weight_decay": 0.01},
         "schedule": {"name": "cosine", "warmup_epochs": 1, "min_lr": 0.0},
         "epochs": 10,
@@ -112,26 +112,46 @@ def run_demo(out: Path, quick: bool = False, log: Callable[[str], None] = print,
         out: the demo folder (store, runs, pictures, ``report.md``).
         quick: a much smaller version (for tests).
         log: where progress lines go (the CLI passes ``print``).
-        methods: which of :data:`DEMO_METHODS` to pre-train (default: all).
+        methods: which of :data:`DEMO_METHODS` to pre-train (default: :data:`DEFAULT_DEMO`).
     """
-    from skelssl.data import synthetic
-    from skelssl.data.prepare import store_summary
-    from skelssl.data.store import Store, atomic_write_text
-    from skelssl.jobs.evaluate import evaluate
-    from skelssl.jobs.pretrain import pretrain
+    from skelssl.data.store import atomic_write_text
     from skelssl.evaluation.report import collect, markdown_table
-    from skelssl.viz.animate import animate
-    from skelssl.viz.curves import plot_curves
 
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    samples = 160 if quick else 1200
     methods = tuple(methods or DEFAULT_DEMO)
     unknown = [m for m in methods if m not in DEMO_METHODS]
     if unknown:
         raise KeyError(f"unknown demo method(s) {unknown}; known: {', '.join(DEMO_METHODS)}")
+    store = _demo_store(out, 160 if quick else 1200, log)
+    verdicts = []
+    for method in methods:
+        run = out / "runs" / method
+        _pretrain(store.path, method, run, 1 if quick else None, log)
+        verdicts += _evaluate(run, method, log)
 
+    table = markdown_table(collect([out / "runs"]))
+    report = out / "report.md"
+    atomic_write_text(report, f"# skelssl demo (synthetic data, {PROTOCOL})\n\n{table}\n")
+    log("")
+    log(table)
+    log("")
+    lost = [f"{m} {t}" for m, t, ok in verdicts if not ok]
+    log(f"[demo] {len(verdicts) - len(lost)} of {len(verdicts)} pre-trained results beat both random init and raw input"
+        + (f"; not: {', '.join(lost)}" if lost else ""))
+    log(f"[demo] done in {time.perf_counter() - t0:.0f} s; report {report}, pictures under {out}")
+    return report
+
+
+def _demo_store(out: Path, samples: int, log: Callable[[str], None]):
+    """The demo's synthetic store (made once, kept for later demos into the same folder) and one animated sample."""
+    from skelssl.data import synthetic
+    from skelssl.data.prepare import store_summary
+    from skelssl.data.store import Store
+    from skelssl.viz.animate import animate
+
+    t = time.perf_counter()
     store_dir = out / "store"
     store = Store(store_dir) if (store_dir / "store.json").is_file() else None
     if store is None or len(store) != samples or store.pipeline != PIPELINE:
@@ -146,45 +166,50 @@ def run_demo(out: Path, quick: bool = False, log: Callable[[str], None] = print,
     two_person = next((i for i in range(len(store)) if store.meta["persons"][i] == 2), 0)
     gif = animate(store.frames(two_person), store.layout, out / "sample.gif",
                   title=f"{store.names[two_person]} ({store.class_names[store.labels[two_person]]})")
-    log(f"[demo] animation of one sample: {gif}")
+    log(f"[demo] animation of one sample: {gif} ({time.perf_counter() - t:.0f} s with the store)")
+    return store
 
+
+def _pretrain(store: Path, method: str, run: Path, epochs: int | None, log: Callable[[str], None]) -> None:
+    """Pre-train one demo method into ``run`` unless a finished run is there; an unfinished demo run of
+    ours is started again, a folder of anything else is left alone."""
+    from skelssl.jobs.pretrain import pretrain
+
+    if (run / "encoder.safetensors").is_file():
+        return
+    cfg = demo_config(store, method, epochs)
+    log(f"[demo] pre-training {method} ({cfg.encoder.name} encoder) for {cfg.trainer.epochs} epochs ...")
+    if run.exists():
+        if not (run / "config.yaml").is_file() or any(p.name not in DEMO_RUN_FILES for p in run.iterdir()):
+            raise OutputError(f"{run} exists and is not an unfinished demo run; move it away or choose another --out")
+        import shutil
+
+        shutil.rmtree(run)
+    summary = pretrain(cfg, run)
+    log(f"[demo] {method}: {summary['step']} steps in {summary['elapsed_s']:.0f} s, final loss {summary['loss']:.3f}")
+
+
+def _evaluate(run: Path, method: str, log: Callable[[str], None]) -> list[tuple[str, str, bool]]:
+    """kNN and the robust probe of one run beside its baselines, its loss picture and its t-SNE;
+    returns ``(method, task, beats both baselines)`` per task."""
+    from skelssl.jobs.evaluate import evaluate
+    from skelssl.viz.curves import plot_curves
+
+    t = time.perf_counter()
+    plot_curves(run / "metrics.jsonl", run / "loss.png", keys=("loss", "monitor_knn", "monitor_rank"),
+                title=f"{method} pre-training: loss, held-out kNN and effective rank (training split)")
     verdicts = []
-    for method in methods:
-        run = out / "runs" / method
-        cfg = demo_config(store.path, method, 1 if quick else None)
-        if not (run / "encoder.safetensors").is_file():
-            log(f"[demo] pre-training {method} ({cfg.encoder.name} encoder) for {cfg.trainer.epochs} epochs ...")
-            if run.exists():
-                # An unfinished demo run of ours is started again; a folder of anything else is left alone.
-                if not (run / "config.yaml").is_file() or any(p.name not in DEMO_RUN_FILES for p in run.iterdir()):
-                    raise OutputError(f"{run} exists and is not an unfinished demo run; move it away or choose another --out")
-                import shutil
-
-                shutil.rmtree(run)
-            summary = pretrain(cfg, run)
-            log(f"[demo] {method}: {summary['step']} steps in {summary['elapsed_s']:.0f} s, final loss {summary['loss']:.3f}")
-        plot_curves(run / "metrics.jsonl", run / "loss.png", keys=("loss", "monitor_knn", "monitor_rank"),
-                    title=f"{method} pre-training: loss, held-out kNN and effective rank (training split)")
-        for task in ("knn", "linear"):
-            # Each result carries its random-init and raw-input baselines (same store, split, input).
-            r = evaluate(task, run, store=None, protocol=PROTOCOL, accelerator="cpu")
-            key = "knn_top1" if task == "knn" else "probe_top1"
-            rand, raw = r["baselines"]["random_init"][key], r["baselines"]["raw_input"][key]
-            ok = r["final"] > rand and r["final"] > raw
-            verdicts.append((method, task, ok))
-            log(f"[demo] {method:18s} {task:6s} {r['final']:6.2f}   random init {rand:6.2f}   raw input {raw:6.2f}   "
-                f"{'beats both' if ok else 'does NOT beat both'}   (effective rank {r['diagnostics']['effective_rank']:.1f})")
-        r = evaluate("tsne", run, store=None, protocol=PROTOCOL, accelerator="cpu")
-        log(f"[demo] t-SNE of the test features: {Path(r['run']) / 'eval' / f'tsne-{PROTOCOL}' / 'embedding.png'}")
-
-    table = markdown_table(collect([out / "runs"]))
-    report = out / "report.md"
-    atomic_write_text(report, f"# skelssl demo (synthetic data, {PROTOCOL})\n\n{table}\n")
-    log("")
-    log(table)
-    log("")
-    lost = [f"{m} {t}" for m, t, ok in verdicts if not ok]
-    log(f"[demo] {len(verdicts) - len(lost)} of {len(verdicts)} pre-trained results beat both random init and raw input"
-        + (f"; not: {', '.join(lost)}" if lost else ""))
-    log(f"[demo] done in {time.perf_counter() - t0:.0f} s; report {report}, pictures under {out}")
-    return report
+    for task in ("knn", "linear"):
+        # Each result carries its random-init and raw-input baselines (same store, split, input); the
+        # second task reuses the features' figures of the first.
+        r = evaluate(task, run, store=None, protocol=PROTOCOL, accelerator="cpu")
+        key = "knn_top1" if task == "knn" else "probe_top1"
+        rand, raw = r["baselines"]["random_init"][key], r["baselines"]["raw_input"][key]
+        ok = r["final"] > rand and r["final"] > raw
+        verdicts.append((method, task, ok))
+        log(f"[demo] {method:18s} {task:6s} {r['final']:6.2f}   random init {rand:6.2f}   raw input {raw:6.2f}   "
+            f"{'beats both' if ok else 'does NOT beat both'}   (effective rank {r['diagnostics']['effective_rank']:.1f})")
+    r = evaluate("tsne", run, store=None, protocol=PROTOCOL, accelerator="cpu")
+    log(f"[demo] t-SNE of the test features: {Path(r['run']) / 'eval' / f'tsne-{PROTOCOL}' / 'embedding.png'} "
+        f"({time.perf_counter() - t:.0f} s of evaluation)")
+    return verdicts
