@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
 
 from skelssl.core.layouts import Layout, get_layout
@@ -117,6 +118,21 @@ def make_store(path: Path, n: int = 40, seed: int = 0):
             yield f"s{i:03d}", rng.normal(size=(t, 1, 20, 3)).astype(np.float32), {"label": i % 4}
 
     return write_store(path, samples(), "kinect20", 1, info={"dataset": "toy"})
+
+
+def write_toy_recipe(folder: Path, **trainer) -> Path:
+    """``folder/toy.yaml``: the toy method (queue of 8) on a 16-sequence store written to ``folder/store``,
+    batches of 4 at lr 0.01, on the CPU without progress bars; ``trainer`` holds the other trainer settings."""
+    store = make_store(folder / "store", n=16)
+    path = folder / "toy.yaml"
+    path.write_text(yaml.safe_dump({
+        "data": {"store": str(store.path), "batch_size": 4},
+        "encoder": {"name": TOY_ENCODER},
+        "method": {"name": TOY_METHOD, "kwargs": {"queue_size": 8}},
+        "optim": {"lr": 0.01},
+        "trainer": {"accelerator": "cpu", "progress": False, **trainer},
+    }))
+    return path
 
 
 def build_toy(seed: int = 0, **method_kwargs) -> ToyMethod:

@@ -55,6 +55,15 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def one_line_error(capsys) -> str:
+    """What a refused command wrote on stderr since the last read: exactly one line, no traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
 def random_store(path: Path, n: int = 24, layout: str = "kinect20", persons: int = 1, classes: int = 3, seed: int = 0, dataset: str = "nucla"):
     """A small store of random sequences with N-UCLA-like metadata (views 1..3)."""
     from skelssl.core.layouts import get_layout
