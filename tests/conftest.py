@@ -64,6 +64,27 @@ def one_line_error(capsys) -> str:
     return lines[0]
 
 
+def score_store(path: Path, clips, persons: int = 1):
+    """A COCO-17 store of 2D poses with a confidence score (channels x, y, score), as ``prepare pyskl``
+    makes of a pose estimator's pickle.
+
+    Args:
+        clips: ``(name, xy, score, meta)`` per clip: ``xy`` ``(T, P, 17, 2)`` and ``score`` ``(T, P, 17)``
+            of its first ``P <= persons`` persons (the other slots stay zero).
+    """
+    from skelssl.data.store import write_store
+
+    def samples():
+        for name, xy, score, meta in clips:
+            frames = np.zeros((len(xy), persons, 17, 3), np.float32)
+            frames[:, : xy.shape[1], :, :2] = xy
+            frames[:, : score.shape[1], :, 2] = score
+            yield name, frames, meta
+
+    return write_store(path, samples(), "coco17", persons, channels=3,
+                       info={"dataset": "pyskl", "channel_names": ["x", "y", "score"]})
+
+
 def random_store(path: Path, n: int = 24, layout: str = "kinect20", persons: int = 1, classes: int = 3, seed: int = 0, dataset: str = "nucla"):
     """A small store of random sequences with N-UCLA-like metadata (views 1..3)."""
     from skelssl.core.layouts import get_layout
