@@ -120,6 +120,18 @@ def make_store(path: Path, n: int = 40, seed: int = 0):
     return write_store(path, samples(), "kinect20", 1, info={"dataset": "toy"})
 
 
+# Overrides of the default recipe for a SimCLR / ST-GCN run small enough for a CPU test (one epoch on
+# a synthetic store's synthetic-xsub split), and for evaluating it on short clips.
+TINY_SIMCLR_STGCN = [
+    "encoder.name=stgcn", "encoder.kwargs.channels=[8, 16]", "encoder.kwargs.strides=[1, 2]",
+    "encoder.kwargs.temporal_kernel=3",
+    "method.name=simclr", "method.kwargs.frames=12", "method.kwargs.hidden_dim=16", "method.kwargs.proj_dim=8",
+    "data.protocol=synthetic-xsub", "data.batch_size=16", "data.max_frames=60",
+    "trainer.epochs=1", "trainer.accelerator=cpu", "trainer.progress=false",
+    "eval.input.frames=12", "eval.input.min_frames=8",
+]
+
+
 def write_toy_recipe(folder: Path, **trainer) -> Path:
     """``folder/toy.yaml``: the toy method (queue of 8) on a 16-sequence store written to ``folder/store``,
     batches of 4 at lr 0.01, on the CPU without progress bars; ``trainer`` holds the other trainer settings."""

@@ -55,6 +55,24 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def pku_part(shared_data, tmp_path) -> Path:
+    """``tmp_path/pku``: four real untrimmed PKU-MMD v1 videos of ``../shared/data`` (linked) with their
+    labels and splits; cross-subject, 0005 and 0065 train, 0299 and 0312 test."""
+    import shutil
+
+    src = shared_data / "pku_mmd_v1_subset"
+    if not src.is_dir():
+        pytest.skip(f"no PKU-MMD subset at {src}")
+    part = tmp_path / "pku"
+    (part / "PKU_Skeleton_Renew").mkdir(parents=True)
+    for video in ("0005-L", "0065-M", "0299-L", "0312-R"):
+        os.symlink(src / "PKU_Skeleton_Renew" / f"{video}.txt", part / "PKU_Skeleton_Renew" / f"{video}.txt")
+    os.symlink(src / "Train_Label_PKU_final", part / "Train_Label_PKU_final")
+    shutil.copytree(src / "Split", part / "Split")
+    return part
+
+
 def one_line_error(capsys) -> str:
     """What a refused command wrote on stderr since the last read: exactly one line, no traceback."""
     err = capsys.readouterr().err

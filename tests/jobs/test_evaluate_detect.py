@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -124,18 +122,9 @@ def test_detect_on_synthetic_untrimmed_through_the_cli(tmp_path, capsys):
 
 
 @pytest.mark.realdata
-def test_detect_on_real_pku_mmd(shared_data, tmp_path):
+def test_detect_on_real_pku_mmd(pku_part, tmp_path):
     """Four real untrimmed PKU-MMD videos (two cross-subject training, two test), tiny Hi-TRS, one epoch."""
-    src = shared_data / "pku_mmd_v1_subset"
-    if not src.is_dir():
-        pytest.skip(f"no PKU-MMD subset at {src}")
-    part = tmp_path / "pku"
-    (part / "PKU_Skeleton_Renew").mkdir(parents=True)
-    for video in ("0005-L", "0065-M", "0299-L", "0312-R"):  # 0005, 0065 train; 0299, 0312 test (cross-subject)
-        os.symlink(src / "PKU_Skeleton_Renew" / f"{video}.txt", part / "PKU_Skeleton_Renew" / f"{video}.txt")
-    os.symlink(src / "Train_Label_PKU_final", part / "Train_Label_PKU_final")
-    shutil.copytree(src / "Split", part / "Split")
-    assert cli_main(["prepare", "pku_mmd", str(part), "--out", str(tmp_path / "store"), "--untrimmed"]) == 0
+    assert cli_main(["prepare", "pku_mmd", str(pku_part), "--out", str(tmp_path / "store"), "--untrimmed"]) == 0
     store = Store(tmp_path / "store")
     assert store.dataset == "pku1_untrimmed" and store.has_frame_labels and len(store) == 4
     torch.manual_seed(0)
