@@ -147,6 +147,17 @@ def write_toy_recipe(folder: Path, **trainer) -> Path:
     return path
 
 
+def save_toy_encoder(path: Path, hidden: int, out_dim: int) -> Path:
+    """A toy encoder for one-person kinect20 stores, built after ``torch.manual_seed(0)`` and saved to
+    ``path`` as an encoder file (what ``skelssl eval`` reads)."""
+    from skelssl.engine import checkpoint as ckpt
+    from skelssl.models import build_encoder
+
+    torch.manual_seed(0)
+    enc = build_encoder(TOY_ENCODER, in_channels=3, layout="kinect20", num_persons=1, hidden=hidden, out_dim=out_dim)
+    return ckpt.save_encoder(path, enc, {})
+
+
 def build_toy(seed: int = 0, **method_kwargs) -> ToyMethod:
     """The toy method with deterministic initial weights."""
     torch.manual_seed(seed)

@@ -73,6 +73,15 @@ def pku_part(shared_data, tmp_path) -> Path:
     return part
 
 
+def assert_results(results: dict, task: str) -> None:
+    """``results`` of an evaluation hold every key ``results.json`` requires, and are of ``task``."""
+    from skelssl.evaluation.results import REQUIRED_KEYS
+
+    for key in REQUIRED_KEYS:
+        assert key in results, key
+    assert results["task"] == task
+
+
 def one_line_error(capsys) -> str:
     """What a refused command wrote on stderr since the last read: exactly one line, no traceback."""
     err = capsys.readouterr().err

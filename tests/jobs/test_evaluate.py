@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from _toys import TINY_SIMCLR_STGCN
+from conftest import assert_results
 from skelssl.cli import main as cli_main
 from skelssl.data import synthetic
 from skelssl.engine.config import load_config
 from skelssl.jobs.evaluate import evaluate, load_encoder_source, silhouette_cosine
 from skelssl.jobs.pretrain import pretrain
-from skelssl.evaluation.results import REQUIRED_KEYS, read_results
+from skelssl.evaluation.results import read_results
 
 TINY = [
     *TINY_SIMCLR_STGCN,
@@ -35,9 +36,7 @@ def run(tmp_path_factory):
 
 
 def _check(results: dict, task: str) -> None:
-    for key in REQUIRED_KEYS:
-        assert key in results, key
-    assert results["task"] == task
+    assert_results(results, task)
     assert 0 <= results["final"] <= 100
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from _toys import TOY_ENCODER  # noqa: F401  (registers the toy encoder)
+from _toys import save_toy_encoder
+from conftest import assert_results
 from skelssl.cli import main as cli_main
 from skelssl.data import synthetic
 from skelssl.data.prepare import store_summary
@@ -17,7 +18,7 @@ from skelssl.data.protocols import sequence_split
 from skelssl.data.store import Store, StoreWriter
 from skelssl.engine import checkpoint as ckpt
 from skelssl.jobs.evaluate import evaluate
-from skelssl.evaluation.results import REQUIRED_KEYS, read_results
+from skelssl.evaluation.results import read_results
 from skelssl.models import build_encoder
 
 
@@ -50,10 +51,7 @@ def _toy_untrimmed(path: Path, sequences: int = 8, seed: int = 0) -> Store:
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("detect_toy")
     store = _toy_untrimmed(root / "store")
-    torch.manual_seed(0)
-    enc = build_encoder(TOY_ENCODER, in_channels=3, layout="kinect20", num_persons=1, hidden=32, out_dim=16)
-    path = ckpt.save_encoder(root / "encoder.safetensors", enc, {})
-    return root, store, path
+    return root, store, save_toy_encoder(root / "encoder.safetensors", hidden=32, out_dim=16)
 
 
 def test_sequence_split_of_untrimmed_stores(toy):
@@ -71,9 +69,8 @@ def test_detect_finds_the_toy_actions(toy):
     out = root / "frozen"
     r = evaluate("detect", enc, store=store.path, protocol="synthetic-xsub", accelerator="cpu", out=out,
                  overrides=["detect.window=16", "detect.stride=4", "detect.epochs=15", "detect.optim.lr=0.01"])
-    for key in REQUIRED_KEYS:
-        assert key in r
-    assert r["task"] == "detect" and r["metric"] == "map@0.5" and r["mode"] == "frozen"
+    assert_results(r, "detect")
+    assert r["metric"] == "map@0.5" and r["mode"] == "frozen"
     assert r["train_samples"] == 4 and r["test_samples"] == 4
     assert r["ground_truth_segments"] == 12 and r["classes_with_ground_truth"] == 3
     # Three far-apart poses: the windows are easy, so most segments are found with good boundaries.
