@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
 
 from skelssl.core.layouts import Layout, get_layout
@@ -117,6 +118,44 @@ def make_store(path: Path, n: int = 40, seed: int = 0):
             yield f"s{i:03d}", rng.normal(size=(t, 1, 20, 3)).astype(np.float32), {"label": i % 4}
 
     return write_store(path, samples(), "kinect20", 1, info={"dataset": "toy"})
+
+
+# Overrides of the default recipe for a SimCLR / ST-GCN run small enough for a CPU test (one epoch on
+# a synthetic store's synthetic-xsub split), and for evaluating it on short clips.
+TINY_SIMCLR_STGCN = [
+    "encoder.name=stgcn", "encoder.kwargs.channels=[8, 16]", "encoder.kwargs.strides=[1, 2]",
+    "encoder.kwargs.temporal_kernel=3",
+    "method.name=simclr", "method.kwargs.frames=12", "method.kwargs.hidden_dim=16", "method.kwargs.proj_dim=8",
+    "data.protocol=synthetic-xsub", "data.batch_size=16", "data.max_frames=60",
+    "trainer.epochs=1", "trainer.accelerator=cpu", "trainer.progress=false",
+    "eval.input.frames=12", "eval.input.min_frames=8",
+]
+
+
+def write_toy_recipe(folder: Path, **trainer) -> Path:
+    """``folder/toy.yaml``: the toy method (queue of 8) on a 16-sequence store written to ``folder/store``,
+    batches of 4 at lr 0.01, on the CPU without progress bars; ``trainer`` holds the other trainer settings."""
+    store = make_store(folder / "store", n=16)
+    path = folder / "toy.yaml"
+    path.write_text(yaml.safe_dump({
+        "data": {"store": str(store.path), "batch_size": 4},
+        "encoder": {"name": TOY_ENCODER},
+        "method": {"name": TOY_METHOD, "kwargs": {"queue_size": 8}},
+        "optim": {"lr": 0.01},
+        "trainer": {"accelerator": "cpu", "progress": False, **trainer},
+    }))
+    return path
+
+
+def save_toy_encoder(path: Path, hidden: int, out_dim: int) -> Path:
+    """A toy encoder for one-person kinect20 stores, built after ``torch.manual_seed(0)`` and saved to
+    ``path`` as an encoder file (what ``skelssl eval`` reads)."""
+    from skelssl.engine import checkpoint as ckpt
+    from skelssl.models import build_encoder
+
+    torch.manual_seed(0)
+    enc = build_encoder(TOY_ENCODER, in_channels=3, layout="kinect20", num_persons=1, hidden=hidden, out_dim=out_dim)
+    return ckpt.save_encoder(path, enc, {})
 
 
 def build_toy(seed: int = 0, **method_kwargs) -> ToyMethod:

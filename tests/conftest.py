@@ -55,6 +55,63 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def pku_part(shared_data, tmp_path) -> Path:
+    """``tmp_path/pku``: four real untrimmed PKU-MMD v1 videos of ``../shared/data`` (linked) with their
+    labels and splits; cross-subject, 0005 and 0065 train, 0299 and 0312 test."""
+    import shutil
+
+    src = shared_data / "pku_mmd_v1_subset"
+    if not src.is_dir():
+        pytest.skip(f"no PKU-MMD subset at {src}")
+    part = tmp_path / "pku"
+    (part / "PKU_Skeleton_Renew").mkdir(parents=True)
+    for video in ("0005-L", "0065-M", "0299-L", "0312-R"):
+        os.symlink(src / "PKU_Skeleton_Renew" / f"{video}.txt", part / "PKU_Skeleton_Renew" / f"{video}.txt")
+    os.symlink(src / "Train_Label_PKU_final", part / "Train_Label_PKU_final")
+    shutil.copytree(src / "Split", part / "Split")
+    return part
+
+
+def assert_results(results: dict, task: str) -> None:
+    """``results`` of an evaluation hold every key ``results.json`` requires, and are of ``task``."""
+    from skelssl.evaluation.results import REQUIRED_KEYS
+
+    for key in REQUIRED_KEYS:
+        assert key in results, key
+    assert results["task"] == task
+
+
+def one_line_error(capsys) -> str:
+    """What a refused command wrote on stderr since the last read: exactly one line, no traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def score_store(path: Path, clips, persons: int = 1):
+    """A COCO-17 store of 2D poses with a confidence score (channels x, y, score), as ``prepare pyskl``
+    makes of a pose estimator's pickle.
+
+    Args:
+        clips: ``(name, xy, score, meta)`` per clip: ``xy`` ``(T, P, 17, 2)`` and ``score`` ``(T, P, 17)``
+            of its first ``P <= persons`` persons (the other slots stay zero).
+    """
+    from skelssl.data.store import write_store
+
+    def samples():
+        for name, xy, score, meta in clips:
+            frames = np.zeros((len(xy), persons, 17, 3), np.float32)
+            frames[:, : xy.shape[1], :, :2] = xy
+            frames[:, : score.shape[1], :, 2] = score
+            yield name, frames, meta
+
+    return write_store(path, samples(), "coco17", persons, channels=3,
+                       info={"dataset": "pyskl", "channel_names": ["x", "y", "score"]})
+
+
 def random_store(path: Path, n: int = 24, layout: str = "kinect20", persons: int = 1, classes: int = 3, seed: int = 0, dataset: str = "nucla"):
     """A small store of random sequences with N-UCLA-like metadata (views 1..3)."""
     from skelssl.core.layouts import get_layout

@@ -465,10 +465,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="skelssl", description="Self-supervised learning on skeleton sequences.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+_REPLACE_STORE = "replace the store at --out (only ever a skelssl store)"
+_REPLACE_FILE = "replace an existing --out file"
 
+
+def _add_overwrite(s: argparse.ArgumentParser, help: str) -> None:
+    s.add_argument("--overwrite", action="store_true", help=help)
+
+
+def _add_overrides(s: argparse.ArgumentParser, help: str | None = None) -> None:
+    s.add_argument("overrides", nargs="*", metavar="key=value", help=help)
+
+
+def _add_device_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--devices", default=None, help="devices per node (Fabric), e.g. 1, 8 or auto")
+    s.add_argument("--accelerator", default=None, help="cpu, cuda or auto")
+
+
+def _parser_prepare(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("prepare", help="read a dataset and write a packed store")
     s.add_argument("format", help="ntu, nucla, msr, utkinect, pku_mmd, pyskl, arrays")
     s.add_argument("source", help="the dataset folder (or file for pyskl/arrays)")
@@ -479,48 +493,56 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layout", default=None, help="layout for formats that do not imply one (pyskl, arrays)")
     s.add_argument("--untrimmed", action="store_true", help="PKU-MMD: keep whole sequences with per-frame labels (detection)")
     s.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help="reader option (repeatable)")
-    s.add_argument("--overwrite", action="store_true", help="replace the store at --out (only ever a skelssl store)")
+    _add_overwrite(s, _REPLACE_STORE)
     s.set_defaults(func=cmd_prepare)
 
+
+def _parser_synth(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("synth", help="write a store of procedurally generated actions")
     s.add_argument("--out", required=True)
     s.add_argument("--layout", default="ntu25", choices=("ntu25", "kinect20"))
     s.add_argument("--samples", type=int, default=2000)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--overwrite", action="store_true", help="replace the store at --out (only ever a skelssl store)")
+    _add_overwrite(s, _REPLACE_STORE)
     s.set_defaults(func=cmd_synth)
 
+
+def _parser_merge(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("merge", help="one unlabelled pre-training store from the training splits of several stores")
     s.add_argument("stores", nargs="+", metavar="STORE[:PROTOCOL]", help="a store, with the protocol whose training split to take")
     s.add_argument("--out", required=True)
-    s.add_argument("--overwrite", action="store_true", help="replace the store at --out (only ever a skelssl store)")
+    _add_overwrite(s, _REPLACE_STORE)
     s.set_defaults(func=cmd_merge)
 
+
+def _parser_info(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("info", help="summarise a store")
     s.add_argument("store")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_info)
 
+
+def _parser_show(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("show", help="animate one sample as a GIF")
     s.add_argument("store")
     s.add_argument("sample", help="sample name (or index)")
     s.add_argument("--out", required=True, help="output .gif")
     s.add_argument("--fps", type=int, default=15)
-    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    _add_overwrite(s, _REPLACE_FILE)
     s.set_defaults(func=cmd_show)
 
+
+def _parser_export(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("export", help="write a store in another tool's format")
     s.add_argument("format", help="pyskl (every sample and protocol) or ctrgcn-npz (one protocol, CTR-GCN / MAMP .npz)")
     s.add_argument("store")
     s.add_argument("--out", required=True)
-    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    _add_overwrite(s, _REPLACE_FILE)
     s.add_argument("--protocol", default=None, help="ctrgcn-npz: the protocol whose train and test splits to write")
     s.set_defaults(func=cmd_export)
 
-    def add_device_args(s: argparse.ArgumentParser) -> None:
-        s.add_argument("--devices", default=None, help="devices per node (Fabric), e.g. 1, 8 or auto")
-        s.add_argument("--accelerator", default=None, help="cpu, cuda or auto")
 
+def _parser_pretrain(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("pretrain", help="self-supervised pre-training from a recipe")
     s.add_argument("recipe")
     s.add_argument("--out", required=True, help="run folder")
@@ -529,10 +551,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start a new run from these weights (a run, converted or ours, or its weights file); "
                         "optimiser, schedule and step start fresh")
     s.add_argument("--nodes", type=int, default=None)
-    add_device_args(s)
-    s.add_argument("overrides", nargs="*", metavar="key=value")
+    _add_device_args(s)
+    _add_overrides(s)
     s.set_defaults(func=cmd_pretrain)
 
+
+def _parser_eval(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("eval", help="evaluate an encoder: knn, linear, finetune, semi, tsne, detect, predict")
     s.add_argument("task")
     s.add_argument("run", help="pre-training run folder or encoder checkpoint")
@@ -543,18 +567,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue an interrupted linear/fine-tune evaluation")
     s.add_argument("--save-logits", action="store_true",
                    help="linear, finetune, semi: write the test split's logits.npz beside results.json (for skelssl ensemble)")
-    add_device_args(s)
-    s.add_argument("overrides", nargs="*", metavar="key=value")
+    _add_device_args(s)
+    _add_overrides(s)
     s.set_defaults(func=cmd_eval)
 
+
+def _parser_ensemble(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("ensemble", help="combine saved test logits (eval --save-logits) of several streams or models")
     s.add_argument("members", nargs="+", help="evaluation folders (results.json naming logits.npz) or logits.npz files")
     s.add_argument("--weights", nargs="+", type=float, default=None, help="one weight per member (default all 1)")
     s.add_argument("--logits", action="store_true", help="sum the logits instead of the softmax probabilities")
     s.add_argument("--out", default=None, help="write the ensemble's results.json here (task ensemble)")
-    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    _add_overwrite(s, _REPLACE_FILE)
     s.set_defaults(func=cmd_ensemble)
 
+
+def _parser_embed(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("embed", help="features of a store's samples from a trained encoder, as eval computes them")
     s.add_argument("run", help="pre-training run folder or encoder.safetensors")
     s.add_argument("--out", required=True, help="feats.npy (with feats.samples.tsv beside it) or feats.npz")
@@ -563,10 +591,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default=None, choices=("train", "test", "all"),
                    help="which split of --protocol (default: test with a protocol, else all)")
     s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    s.add_argument("overrides", nargs="*", metavar="key=value", help="evaluation settings, e.g. input.frames=64")
+    _add_overwrite(s, _REPLACE_FILE)
+    _add_overrides(s, "evaluation settings, e.g. input.frames=64")
     s.set_defaults(func=cmd_embed)
 
+
+def _parser_bench(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("bench", help="training, inference and loading speed, FLOP/s and memory of a recipe")
     s.add_argument("recipe")
     s.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
@@ -581,34 +611,55 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--naive", action="store_true", help="also time the method's naive plug-in step (benchmarks/)")
     s.add_argument("--naive-steps", type=int, default=3, help="timed steps of each plug-in variant (default 3)")
     s.add_argument("--json", default=None, metavar="FILE", help="also write the JSON row to FILE")
-    s.add_argument("overrides", nargs="*", metavar="key=value")
+    _add_overrides(s)
     s.set_defaults(func=cmd_bench)
 
+
+def _parser_report(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("report", help="one markdown table of results, with published numbers")
     s.add_argument("paths", nargs="+")
     s.set_defaults(func=cmd_report)
 
+
+def _parser_convert(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("convert", help="official pre-trained weights (Hi-TRS, ISC, MAMP) -> a skelssl run")
     s.add_argument("method", help="hitrs, isc or mamp")
     s.add_argument("file", help="the official checkpoint (loaded without running code from it)")
     s.add_argument("--out", required=True, help="run folder to write")
     s.add_argument("--recipe", default=None, help="recipe of the official configuration (default configs/METHOD/ntu60_xsub.yaml)")
-    s.add_argument("--overwrite", action="store_true", help="replace an earlier conversion at --out (only ever one)")
-    s.add_argument("overrides", nargs="*", metavar="key=value", help="changes to the recipe (method.kwargs.decoder_depth=5)")
+    _add_overwrite(s, "replace an earlier conversion at --out (only ever one)")
+    _add_overrides(s, "changes to the recipe (method.kwargs.decoder_depth=5)")
     s.set_defaults(func=cmd_convert)
 
+
+def _parser_export_weights(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("export-weights", help="a run's weights as the official code saves them")
     s.add_argument("run", help="run folder (converted or pre-trained) or encoder file")
     s.add_argument("--format", default="official", help="official (the method's own checkpoint format)")
     s.add_argument("--out", required=True, help="file to write")
-    s.add_argument("--overwrite", action="store_true", help="replace a file skelssl exported earlier (only ever one)")
+    _add_overwrite(s, "replace a file skelssl exported earlier (only ever one)")
     s.set_defaults(func=cmd_export_weights)
 
+
+def _parser_demo(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("demo", help="the whole job on synthetic data, in minutes on a CPU")
     s.add_argument("--out", default="demo_out")
     s.add_argument("--quick", action="store_true", help="a smaller demo (for tests)")
     s.add_argument("--methods", nargs="+", default=None, help="demo methods to run (default: all)")
     s.set_defaults(func=cmd_demo)
+
+
+# The subcommands in the order `skelssl --help` lists them.
+_SUBPARSERS = (_parser_prepare, _parser_synth, _parser_merge, _parser_info, _parser_show, _parser_export,
+               _parser_pretrain, _parser_eval, _parser_ensemble, _parser_embed, _parser_bench, _parser_report,
+               _parser_convert, _parser_export_weights, _parser_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="skelssl", description="Self-supervised learning on skeleton sequences.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in _SUBPARSERS:
+        add(sub)
     return p
 
 

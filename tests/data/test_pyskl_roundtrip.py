@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 
 import numpy as np
 import pytest
@@ -178,20 +177,6 @@ def test_export_never_replaces_a_file_silently_and_a_processed_pickle_is_not_pro
     rc = cli_main(["prepare", "pyskl", str(out), "--out", str(tmp_path / "again"), "--pipeline", "ctrgcn"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "exported from a store of pipeline agcn" in err and "\n" not in err
-
-
-@pytest.fixture
-def pku_part(shared_data, tmp_path):
-    src = shared_data / "pku_mmd_v1_subset"
-    if not src.is_dir():
-        pytest.skip(f"no PKU-MMD subset at {src}")
-    part = tmp_path / "pku"
-    (part / "PKU_Skeleton_Renew").mkdir(parents=True)
-    for video in ("0005-L", "0065-M", "0299-L", "0312-R"):  # cross-subject: 0005, 0065 train; 0299, 0312 test
-        os.symlink(src / "PKU_Skeleton_Renew" / f"{video}.txt", part / "PKU_Skeleton_Renew" / f"{video}.txt")
-    os.symlink(src / "Train_Label_PKU_final", part / "Train_Label_PKU_final")
-    shutil.copytree(src / "Split", part / "Split")
-    return part
 
 
 @pytest.mark.realdata

@@ -15,7 +15,8 @@ import pytest
 import torch
 import yaml
 
-from _toys import TOY_ENCODER, TOY_METHOD, make_store
+from _toys import write_toy_recipe
+from conftest import one_line_error
 from skelssl.cli import main as cli_main
 from skelssl.data.store import write_store
 from skelssl.engine import checkpoint as ck
@@ -28,17 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("init")
-    store = make_store(folder / "store", n=16)
-    path = folder / "toy.yaml"
-    path.write_text(yaml.safe_dump({
-        "data": {"store": str(store.path), "batch_size": 4},
-        "encoder": {"name": TOY_ENCODER},
-        "method": {"name": TOY_METHOD, "kwargs": {"queue_size": 8}},
-        "optim": {"lr": 0.01},
-        "trainer": {"epochs": 1, "accelerator": "cpu", "progress": False, "keep_every_steps": 1},
-    }))
-    return path
+    return write_toy_recipe(tmp_path_factory.mktemp("init"), epochs=1, keep_every_steps=1)
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +38,6 @@ def source(recipe, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("source") / "run"
     assert cli_main(["pretrain", str(recipe), "--out", str(run), "trainer.max_steps=3", "trainer.seed=5"]) == 0
     return run
-
-
-def _one_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def _tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -163,7 +146,7 @@ def test_refusals_are_one_line(tmp_path, recipe, source, capsys):
     # Another size: every mis-shaped tensor named, nothing written.
     out = tmp_path / "bigger"
     assert cli_main(["pretrain", str(recipe), "--out", str(out), "--init-from", str(source), "encoder.kwargs.hidden=24"]) == 2
-    line = _one_line(capsys)
+    line = one_line_error(capsys)
     assert line.startswith("skelssl pretrain: error: init_from: ") and "does not fit the _engine_toy_method method" in line
     assert "mis-shaped (encoder.net.0.bias (16,) (expected (24,))" in line and "and " in line
     assert not out.exists() or not any(p.name != ".lock" for p in out.iterdir())
@@ -171,7 +154,7 @@ def test_refusals_are_one_line(tmp_path, recipe, source, capsys):
     # Another component size alone: the encoder file does not fit either.
     assert cli_main(["pretrain", str(recipe), "--out", str(tmp_path / "a"), "--init-from", str(source / "encoder.safetensors"),
                      "encoder.kwargs.out_dim=4"]) == 2
-    assert "does not fit the _engine_toy_mlp encoder" in _one_line(capsys)
+    assert "does not fit the _engine_toy_mlp encoder" in one_line_error(capsys)
 
     # Not weights: an official (pickle) file, a folder without weights, nothing at all.
     torch.save({"model": {}}, tmp_path / "official.pth")
@@ -180,7 +163,7 @@ def test_refusals_are_one_line(tmp_path, recipe, source, capsys):
                         (tmp_path / "nothing", "no such run folder or weights file"),
                         (source / "checkpoints" / "last" / "state.safetensors", "no skelssl weights file")):
         assert cli_main(["pretrain", str(recipe), "--out", str(tmp_path / "b"), "--init-from", str(given)]) == 2
-        assert says in _one_line(capsys)
+        assert says in one_line_error(capsys)
 
     # A recorded hash that the file no longer has (reproducing a run from its config.yaml).
     private = tmp_path / "private"
@@ -190,7 +173,7 @@ def test_refusals_are_one_line(tmp_path, recipe, source, capsys):
     capsys.readouterr()
     shutil.copy(source / "checkpoints" / "step-0000001" / "model.safetensors", private / "checkpoints" / "last" / "model.safetensors")
     assert cli_main(["pretrain", str(run / "config.yaml"), "--out", str(tmp_path / "again")]) == 2
-    assert "init_from.sha256: " in (line := _one_line(capsys)) and "has changed since the run was recorded" in line
+    assert "init_from.sha256: " in (line := one_line_error(capsys)) and "has changed since the run was recorded" in line
 
 
 def test_another_layout_starts_the_joint_dependent_tensors_fresh(tmp_path, recipe, source, capsys):
@@ -205,7 +188,7 @@ def test_another_layout_starts_the_joint_dependent_tensors_fresh(tmp_path, recip
     run = tmp_path / "run"
     assert cli_main(["pretrain", str(recipe), "--out", str(run), "--init-from", str(source), f"data.store={ntu.path}",
                      "optim.lr=0", "trainer.max_steps=1"]) == 0
-    line = _one_line(capsys)
+    line = one_line_error(capsys)
     assert line.startswith("skelssl pretrain: warning: init_from: 2 tensors left at a fresh initialisation for layout ntu25 "
                            "(the weights': layout kinect20): encoder.net.0.weight, target.encoder.net.0.weight"), line
     saved, got = _tensors(source / "checkpoints" / "last" / "model.safetensors"), ck.load_checkpoint(run).model
@@ -214,6 +197,6 @@ def test_another_layout_starts_the_joint_dependent_tensors_fresh(tmp_path, recip
 
     assert cli_main(["pretrain", str(recipe), "--out", str(tmp_path / "x"), "--init-from", str(source), f"data.store={ntu.path}",
                      "encoder.kwargs.hidden=24"]) == 2
-    line = _one_line(capsys)
+    line = one_line_error(capsys)
     assert "(built for the weights' data: channels 3, layout kinect20, persons 1)" in line
     assert "encoder.net.0.weight (16, 60) (expected (24, 60))" in line

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
-from _toys import TOY_ENCODER, TOY_METHOD, make_store
+from _toys import write_toy_recipe
+from conftest import one_line_error
 from skelssl.cli import main as cli_main
 from skelssl.core.files import FolderLock
 from skelssl.engine import checkpoint as ck
@@ -18,25 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("pretrain")
-    store = make_store(folder / "store", n=16)
-    path = folder / "toy.yaml"
-    path.write_text(yaml.safe_dump({
-        "data": {"store": str(store.path), "batch_size": 4},
-        "encoder": {"name": TOY_ENCODER},
-        "method": {"name": TOY_METHOD, "kwargs": {"queue_size": 8}},
-        "optim": {"lr": 0.01},
-        "trainer": {"epochs": 2, "accelerator": "cpu", "progress": False, "ckpt_every_steps": 1},
-    }))
-    return path
-
-
-def _one_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    return lines[0]
+    return write_toy_recipe(tmp_path_factory.mktemp("pretrain"), epochs=2, ckpt_every_steps=1)
 
 
 def test_resume_never_rewrites_the_recorded_config(tmp_path, recipe, capsys):
@@ -49,7 +31,7 @@ def test_resume_never_rewrites_the_recorded_config(tmp_path, recipe, capsys):
     # Without the original overrides, and with a changed setting: refused, naming the key; nothing changes.
     for overrides in ([], ["trainer.max_steps=3"], ["trainer.max_steps=3", "optim.lr=0.03"]):
         assert cli_main(["pretrain", str(recipe), "--out", str(run), "--resume", *overrides]) == 2
-        line = _one_line(capsys)
+        line = one_line_error(capsys)
         assert "cannot resume" in line and ("optim.lr" in line or "trainer.max_steps" in line)
         assert (run / "config.yaml").read_bytes() == recorded
         assert ck.load_checkpoint(run).state["step"] == 3
@@ -62,13 +44,13 @@ def test_resume_never_rewrites_the_recorded_config(tmp_path, recipe, capsys):
 
 def test_resume_needs_a_run(tmp_path, recipe, capsys):
     assert cli_main(["pretrain", str(recipe), "--out", str(tmp_path / "missing"), "--resume"]) == 2
-    assert "no such run folder" in _one_line(capsys)
+    assert "no such run folder" in one_line_error(capsys)
     assert not (tmp_path / "missing").exists()
     other = tmp_path / "other"
     other.mkdir()
     (other / "x.txt").write_text("mine")
     assert cli_main(["pretrain", str(recipe), "--out", str(other), "--resume"]) == 2
-    assert "not a skelssl run" in _one_line(capsys)
+    assert "not a skelssl run" in one_line_error(capsys)
     assert sorted(p.name for p in other.iterdir()) == ["x.txt"]
 
 
@@ -86,7 +68,7 @@ def test_one_process_per_run_folder(tmp_path, recipe, capsys):
     run.mkdir()
     with FolderLock(run / ".lock", f"run {run}"):
         assert cli_main(["pretrain", str(recipe), "--out", str(run)]) == 2
-        assert "another skelssl process" in _one_line(capsys)
+        assert "another skelssl process" in one_line_error(capsys)
     assert [p.name for p in run.iterdir()] == [".lock"]
     assert cli_main(["pretrain", str(recipe), "--out", str(run), "trainer.max_steps=1"]) == 0
 
@@ -95,7 +77,7 @@ def test_diverged_weights_are_never_saved_as_good(tmp_path, recipe, capsys):
     run = tmp_path / "run"
     # Call 3 multiplies a weight by 1e27; the loss stays finite (LayerNorm + cosine logits).
     assert cli_main(["pretrain", str(recipe), "--out", str(run), "method.kwargs.blowup_at_call=3"]) == 2
-    line = _one_line(capsys)
+    line = one_line_error(capsys)
     assert "weights diverged" in line and "checkpoints/last" in line
     good = ck.load_checkpoint(run)
     assert good.state["step"] == 2
@@ -110,4 +92,4 @@ def test_diverged_weights_are_never_saved_as_good(tmp_path, recipe, capsys):
 ])
 def test_wrong_settings_give_one_line(tmp_path, recipe, capsys, overrides, expect):
     assert cli_main(["pretrain", str(recipe), "--out", str(tmp_path / "run"), *overrides]) == 2
-    assert expect in _one_line(capsys)
+    assert expect in one_line_error(capsys)

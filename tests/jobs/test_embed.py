@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import skelssl
+from _toys import TINY_SIMCLR_STGCN
 from skelssl.cli import main as cli_main
 from skelssl.data import synthetic
 from skelssl.data.preprocess import apply_pipeline
@@ -26,13 +27,9 @@ from skelssl.jobs.pretrain import pretrain
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = [
-    "encoder.name=stgcn", "encoder.kwargs.channels=[8, 16]", "encoder.kwargs.strides=[1, 2]",
-    "encoder.kwargs.temporal_kernel=3",
-    "method.name=simclr", "method.kwargs.frames=12", "method.kwargs.hidden_dim=16", "method.kwargs.proj_dim=8",
-    "data.protocol=synthetic-xsub", "data.batch_size=16", "data.max_frames=60",
-    "trainer.epochs=1", "trainer.accelerator=cpu", "trainer.progress=false", "monitor.every_epochs=0",
+    *TINY_SIMCLR_STGCN, "monitor.every_epochs=0",
     # a test-time crop-resize, so that the transform matters (and max_frames below the longest clip)
-    "eval.input.frames=12", "eval.input.min_frames=8", "eval.input.max_frames=40",
+    "eval.input.max_frames=40",
     "eval.probe.cs=[1.0]", "eval.probe.folds=2", "eval.baselines.raw_input=false", "eval.baselines.random_init=false",
     "eval.knn.batch_size=7",
 ]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import skelssl
+from conftest import score_store
 from skelssl.cli import main as cli_main
 from skelssl.engine.checkpoint import encoder_metadata
 
@@ -19,21 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from skelssl.data.store import write_store
-
     rng = np.random.default_rng(4)
 
-    def samples():
+    def clips():
         for i in range(8):
             t = int(rng.integers(20, 31))
-            frames = np.zeros((t, 1, 17, 3), np.float32)
-            frames[:, 0, :, :2] = rng.uniform(-0.8, 0.8, size=(t, 17, 2))
-            frames[:, 0, :, 2] = rng.uniform(0.3, 1.0, size=(t, 17))
-            yield f"clip{i}", frames, {"label": i % 2}
+            yield f"clip{i}", rng.uniform(-0.8, 0.8, size=(t, 1, 17, 2)), rng.uniform(0.3, 1.0, size=(t, 1, 17)), {"label": i % 2}
 
     root = tmp_path_factory.mktemp("embed-score")
-    store = write_store(root / "store", samples(), "coco17", 1, channels=3,
-                        info={"dataset": "pyskl", "channel_names": ["x", "y", "score"]})
+    store = score_store(root / "store", clips())
     rc = cli_main(["pretrain", str(ROOT / "configs/baselines/simclr_stgcn_nucla_cpu.yaml"), "--out", str(root / "run"),
                    f"data.store={store.path}", "data.protocol=null", "data.use_score=false", "data.batch_size=4",
                    "data.max_frames=30", "data.num_workers=0", "trainer.max_steps=1", "trainer.epochs=1",

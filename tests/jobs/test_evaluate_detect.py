@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from _toys import TOY_ENCODER  # noqa: F401  (registers the toy encoder)
+from _toys import save_toy_encoder
+from conftest import assert_results
 from skelssl.cli import main as cli_main
 from skelssl.data import synthetic
 from skelssl.data.prepare import store_summary
@@ -19,7 +18,7 @@ from skelssl.data.protocols import sequence_split
 from skelssl.data.store import Store, StoreWriter
 from skelssl.engine import checkpoint as ckpt
 from skelssl.jobs.evaluate import evaluate
-from skelssl.evaluation.results import REQUIRED_KEYS, read_results
+from skelssl.evaluation.results import read_results
 from skelssl.models import build_encoder
 
 
@@ -52,10 +51,7 @@ def _toy_untrimmed(path: Path, sequences: int = 8, seed: int = 0) -> Store:
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("detect_toy")
     store = _toy_untrimmed(root / "store")
-    torch.manual_seed(0)
-    enc = build_encoder(TOY_ENCODER, in_channels=3, layout="kinect20", num_persons=1, hidden=32, out_dim=16)
-    path = ckpt.save_encoder(root / "encoder.safetensors", enc, {})
-    return root, store, path
+    return root, store, save_toy_encoder(root / "encoder.safetensors", hidden=32, out_dim=16)
 
 
 def test_sequence_split_of_untrimmed_stores(toy):
@@ -73,9 +69,8 @@ def test_detect_finds_the_toy_actions(toy):
     out = root / "frozen"
     r = evaluate("detect", enc, store=store.path, protocol="synthetic-xsub", accelerator="cpu", out=out,
                  overrides=["detect.window=16", "detect.stride=4", "detect.epochs=15", "detect.optim.lr=0.01"])
-    for key in REQUIRED_KEYS:
-        assert key in r
-    assert r["task"] == "detect" and r["metric"] == "map@0.5" and r["mode"] == "frozen"
+    assert_results(r, "detect")
+    assert r["metric"] == "map@0.5" and r["mode"] == "frozen"
     assert r["train_samples"] == 4 and r["test_samples"] == 4
     assert r["ground_truth_segments"] == 12 and r["classes_with_ground_truth"] == 3
     # Three far-apart poses: the windows are easy, so most segments are found with good boundaries.
@@ -124,18 +119,9 @@ def test_detect_on_synthetic_untrimmed_through_the_cli(tmp_path, capsys):
 
 
 @pytest.mark.realdata
-def test_detect_on_real_pku_mmd(shared_data, tmp_path):
+def test_detect_on_real_pku_mmd(pku_part, tmp_path):
     """Four real untrimmed PKU-MMD videos (two cross-subject training, two test), tiny Hi-TRS, one epoch."""
-    src = shared_data / "pku_mmd_v1_subset"
-    if not src.is_dir():
-        pytest.skip(f"no PKU-MMD subset at {src}")
-    part = tmp_path / "pku"
-    (part / "PKU_Skeleton_Renew").mkdir(parents=True)
-    for video in ("0005-L", "0065-M", "0299-L", "0312-R"):  # 0005, 0065 train; 0299, 0312 test (cross-subject)
-        os.symlink(src / "PKU_Skeleton_Renew" / f"{video}.txt", part / "PKU_Skeleton_Renew" / f"{video}.txt")
-    os.symlink(src / "Train_Label_PKU_final", part / "Train_Label_PKU_final")
-    shutil.copytree(src / "Split", part / "Split")
-    assert cli_main(["prepare", "pku_mmd", str(part), "--out", str(tmp_path / "store"), "--untrimmed"]) == 0
+    assert cli_main(["prepare", "pku_mmd", str(pku_part), "--out", str(tmp_path / "store"), "--untrimmed"]) == 0
     store = Store(tmp_path / "store")
     assert store.dataset == "pku1_untrimmed" and store.has_frame_labels and len(store) == 4
     torch.manual_seed(0)

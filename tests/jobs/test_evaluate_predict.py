@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from _toys import TOY_ENCODER  # noqa: F401  (registers the toy encoder)
+from _toys import save_toy_encoder
+from conftest import assert_results
 from skelssl.cli import main as cli_main
 from skelssl.data import synthetic
 from skelssl.data.store import Store, write_store
 from skelssl.engine import checkpoint as ckpt
 from skelssl.jobs.evaluate import evaluate
-from skelssl.evaluation.results import REQUIRED_KEYS, read_results
+from skelssl.evaluation.results import read_results
 from skelssl.models import build_encoder
 
 
@@ -46,9 +47,7 @@ def _drifting_store(path: Path, n: int = 24, seed: int = 0) -> Store:
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict_toy")
     store = _drifting_store(root / "store")
-    torch.manual_seed(0)
-    enc = build_encoder(TOY_ENCODER, in_channels=3, layout="kinect20", num_persons=1, hidden=16, out_dim=8)
-    return root, store, ckpt.save_encoder(root / "encoder.safetensors", enc, {})
+    return root, store, save_toy_encoder(root / "encoder.safetensors", hidden=16, out_dim=8)
 
 
 def test_predict_learns_the_drift_and_beats_zero_velocity(toy):
@@ -56,9 +55,8 @@ def test_predict_learns_the_drift_and_beats_zero_velocity(toy):
     out = root / "out"
     r = evaluate("predict", enc, store=store.path, protocol="nucla-xview", accelerator="cpu", out=out,
                  overrides=["predict.epochs=20", "predict.hidden_dim=32", "predict.optim.lr=0.003", "predict.batch_size=32"])
-    for key in REQUIRED_KEYS:
-        assert key in r
-    assert r["task"] == "predict" and r["metric"] == "mpjpe" and r["lower_is_better"]
+    assert_results(r, "predict")
+    assert r["metric"] == "mpjpe" and r["lower_is_better"]
     assert r["horizons"] == [2, 4, 8, 10] and set(r["per_horizon"]) == {"2", "4", "8", "10"}
     base = r["baseline"]
     assert base["name"] == "zero-velocity"

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from _toys import TINY_SIMCLR_STGCN
 from skelssl.cli import main as cli_main
 from skelssl.data import synthetic
 from skelssl.data.protocols import split as protocol_split
@@ -20,12 +21,7 @@ from skelssl.evaluation.results import read_results
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = [
-    "encoder.name=stgcn", "encoder.kwargs.channels=[8, 16]", "encoder.kwargs.strides=[1, 2]",
-    "encoder.kwargs.temporal_kernel=3",
-    "method.name=simclr", "method.kwargs.frames=12", "method.kwargs.hidden_dim=16", "method.kwargs.proj_dim=8",
-    "data.protocol=synthetic-xsub", "data.batch_size=16", "data.max_frames=60",
-    "trainer.epochs=1", "trainer.accelerator=cpu", "trainer.progress=false",
-    "eval.input.frames=12", "eval.input.min_frames=8",
+    *TINY_SIMCLR_STGCN,
     "eval.probe.cs=[0.01, 1.0]", "eval.probe.folds=3",
     "eval.baselines.raw_input=false", "eval.baselines.random_init=false",
 ]

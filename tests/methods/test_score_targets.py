@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import score_store
 from skelssl.cli import main as cli_main
 from skelssl.core.layouts import get_layout
 from skelssl.jobs.bench import SMOKE_OVERRIDES
@@ -27,23 +28,16 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def coco_store(tmp_path_factory):
     """10 COCO-17 clips, x, y in [-1, 1] and a score in [0.3, 1] (never negative)."""
-    from skelssl.data.store import write_store
-
     rng = np.random.default_rng(1)
 
-    def samples():
+    def clips():
         for i in range(10):
             t = int(rng.integers(40, 61))
-            frames = np.zeros((t, 1, 17, 3), np.float32)
-            walk = np.cumsum(rng.normal(scale=0.03, size=(t, 17, 2)), axis=0) + rng.uniform(-0.5, 0.5, size=(1, 17, 2))
-            frames[:, 0, :, :2] = np.clip(walk, -1, 1)
-            frames[:, 0, :, 2] = rng.uniform(0.3, 1.0, size=(t, 17))
-            yield f"clip{i:03d}", frames, {"label": i % 2, "subject": 1 + i % 4,
-                                           "split_xsub_train": int(i < 7), "split_xsub_val": int(i >= 7)}
+            walk = np.cumsum(rng.normal(scale=0.03, size=(t, 1, 17, 2)), axis=0) + rng.uniform(-0.5, 0.5, size=(1, 1, 17, 2))
+            yield f"clip{i:03d}", np.clip(walk, -1, 1), rng.uniform(0.3, 1.0, size=(t, 1, 17)), \
+                {"label": i % 2, "subject": 1 + i % 4, "split_xsub_train": int(i < 7), "split_xsub_val": int(i >= 7)}
 
-    root = tmp_path_factory.mktemp("coco-targets")
-    return write_store(root / "store", samples(), "coco17", 1, channels=3,
-                       info={"dataset": "pyskl", "channel_names": ["x", "y", "score"]})
+    return score_store(tmp_path_factory.mktemp("coco-targets") / "store", clips())
 
 
 def _batch(store, n=4):

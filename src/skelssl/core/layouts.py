@@ -12,6 +12,7 @@ Tensor convention (see :mod:`skelssl.core.conventions`): joint index ``v`` is th
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,50 +140,42 @@ class Layout:
         return np.stack([identity, normalise(inward), normalise(outward)])
 
 
+# Both Kinects number the limbs alike: joints 4-19 are the arms, then the legs, left before right.
+_KINECT_LIMBS = (
+    "shoulder_left", "elbow_left", "wrist_left", "hand_left",
+    "shoulder_right", "elbow_right", "wrist_right", "hand_right",
+    "hip_left", "knee_left", "ankle_left", "foot_left",
+    "hip_right", "knee_right", "ankle_right", "foot_right",
+)
+_KINECT_LIMB_PAIRS = ((4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19))
+
 # Kinect v2 (NTU RGB+D 60/120, PKU-MMD). Names and bones from the NTU release (1-based there).
 NTU25 = Layout(
     name="ntu25",
-    joint_names=(
-        "spine_base", "spine_mid", "neck", "head",
-        "shoulder_left", "elbow_left", "wrist_left", "hand_left",
-        "shoulder_right", "elbow_right", "wrist_right", "hand_right",
-        "hip_left", "knee_left", "ankle_left", "foot_left",
-        "hip_right", "knee_right", "ankle_right", "foot_right",
-        "spine_shoulder", "hand_tip_left", "thumb_left", "hand_tip_right", "thumb_right",
-    ),
+    description="Kinect v2, 25 joints (NTU RGB+D, PKU-MMD)",
+    joint_names=("spine_base", "spine_mid", "neck", "head", *_KINECT_LIMBS,
+                 "spine_shoulder", "hand_tip_left", "thumb_left", "hand_tip_right", "thumb_right"),
     # From the 1-based (child, parent) list of docs/protocols.md, minus one: (21, 21) is the root.
     parents=(1, 20, 20, 2, 20, 4, 5, 6, 20, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18, 20, 22, 7, 24, 11),
-    left_right=((4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19), (21, 23), (22, 24)),
-    center=20,
-    spine=1,
-    hip=0,
-    shoulders=(8, 4),
-    description="Kinect v2, 25 joints (NTU RGB+D, PKU-MMD)",
+    left_right=_KINECT_LIMB_PAIRS + ((21, 23), (22, 24)),
+    center=20, spine=1, hip=0, shoulders=(8, 4),
 )
 
 # Kinect v1 MS-SDK order (N-UCLA, MSR Action3D, UTKinect). Bones as CTR-GCN's graph/ucla.py.
 KINECT20 = Layout(
     name="kinect20",
-    joint_names=(
-        "hip_center", "spine", "shoulder_center", "head",
-        "shoulder_left", "elbow_left", "wrist_left", "hand_left",
-        "shoulder_right", "elbow_right", "wrist_right", "hand_right",
-        "hip_left", "knee_left", "ankle_left", "foot_left",
-        "hip_right", "knee_right", "ankle_right", "foot_right",
-    ),
-    parents=(1, 2, 2, 2, 2, 4, 5, 6, 2, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18),
-    left_right=((4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19)),
-    center=2,
-    spine=1,
-    hip=0,
-    shoulders=(8, 4),
     description="Kinect v1 MS-SDK order, 20 joints (N-UCLA, MSR Action3D, UTKinect)",
+    joint_names=("hip_center", "spine", "shoulder_center", "head", *_KINECT_LIMBS),
+    parents=(1, 2, 2, 2, 2, 4, 5, 6, 2, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18),
+    left_right=_KINECT_LIMB_PAIRS,
+    center=2, spine=1, hip=0, shoulders=(8, 4),
 )
 
 # COCO-17 keypoints (HRNet, RTMPose, MMPose; PYSKL's 2D pickles). COCO has no spine joint: the tree is
 # PYSKL's coco graph (rooted at the nose), the pipelines' centre is the nose and their hip the left hip.
 COCO17 = Layout(
     name="coco17",
+    description="COCO-17 keypoints (HRNet / RTMPose / MMPose, PYSKL 2D pickles)",
     joint_names=(
         "nose", "eye_left", "eye_right", "ear_left", "ear_right",
         "shoulder_left", "shoulder_right", "elbow_left", "elbow_right", "wrist_left", "wrist_right",
@@ -190,16 +183,13 @@ COCO17 = Layout(
     ),
     parents=(0, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14),
     left_right=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
-    center=0,
-    spine=0,
-    hip=11,
-    shoulders=(6, 5),
-    description="COCO-17 keypoints (HRNet / RTMPose / MMPose, PYSKL 2D pickles)",
+    center=0, spine=0, hip=11, shoulders=(6, 5),
 )
 
 # OpenPose COCO-18 order (ST-GCN's Kinetics-skeleton): COCO plus a neck, which is the graph centre.
 OPENPOSE18 = Layout(
     name="openpose18",
+    description="OpenPose COCO-18 order (ST-GCN Kinetics-skeleton)",
     joint_names=(
         "nose", "neck", "shoulder_right", "elbow_right", "wrist_right", "shoulder_left", "elbow_left", "wrist_left",
         "hip_right", "knee_right", "ankle_right", "hip_left", "knee_left", "ankle_left",
@@ -209,16 +199,13 @@ OPENPOSE18 = Layout(
     # (2,1),(0,1),(15,0),(14,0),(17,15),(16,14), centre 1.
     parents=(1, 1, 1, 2, 3, 1, 5, 6, 2, 8, 9, 5, 11, 12, 0, 0, 14, 15),
     left_right=((5, 2), (6, 3), (7, 4), (11, 8), (12, 9), (13, 10), (15, 14), (17, 16)),
-    center=1,
-    spine=1,
-    hip=11,
-    shoulders=(2, 5),
-    description="OpenPose COCO-18 order (ST-GCN Kinetics-skeleton)",
+    center=1, spine=1, hip=11, shoulders=(2, 5),
 )
 
 # Human3.6M 17 joints as VideoPose3D / MotionBERT order them (pelvis first).
 H36M17 = Layout(
     name="h36m17",
+    description="Human3.6M 17 joints (VideoPose3D / MotionBERT order)",
     joint_names=(
         "pelvis", "hip_right", "knee_right", "foot_right", "hip_left", "knee_left", "foot_left",
         "spine", "thorax", "nose", "head",
@@ -226,11 +213,7 @@ H36M17 = Layout(
     ),
     parents=(0, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
     left_right=((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16)),
-    center=0,
-    spine=7,
-    hip=0,
-    shoulders=(14, 11),
-    description="Human3.6M 17 joints (VideoPose3D / MotionBERT order)",
+    center=0, spine=7, hip=0, shoulders=(14, 11),
 )
 
 BUILTIN_LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (NTU25, KINECT20, COCO17, OPENPOSE18, H36M17)}
@@ -279,6 +262,11 @@ def register_layout(layout: Layout) -> Layout:
     return LAYOUTS[layout.name]
 
 
+_LAYOUT_KEYS = {"name", "joints", "parents", "left_right", "center", "spine", "hip", "shoulders", "description"}
+_Fail = Callable[[str], SkeletonFormatError]
+_Joint = Callable[[Any, str], int]
+
+
 def layout_from_dict(data: Any, where: str | Path = "layout") -> Layout:
     """A :class:`Layout` from its plain form (a layout file's content or :meth:`Layout.to_dict`).
 
@@ -292,14 +280,47 @@ def layout_from_dict(data: Any, where: str | Path = "layout") -> Layout:
     def fail(problem: str) -> SkeletonFormatError:
         return SkeletonFormatError(where, problem)
 
+    _check_layout_keys(data, fail)
+    name, joints = _layout_name_and_joints(data, fail)
+    joint = _joint_reader(joints, fail)
+    parent_idx = _parent_indices(data["parents"], joints, joint, fail)
+    center = joint(data["center"], "center")
+    pairs = data.get("left_right") or []
+    if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+        raise fail("left_right must be a list of [left, right] joint pairs")
+    shoulders = data.get("shoulders", [center, center])
+    if not isinstance(shoulders, list) or len(shoulders) != 2:
+        raise fail("shoulders must be [right, left]")
+    used = [j for p in pairs for j in p]
+    if len({joint(j, 'left_right') for j in used}) != len(used):
+        raise fail("left_right: a joint appears in two pairs")
+    _check_tree(joints, parent_idx, center, fail)
+    try:
+        return Layout(
+            name=name, joint_names=tuple(joints), parents=tuple(parent_idx),
+            left_right=tuple((joint(a, "left_right"), joint(b, "left_right")) for a, b in pairs),
+            center=center, spine=joint(data.get("spine", center), "spine"), hip=joint(data.get("hip", center), "hip"),
+            shoulders=(joint(shoulders[0], "shoulders"), joint(shoulders[1], "shoulders")),
+            description=str(data.get("description") or ""),
+        )
+    except ValueError as e:
+        raise fail(str(e)) from None
+
+
+def _check_layout_keys(data: Any, fail: _Fail) -> None:
+    """A mapping with the required keys and no others."""
     if not isinstance(data, dict):
         raise fail(f"a layout is a mapping with name, joints, parents, center; got a {type(data).__name__}")
-    unknown = sorted(set(map(str, data)) - {"name", "joints", "parents", "left_right", "center", "spine", "hip", "shoulders", "description"})
+    unknown = sorted(set(map(str, data)) - _LAYOUT_KEYS)
     if unknown:
         raise fail(f"unknown key(s) {', '.join(unknown)}")
     for key in ("name", "joints", "parents", "center"):
         if key not in data:
             raise fail(f"no {key!r}")
+
+
+def _layout_name_and_joints(data: dict, fail: _Fail) -> tuple[str, list[str]]:
+    """The layout's one-word name and its distinct joint names."""
     name = data["name"]
     if not isinstance(name, str) or not name.strip() or any(ch.isspace() or ch in "/\\:" for ch in name):
         raise fail(f"name {name!r} must be one word (no spaces, slashes or colons)")
@@ -308,6 +329,11 @@ def layout_from_dict(data: Any, where: str | Path = "layout") -> Layout:
         raise fail("joints must be a non-empty list of joint names")
     if len(set(joints)) != len(joints):
         raise fail(f"joint names repeat: {sorted({j for j in joints if joints.count(j) > 1})[:3]}")
+    return name, joints
+
+
+def _joint_reader(joints: list[str], fail: _Fail) -> _Joint:
+    """``joint(value, what)``: the index of a joint given by index or by name (``what`` names the field)."""
     index = {j: k for k, j in enumerate(joints)}
 
     def joint(value: Any, what: str) -> int:
@@ -321,7 +347,12 @@ def layout_from_dict(data: Any, where: str | Path = "layout") -> Layout:
             return index[value]
         raise fail(f"{what}: {value!r} is not one of the joints")
 
-    parents = data["parents"]
+    return joint
+
+
+def _parent_indices(parents: Any, joints: list[str], joint: _Joint, fail: _Fail) -> list[int]:
+    """One parent index per joint, from a list in joint order or a ``{joint: parent}`` mapping (``null``:
+    the joint is a root)."""
     if isinstance(parents, dict):
         missing = [j for j in joints if j not in parents]
         if missing:
@@ -329,18 +360,11 @@ def layout_from_dict(data: Any, where: str | Path = "layout") -> Layout:
         parents = [parents[j] for j in joints]
     if not isinstance(parents, list) or len(parents) != len(joints):
         raise fail(f"parents must list one parent per joint ({len(joints)})")
-    parent_idx = [k if p is None else joint(p, f"parent of {joints[k]!r}") for k, p in enumerate(parents)]
-    center = joint(data["center"], "center")
-    pairs = data.get("left_right") or []
-    if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
-        raise fail("left_right must be a list of [left, right] joint pairs")
-    shoulders = data.get("shoulders", [center, center])
-    if not isinstance(shoulders, list) or len(shoulders) != 2:
-        raise fail("shoulders must be [right, left]")
-    used = [j for p in pairs for j in p]
-    if len({joint(j, 'left_right') for j in used}) != len(used):
-        raise fail("left_right: a joint appears in two pairs")
-    # Cycles and extra roots, named by joint (Layout's own check says the same by index).
+    return [k if p is None else joint(p, f"parent of {joints[k]!r}") for k, p in enumerate(parents)]
+
+
+def _check_tree(joints: list[str], parent_idx: list[int], center: int, fail: _Fail) -> None:
+    """Cycles and extra roots, named by joint (Layout's own check says the same by index)."""
     for k in range(len(joints)):
         seen, j = [], k
         while parent_idx[j] != j:
@@ -351,16 +375,6 @@ def layout_from_dict(data: Any, where: str | Path = "layout") -> Layout:
             j = parent_idx[j]
         if j != center:
             raise fail(f"joint {joints[k]!r} leads to root {joints[j]!r}, not to the center {joints[center]!r} (one root only)")
-    try:
-        return Layout(
-            name=name, joint_names=tuple(joints), parents=tuple(parent_idx),
-            left_right=tuple((joint(a, "left_right"), joint(b, "left_right")) for a, b in pairs),
-            center=center, spine=joint(data.get("spine", center), "spine"), hip=joint(data.get("hip", center), "hip"),
-            shoulders=(joint(shoulders[0], "shoulders"), joint(shoulders[1], "shoulders")),
-            description=str(data.get("description") or ""),
-        )
-    except ValueError as e:
-        raise fail(str(e)) from None
 
 
 def load_layout_file(path: str | Path) -> Layout:

@@ -159,32 +159,25 @@ def _loader_rate(dataset: Any, cfg: RunConfig, device: torch.device, batches: in
     return b / tp.time_steps(lambda: next(loader), torch.device("cpu"), batches, 0)
 
 
-def run_bench(recipe: str | Path, overrides: list[str] | tuple[str, ...] = (),
-              opts: BenchOptions | None = None) -> dict[str, Any]:
-    """Measure the recipe (see the module docstring); returns the JSON row."""
-    from skelssl.engine.dist import make_fabric
-    from skelssl.engine.eval_config import load_eval_config
-    from skelssl.engine.eval_input import test_transform
+@dataclass
+class _TrainTiming:
+    """What :func:`_time_training` measured."""
+
+    seconds: float  # per optimiser step, warm-up excluded
+    peak_gpu_mb: float | None
+    flops: float | None  # of one optimiser step; None when the counter failed
+    peak_tflops: float | None  # the chip's dense bf16 peak; None when unknown
+    loss: float  # of the last micro-batch
+
+
+def _time_training(fabric: Any, method: Any, batch: dict[str, torch.Tensor], cfg: RunConfig,
+                   device: torch.device, opts: BenchOptions, notes: dict[str, str]) -> _TrainTiming:
+    """One optimiser step as ``Trainer.fit`` takes it, timed, and its FLOPs counted."""
     from skelssl.engine.optim import optimizer_factory
-    from skelssl.engine.seed import seed_all
-    from skelssl.jobs.pretrain import build_method
 
-    opts = opts or BenchOptions()
-    cfg, device = _resolve(recipe, list(overrides), opts)
-    store, store_note = _open_store(cfg)
-    notes: dict[str, str] = {}
-    geometry = store if store is not None else SimpleNamespace(channels=3, layout=_layout(opts.layout), num_persons=opts.persons)
-    fabric = make_fabric(cfg.trainer)
-    precision = cfg.trainer.precision if device.type == "cuda" else "32-true"
-    seed_all(cfg.trainer.seed)
-    method, encoder_kwargs = build_method(cfg, geometry)
-    batch, dataset, frames = _training_batch(cfg, store, opts)
-    n, acc = int(batch["x"].shape[0]), max(1, cfg.trainer.accumulate)
-
-    # -- training: one optimiser step as Trainer.fit takes it -----------------------------------------
+    acc = max(1, cfg.trainer.accumulate)
     wrapped = fabric.setup_module(method)
     optimizer = fabric.setup_optimizers(optimizer_factory(cfg.optim)(method))
-    batch = fabric.to_device(batch)
     method.train()
     losses: list[float] = []
 
@@ -210,9 +203,15 @@ def run_bench(recipe: str | Path, overrides: list[str] | tuple[str, ...] = (),
         notes["train_tflop_per_step"] = "the FLOP counter failed or counted nothing"
     if peak is None:
         notes["train_share_of_bf16_peak"] = f"no dense bf16 peak known for {tp.device_name(device)}"
+    return _TrainTiming(train_s, peak_train, flops, peak, losses[-1])
 
-    # -- inference: the exported encoder on the evaluation input -------------------------------------
-    encoder = method.export_encoder()
+
+def _time_inference(fabric: Any, encoder: Any, batch: dict[str, torch.Tensor], cfg: RunConfig,
+                    device: torch.device, opts: BenchOptions) -> tuple[float, float | None]:
+    """The exported encoder on the evaluation input; returns ``(seconds per batch, peak GPU MiB)``."""
+    from skelssl.engine.eval_config import load_eval_config
+    from skelssl.engine.eval_input import test_transform
+
     transform = test_transform(load_eval_config(cfg.eval).input)
     inputs = transform(batch) if transform is not None else batch
     encoder.eval()
@@ -223,7 +222,36 @@ def run_bench(recipe: str | Path, overrides: list[str] | tuple[str, ...] = (),
 
     tp.reset_peak_memory(device)
     infer_s = tp.time_steps(infer, device, opts.steps, opts.warmup)
-    peak_infer = tp.peak_memory_mb(device)
+    return infer_s, tp.peak_memory_mb(device)
+
+
+def _params_m(module: torch.nn.Module) -> float:
+    return sum(p.numel() for p in module.parameters()) / 1e6
+
+
+def run_bench(recipe: str | Path, overrides: list[str] | tuple[str, ...] = (),
+              opts: BenchOptions | None = None) -> dict[str, Any]:
+    """Measure the recipe (see the module docstring); returns the JSON row."""
+    from skelssl.engine.dist import make_fabric
+    from skelssl.engine.seed import seed_all
+    from skelssl.jobs.pretrain import build_method
+
+    opts = opts or BenchOptions()
+    cfg, device = _resolve(recipe, list(overrides), opts)
+    store, store_note = _open_store(cfg)
+    notes: dict[str, str] = {}
+    geometry = store if store is not None else SimpleNamespace(channels=3, layout=_layout(opts.layout), num_persons=opts.persons)
+    fabric = make_fabric(cfg.trainer)
+    precision = cfg.trainer.precision if device.type == "cuda" else "32-true"
+    seed_all(cfg.trainer.seed)
+    method, encoder_kwargs = build_method(cfg, geometry)
+    batch, dataset, frames = _training_batch(cfg, store, opts)
+    n, acc = int(batch["x"].shape[0]), max(1, cfg.trainer.accumulate)
+    batch = fabric.to_device(batch)
+
+    train = _time_training(fabric, method, batch, cfg, device, opts, notes)
+    encoder = method.export_encoder()
+    infer_s, peak_infer = _time_inference(fabric, encoder, batch, cfg, device, opts)
 
     loader_sps = None
     if dataset is not None:
@@ -232,27 +260,27 @@ def run_bench(recipe: str | Path, overrides: list[str] | tuple[str, ...] = (),
         notes["loader_samples_per_s"] = store_note or "no store"
     host_rss = tp.host_peak_rss_mb()  # before the plug-in's models are built
 
-    params = lambda m: sum(p.numel() for p in m.parameters()) / 1e6  # noqa: E731
+    flops, train_s, peak = train.flops, train.seconds, train.peak_tflops
     row: dict[str, Any] = {
         "recipe": str(recipe), "overrides": list(overrides), "method": cfg.method.name, "encoder": cfg.encoder.name,
-        "preset": encoder_kwargs.get("preset"), "encoder_params_m": params(encoder), "method_params_m": params(method),
+        "preset": encoder_kwargs.get("preset"), "encoder_params_m": _params_m(encoder), "method_params_m": _params_m(method),
         "device": tp.device_name(device), "torch": torch.__version__, "precision": precision,
         "precision_requested": cfg.trainer.precision, "input": "store" if store is not None else "synthetic",
         "layout": geometry.layout.name, "persons": geometry.num_persons, "frames": frames, "batch": n,
         "accumulate": acc, "samples_per_step": n * acc, "steps": opts.steps, "warmup": opts.warmup,
-        "loss": losses[-1],
+        "loss": train.loss,
         "train_samples_per_s": n * acc / train_s, "train_s_per_step": train_s,
         "train_tflop_per_step": flops / 1e12 if flops else None,
         "train_achieved_tflops": flops / train_s / 1e12 if flops else None,
         "train_share_of_bf16_peak": flops / train_s / 1e12 / peak if flops and peak else None,
         "infer_samples_per_s": n / infer_s, "infer_s_per_batch": infer_s,
         "loader_samples_per_s": loader_sps, "loader_workers": cfg.data.num_workers,
-        "peak_host_rss_mb": host_rss, "peak_gpu_train_mb": peak_train, "peak_gpu_infer_mb": peak_infer,
+        "peak_host_rss_mb": host_rss, "peak_gpu_train_mb": train.peak_gpu_mb, "peak_gpu_infer_mb": peak_infer,
     }
     if device.type != "cuda":
         notes["peak_gpu_train_mb"] = notes["peak_gpu_infer_mb"] = "not on a GPU"
 
-    del wrapped, optimizer, method, encoder, batch, inputs
+    del method, encoder, batch  # free the GPU before the plug-in builds its models
     if device.type == "cuda":
         torch.cuda.empty_cache()
     row.update(_naive_figures(cfg, opts, device, n, notes))

@@ -7,6 +7,7 @@ hands it to the protocol runner (``knn``, ``linear``, ``finetune``, ``semi``, ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,14 @@ from torch import nn
 from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.store import Store, channels_for_encoder
 from skelssl.engine import checkpoint as ckpt
-from skelssl.engine.config import ConfigError, to_dict
+from skelssl.engine.config import ConfigError, TrainerConfig, to_dict
 from skelssl.engine.eval_config import EvalConfig
+from skelssl.engine.loop import Trainer
+from skelssl.engine.optim import optimizer_factory, scheduler_factory
 from skelssl.engine.seed import seed_all
 from skelssl.models import build_encoder
 
-__all__ = ["EncoderSource", "load_encoder_source", "EvalContext"]
+__all__ = ["EncoderSource", "load_encoder_source", "EvalContext", "check_epochs"]
 
 
 # -- the encoder under evaluation ----------------------------------------------------------------------
@@ -156,3 +159,32 @@ class EvalContext:
     """Encoder arguments the task sets (its ``encoder:`` section), also for the random-init baseline."""
     save_logits: bool = False
     """Write the test split's ``logits.npz`` (``linear``, ``finetune``, ``semi``)."""
+
+    # -- for the protocols that train a head or decoder through the engine's loop (detect, predict) --
+    def task_trainer(self, task: Any, **settings: Any) -> Trainer:
+        """The engine's loop for a trained protocol's ``task`` section: its epochs and seed, a log line
+        every 10 steps and a checkpoint every epoch in ``out``; ``settings`` are further
+        :class:`~skelssl.engine.config.TrainerConfig` fields (``grad_clip``)."""
+        trainer_cfg = TrainerConfig(
+            epochs=task.epochs, seed=task.seed, progress=self.progress, log_every=10, ckpt_every_epochs=1,
+            accelerator=self.accelerator, devices=self.devices, **settings,
+        )
+        return Trainer(trainer_cfg, self.out)
+
+    def fit_task(self, trainer: Trainer, task_name: str, task: Any, module: nn.Module, train_set: Any,
+                 evaluate: Callable[[nn.Module, int], dict[str, float]], *, drop_last: bool,
+                 collate_fn: Callable) -> dict[str, Any]:
+        """``trainer.fit`` with the task section's batch size (at most the training set), optimiser and
+        schedule, resuming when asked, and the evaluation config recorded in the checkpoints."""
+        return trainer.fit(
+            module, train_set, batch_size=min(task.batch_size, len(train_set)), num_workers=self.cfg.num_workers,
+            optimizer_factory=optimizer_factory(task.optim), scheduler_factory=scheduler_factory(task.schedule),
+            resume=self.resume, evaluate=evaluate, config_dict={"eval": to_dict(self.cfg), "task": task_name},
+            drop_last=drop_last, collate_fn=collate_fn,
+        )
+
+
+def check_epochs(task_name: str, task: Any) -> None:
+    """A trained protocol's ``epochs`` must be at least 1."""
+    if task.epochs < 1:
+        raise ConfigError(f"{task_name}.epochs must be at least 1, got {task.epochs}")

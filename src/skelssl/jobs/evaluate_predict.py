@@ -17,27 +17,18 @@ the test window where the zero-velocity baseline errs most).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from skelssl.engine.config import ConfigError, TrainerConfig, to_dict
+from skelssl.engine.config import ConfigError
 from skelssl.engine.eval_config import PredictTaskConfig
-from skelssl.engine.loop import Trainer
-from skelssl.engine.optim import optimizer_factory, scheduler_factory
 from skelssl.engine.seed import seed_all
 from skelssl.evaluation.features import extract_features
-from skelssl.evaluation.prediction import (
-    CachedPrediction,
-    MotionDecoder,
-    MotionPredictor,
-    PredictionWindows,
-    collate_prediction,
-    mpjpe,
-    predict_all,
-    zero_velocity,
-)
-from skelssl.jobs.eval_context import EvalContext
+from skelssl.evaluation.prediction import CachedPrediction, MotionDecoder, MotionPredictor, PredictionWindows
+from skelssl.evaluation.prediction import collate_prediction, mpjpe, predict_all, zero_velocity
+from skelssl.jobs.eval_context import EvalContext, check_epochs
 
 __all__ = ["run_predict"]
 
@@ -53,21 +44,52 @@ def _horizon_table(per_frame: torch.Tensor, horizons: list[int]) -> dict[str, fl
     return {str(h): float(per_frame[h - 1]) for h in horizons}
 
 
+def _horizons(task: PredictTaskConfig) -> list[int]:
+    """``predict.horizons`` sorted, without repeats; each a positive frame count."""
+    horizons = sorted({int(h) for h in task.horizons})
+    if not horizons or horizons[0] < 1:
+        raise ConfigError(f"predict.horizons must be positive frame counts, got {task.horizons}")
+    return horizons
+
+
+def _decoder(task: PredictTaskConfig, store: Any, feature_dim: int, future: int) -> MotionPredictor:
+    """The residual MLP decoder of ``future`` poses of the store's geometry, with its loss."""
+    decoder = MotionDecoder(
+        feature_dim, store.layout.num_joints, store.num_persons, store.channels, future,
+        hidden_dim=task.hidden_dim, layers=task.layers, centre_joint=store.layout.spine, dropout=task.dropout,
+    )
+    return MotionPredictor(decoder, loss=task.loss)
+
+
+def _prediction_picture(ctx: EvalContext, test_set: CachedPrediction, test_windows: PredictionWindows,
+                        pred: torch.Tensor, future: int) -> tuple[Path, dict[str, Any]]:
+    """``prediction.gif`` of the test window where repeating the last pose errs most: the one with the
+    most motion to predict. Returns the file and the window (``sequence``, ``start``)."""
+    from skelssl.viz.prediction_gif import prediction_gif
+
+    store, observe = ctx.store, ctx.cfg.predict.observe
+    zv_per_window = (zero_velocity(test_set.last[:, None], future) - test_set.future).norm(dim=-1).flatten(1).mean(1)
+    k = int(torch.argmax(zv_per_window))
+    frames = test_windows.frames(k)  # (T_obs + T_pred, M, V, C)
+    idx, start = (int(v) for v in test_windows.windows[k])
+    gif = prediction_gif(
+        frames[:observe], frames[observe:], pred[k].numpy(), store.layout, ctx.out / "prediction.gif",
+        up="z" if store.pipeline == "agcn" else "y",
+        title=f"{store.names[idx]} frames {start}-{start + observe + future - 1}",
+    )
+    return gif, {"sequence": str(store.names[idx]), "start": start}
+
+
 def run_predict(ctx: EvalContext) -> dict[str, Any]:
     """The ``predict`` protocol on ``ctx`` (built by :func:`skelssl.jobs.evaluate.evaluate`).
 
     Returns:
         The protocol's part of ``results.json``.
     """
-    cfg = ctx.cfg
-    task: PredictTaskConfig = cfg.predict
+    task: PredictTaskConfig = ctx.cfg.predict
     store = ctx.store
-    out_dir = ctx.out
-    if task.epochs < 1:
-        raise ConfigError(f"predict.epochs must be at least 1, got {task.epochs}")
-    horizons = sorted({int(h) for h in task.horizons})
-    if not horizons or horizons[0] < 1:
-        raise ConfigError(f"predict.horizons must be positive frame counts, got {task.horizons}")
+    check_epochs("predict", task)
+    horizons = _horizons(task)
     future = horizons[-1]
     train_windows = PredictionWindows(store, ctx.train_idx, task.observe, future, task.stride)
     test_windows = PredictionWindows(store, ctx.test_idx, task.observe, future, task.stride)
@@ -75,28 +97,16 @@ def run_predict(ctx: EvalContext) -> dict[str, Any]:
     train_set, test_set = _cached(encoder, train_windows, ctx), _cached(encoder, test_windows, ctx)
 
     seed_all(task.seed)
-    decoder = MotionDecoder(
-        int(encoder.out_dim), store.layout.num_joints, store.num_persons, store.channels, future,
-        hidden_dim=task.hidden_dim, layers=task.layers, centre_joint=store.layout.spine, dropout=task.dropout,
-    )
-    module = MotionPredictor(decoder, loss=task.loss)
-    trainer_cfg = TrainerConfig(
-        epochs=task.epochs, seed=task.seed, progress=ctx.progress, log_every=10, ckpt_every_epochs=1,
-        accelerator=ctx.accelerator, devices=ctx.devices,
-    )
-    trainer = Trainer(trainer_cfg, out_dir)
+    module = _decoder(task, store, int(encoder.out_dim), future)
+    trainer = ctx.task_trainer(task)
     zv = mpjpe(zero_velocity(test_set.last[:, None], future), test_set.future, test_set.present)  # (T_pred,)
 
     def evaluate(mod: torch.nn.Module, epoch: int) -> dict[str, float]:
         pred = predict_all(mod, test_set, device=trainer.fabric.device)
         return {"mpjpe": float(mpjpe(pred, test_set.future, test_set.present).mean())}
 
-    summary = trainer.fit(
-        module, train_set, batch_size=min(task.batch_size, len(train_set)), num_workers=cfg.num_workers,
-        optimizer_factory=optimizer_factory(task.optim), scheduler_factory=scheduler_factory(task.schedule),
-        resume=ctx.resume, evaluate=evaluate, config_dict={"eval": to_dict(cfg), "task": "predict"},
-        drop_last=False, collate_fn=collate_prediction,
-    )
+    summary = ctx.fit_task(trainer, "predict", task, module, train_set, evaluate, drop_last=False,
+                           collate_fn=collate_prediction)
     history = summary["eval_history"]
     best = min(history, key=lambda h: h["mpjpe"])
     pred = predict_all(module, test_set, device=trainer.fabric.device)  # (N, T_pred, M, V, C)
@@ -120,18 +130,7 @@ def run_predict(ctx: EvalContext) -> dict[str, Any]:
         "feature_dim": int(encoder.out_dim),
     }
     if task.gif:
-        from skelssl.viz.prediction_gif import prediction_gif
-
-        # The test window where repeating the last pose errs most: the one with the most motion to predict.
-        zv_per_window = (zero_velocity(test_set.last[:, None], future) - test_set.future).norm(dim=-1).flatten(1).mean(1)
-        k = int(torch.argmax(zv_per_window))
-        frames = test_windows.frames(k)  # (T_obs + T_pred, M, V, C)
-        idx, start = (int(v) for v in test_windows.windows[k])
-        gif = prediction_gif(
-            frames[: task.observe], frames[task.observe :], pred[k].numpy(), store.layout, out_dir / "prediction.gif",
-            up="z" if store.pipeline == "agcn" else "y",
-            title=f"{store.names[idx]} frames {start}-{start + task.observe + future - 1}",
-        )
+        gif, window = _prediction_picture(ctx, test_set, test_windows, pred, future)
         results["picture"] = gif.name
-        results["picture_window"] = {"sequence": str(store.names[idx]), "start": start}
+        results["picture_window"] = window
     return results

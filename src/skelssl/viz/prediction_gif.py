@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,9 +48,6 @@ def prediction_gif(
     Returns:
         ``out_path`` as a :class:`~pathlib.Path`.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     out = Path(out_path)
     if out.suffix.lower() != ".gif":
         raise ValueError(f"{out}: the prediction picture is written as .gif")
@@ -64,6 +62,21 @@ def prediction_gif(
         "true": np.concatenate([observed, true_future]),
         "predicted": np.concatenate([observed, predicted_future]),
     }
+    fig, plots = _figure(panels, layout, up, title)
+    images = _to_palette(_render(fig, plots, t_obs, t_pred), observed.shape[1])
+
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / max(fps, 1)), loop=0)
+    atomic_write_bytes(out, buf.getvalue())  # (creates the folder)
+    return out
+
+
+def _figure(panels: dict[str, np.ndarray], layout: Layout, up: str, title: str | None) -> tuple[Any, list[_SkeletonPlot]]:
+    """One row of 3-D panels, one per ``(T, M, V, C)`` sequence of ``panels``, all with the limits of
+    the second (the true motion), so the panels compare directly."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(10.5, 4.0), dpi=72)
     FigureCanvasAgg(fig)
     fig.subplots_adjust(left=0.0, right=1.0, bottom=0.0, top=0.8, wspace=0.0)
@@ -73,17 +86,20 @@ def prediction_gif(
     for k, (name, frames) in enumerate(panels.items()):
         ax = fig.add_subplot(1, 3, k + 1, projection="3d")
         plots.append(_SkeletonPlot(ax, _check_frames(frames, layout, up), layout, up, name))
-    # One set of limits for all panels (those of the true motion), so the panels compare directly.
     ref = plots[1].ax
     for p in plots:
         p.ax.set_xlim(ref.get_xlim())
         p.ax.set_ylim(ref.get_ylim())
         p.ax.set_zlim(ref.get_zlim())
         p.ax.set_box_aspect(ref.get_box_aspect(), zoom=0.9)
+    return fig, plots
 
+
+def _render(fig: Any, plots: list[_SkeletonPlot], t_obs: int, t_pred: int) -> list[Any]:
+    """Every frame as an RGB image, blitting as in ``animate._render``: the axes drawn once into a
+    background, then only the skeletons."""
     from PIL import Image
 
-    # Blitting as in animate._render: the axes once into a background, then only the skeletons.
     canvas = fig.canvas
     first = [a for p in plots for a in _show(p, 0, t_obs, t_pred)]
     for a in first:
@@ -101,12 +117,7 @@ def prediction_gif(
                     artist.do_3d_projection()  # collections project in Axes3D.draw, not in their own draw
                 p.ax.draw_artist(artist)
         images.append(Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy()))
-    images = _to_palette(images, observed.shape[1])
-
-    buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / max(fps, 1)), loop=0)
-    atomic_write_bytes(out, buf.getvalue())  # (creates the folder)
-    return out
+    return images
 
 
 def _show(plot: _SkeletonPlot, t: int, t_obs: int, t_pred: int) -> list:

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from _official_files import write_official
+from conftest import one_line_error
 from skelssl.cli import main as cli_main
 from skelssl.data.store import write_store
 from skelssl.engine import checkpoint as ckpt
@@ -54,14 +55,6 @@ def _converted(tmp_path: Path, shared_data: Path, method: str) -> Path:
 def _pretrain(method: str, out: Path, source: Path, store, *overrides: str) -> int:
     return cli_main(["pretrain", str(RECIPES / method / "ntu60_xsub.yaml"), "--out", str(out), "--init-from", str(source),
                      f"data.store={store.path}", *QUICK, *overrides])
-
-
-def _one_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 @pytest.mark.parametrize("method", ["hitrs", "mamp"])
@@ -120,12 +113,12 @@ def test_weights_that_do_not_fit_are_refused_in_one_line(tmp_path, shared_data, 
     capsys.readouterr()
     # Another method's recipe.
     assert _pretrain("hitrs", tmp_path / "a", source, ntu_store) == 2
-    line = _one_line(capsys)
+    line = one_line_error(capsys)
     assert line.startswith("skelssl pretrain: error: init_from: ") and "holds a 'mamp' method; this recipe builds 'hitrs'" in line
     # The same method at another size: MAMP's NTU-60 file has a 3-block decoder, the NTU-120 recipe 5.
     assert cli_main(["pretrain", str(RECIPES / "mamp" / "ntu120_xsub.yaml"), "--out", str(tmp_path / "b"), "--init-from",
                      str(source), f"data.store={ntu_store.path}", *QUICK]) == 2
-    line = _one_line(capsys)
+    line = one_line_error(capsys)
     assert "does not fit the mamp method of this recipe: " in line and "missing (decoder_blocks.3." in line, line
     assert not (tmp_path / "a").exists() and not (tmp_path / "b" / "config.yaml").exists()
 
@@ -141,7 +134,7 @@ def test_another_layout_restarts_only_the_joint_tables(tmp_path, shared_data, me
     capsys.readouterr()
     run = tmp_path / "run"
     assert _pretrain(method, run, source, store, "optim.lr=0", "schedule.name=constant", "trainer.max_steps=1") == 0
-    line = _one_line(capsys)
+    line = one_line_error(capsys)
     assert line.startswith(f"skelssl pretrain: warning: init_from: {len(reinit)} tensor"), line
     assert "(the weights': layout ntu25, persons 2)" in line and line.split("): ")[1].startswith(", ".join(reinit)), line
     model = ckpt.load_checkpoint(run).model

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from _official_files import ISC_SMALL_OVERRIDES, assert_same_contents, write_official
-from conftest import random_store
+from conftest import one_line_error, random_store
 from skelssl.cli import main as cli_main
 from skelssl.engine import checkpoint as ckpt
 from skelssl.engine.config import load_config
@@ -24,10 +24,7 @@ RECIPES = Path(__file__).resolve().parents[3] / "configs"
 def _one_line(capsys, argv: list[str]) -> str:
     capsys.readouterr()
     assert cli_main(argv) == 2
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert "Traceback" not in err and len(lines) == 1, err
-    return lines[0]
+    return one_line_error(capsys)
 
 
 @pytest.mark.parametrize("method", ["hitrs", "mamp", "isc"])

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from _official_files import tensor_list, write_official
+from conftest import one_line_error
 from skelssl.cli import main as cli_main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -22,11 +23,7 @@ def _refused(capsys, argv: list[str]) -> str:
     """Run the CLI, expect exit status 2 and exactly one line on stderr, no traceback; return it."""
     capsys.readouterr()
     assert cli_main(argv) == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    return lines[0]
+    return one_line_error(capsys)
 
 
 class _Payload:
