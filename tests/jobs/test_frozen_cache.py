@@ -3,22 +3,14 @@ the demo and small_real.py run them) fit the robust probe of its features once, 
 
 from __future__ import annotations
 
-import pytest
-
+from _toys import TINY_SIMCLR_STGCN
 from skelssl.data import synthetic
 from skelssl.engine.config import load_config
 from skelssl.jobs import evaluate_frozen
 from skelssl.jobs.evaluate import evaluate
 from skelssl.jobs.pretrain import pretrain
 
-TINY = [
-    "encoder.name=stgcn", "encoder.kwargs.channels=[8, 16]", "encoder.kwargs.strides=[1, 2]",
-    "encoder.kwargs.temporal_kernel=3",
-    "method.name=simclr", "method.kwargs.frames=12", "method.kwargs.hidden_dim=16", "method.kwargs.proj_dim=8",
-    "data.protocol=synthetic-xsub", "data.batch_size=16", "data.max_frames=60",
-    "trainer.epochs=1", "trainer.accelerator=cpu", "trainer.progress=false",
-    "eval.input.frames=12", "eval.input.min_frames=8", "eval.probe.cs=[0.01, 1.0]", "eval.probe.folds=3",
-]
+TINY = [*TINY_SIMCLR_STGCN, "eval.probe.cs=[0.01, 1.0]", "eval.probe.folds=3"]
 
 
 def test_knn_then_linear_fit_the_probe_of_the_features_once(tmp_path, monkeypatch):
