@@ -46,7 +46,7 @@ def ucla(shared_data):
 
 def test_nucla_reads_every_file(ucla):
     disc, samples, errors = ucla
-    assert get_format("nucla") is nucla and nucla.LAYOUT == "kinect20" and nucla.DATASET == "nucla"
+    assert get_format("nucla") is nucla.READER and nucla.LAYOUT == "kinect20" and nucla.DATASET == "nucla"
     assert len(disc.units) == 1484 and disc.excluded == []
     assert errors == {} and len(samples) == 1484
     _check_bodies(samples, 20, 1)

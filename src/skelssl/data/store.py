@@ -326,6 +326,11 @@ class StoreWriter:
     def __len__(self) -> int:
         return len(self._names)
 
+    @property
+    def max_label(self) -> int:
+        """The largest label of the samples added so far (-1 before the first, or when all are unknown)."""
+        return max(self._meta["label"], default=-1)
+
     # -- publishing --------------------------------------------------------------------------------
     def close(
         self,

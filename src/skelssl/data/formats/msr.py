@@ -46,11 +46,11 @@ from typing import Any
 import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
-from skelssl.data.formats import Discovery
+from skelssl.data.formats import Discovery, Reader
 from skelssl.data.formats._text import float_table, read_text
 from skelssl.data.sample import RawSample
 
-__all__ = ["NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "KINECT20_FROM_FILE", "PROTOCOL_LIST", "discover", "read"]
+__all__ = ["READER", "NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "KINECT20_FROM_FILE", "PROTOCOL_LIST", "discover", "read"]
 
 NAME = "msr"
 LAYOUT = "kinect20"
@@ -180,3 +180,15 @@ def read(unit: Path | str, **_other: Any) -> list[RawSample]:
             repetition=rep, source=str(path),
         )
     ]
+
+
+class MSRReader(Reader):
+    """MSR Action3D ``_skeleton3D.txt`` files: Kinect v1, one person."""
+
+    NAME, LAYOUT, DATASET, CLASS_NAMES = NAME, LAYOUT, DATASET, CLASS_NAMES
+    NUM_PERSONS = 1
+    discover = staticmethod(discover)
+    read = staticmethod(read)
+
+
+READER = MSRReader()

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
-from skelssl.data.formats import Discovery
+from skelssl.data.formats import Discovery, Reader
 from skelssl.data.formats._files import read_bytes
 from skelssl.data.sample import RawSample
 
-__all__ = ["NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "ACTION_IDS", "discover", "read"]
+__all__ = ["READER", "NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "ACTION_IDS", "discover", "read"]
 
 NAME = "nucla"
 LAYOUT = "kinect20"
@@ -152,3 +152,15 @@ def _joints(path: Path, skeletons: Any) -> np.ndarray:
     if not arr.any():
         raise SkeletonFormatError(path, "all joints are zero")
     return arr[:, None]  # (T, 1, V, 3)
+
+
+class NUCLAReader(Reader):
+    """N-UCLA ``all_sqe`` JSON files: Kinect v1, one person."""
+
+    NAME, LAYOUT, DATASET, CLASS_NAMES = NAME, LAYOUT, DATASET, CLASS_NAMES
+    NUM_PERSONS = 1
+    discover = staticmethod(discover)
+    read = staticmethod(read)
+
+
+READER = NUCLAReader()

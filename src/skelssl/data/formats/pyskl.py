@@ -62,7 +62,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.core.layouts import BUILTIN_LAYOUTS, LAYOUTS, Layout, get_layout, layout_from_dict, register_layout
-from skelssl.data.formats import Discovery
+from skelssl.data.formats import Discovery, Reader
 from skelssl.data.formats._files import MAX_PICKLE_BYTES, check_regular, read_bytes
 from skelssl.data.protocols import PROTOCOLS, available_protocols, sequence_split
 from skelssl.data.protocols import split as protocol_split
@@ -70,6 +70,7 @@ from skelssl.data.sample import RawSample
 from skelssl.data.store import MAX_CLASSES, META_MAX, META_MIN, Store, atomic_write_bytes
 
 __all__ = [
+    "READER",
     "NAME",
     "LAYOUT",
     "DATASET",
@@ -741,3 +742,18 @@ def write_pyskl_from_store(store: Store, path: str | Path, protocols: list[str] 
         record["layout_def"] = store.layout.to_dict()
     _dump(path, annotations, split, record)
     return split
+
+
+class PYSKLReader(Reader):
+    """PYSKL / MMAction2 pickles, 2D or 3D; a file ``skelssl export`` wrote restores its store."""
+
+    NAME, LAYOUT, DATASET, OPTIONS = NAME, LAYOUT, DATASET, OPTIONS
+    discover = staticmethod(discover)
+    read = staticmethod(read)
+    layout_for = staticmethod(layout_for)
+    dataset_for = staticmethod(dataset_for)
+    channels_for = staticmethod(channels_for)
+    recorded_store = staticmethod(recorded_store)
+
+
+READER = PYSKLReader()

@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
-from skelssl.data.formats import Discovery
+from skelssl.data.formats import Discovery, Reader
 from skelssl.data.formats._text import file_stamp, float_table, read_text
 from skelssl.data.sample import RawSample
 
-__all__ = ["NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "LABEL_FILES", "Segment", "discover", "read"]
+__all__ = ["READER", "NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "LABEL_FILES", "Segment", "discover", "read"]
 
 NAME = "utkinect"
 LAYOUT = "kinect20"
@@ -255,3 +255,15 @@ def _recording(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndar
     ids.flags.writeable = False
     joints.flags.writeable = False
     return ids, joints
+
+
+class UTKinectReader(Reader):
+    """UTKinect-Action3D joint files and label lists: Kinect v1, one person."""
+
+    NAME, LAYOUT, DATASET, CLASS_NAMES = NAME, LAYOUT, DATASET, CLASS_NAMES
+    NUM_PERSONS = 1
+    discover = staticmethod(discover)
+    read = staticmethod(read)
+
+
+READER = UTKinectReader()
