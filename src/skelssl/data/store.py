@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from skelssl.core.conventions import StoreError, to_ctvm
-from skelssl.core.files import FolderLock, OutputError, atomic_write_bytes, atomic_write_text
+from skelssl.core.files import FolderLock, OwnedFolder, atomic_write_bytes, atomic_write_text, check_replaceable
 from skelssl.core.layouts import BUILTIN_LAYOUTS, Layout, get_layout, layout_from_dict, register_layout
 from skelssl.data.sample import META_FIELDS
 
@@ -108,6 +108,14 @@ def is_store(path: str | Path) -> bool:
         return False
 
 
+_STORE_FOLDER = OwnedFolder(
+    noun="store", is_ours=is_store, files=STORE_FILES,
+    not_ours="is a folder of other files, not a skelssl store",
+    already="already holds a store; pass --overwrite to replace it",
+    foreign="holds files that are not part of a store",
+)
+
+
 def check_store_output(path: str | Path, overwrite: bool = False) -> None:
     """Refuse an output path that is not ours to replace; return quietly when writing there is safe.
 
@@ -115,25 +123,7 @@ def check_store_output(path: str | Path, overwrite: bool = False) -> None:
     skelssl store and holds nothing but store files. Anything else (a regular file, a user's folder,
     a store with other files in it) raises :class:`~skelssl.core.files.OutputError` naming the reason.
     """
-    path = Path(path)
-    if not path.exists() and not path.is_symlink():
-        return
-    if path.is_symlink() or not path.is_dir():
-        raise OutputError(f"{path} exists and is not a folder; choose a new folder for the store")
-    try:
-        names = {p.name for p in path.iterdir()}
-    except OSError as e:
-        raise OutputError(f"{path}: cannot list the folder ({e.strerror})") from None
-    if not names:
-        return
-    if not is_store(path):
-        raise OutputError(f"{path} is a folder of other files, not a skelssl store; choose a new or empty folder")
-    if not overwrite:
-        raise OutputError(f"{path} already holds a store; pass --overwrite to replace it, or choose another folder")
-    foreign = sorted(names - STORE_FILES)
-    if foreign:
-        raise OutputError(f"{path} holds files that are not part of a store ({', '.join(foreign[:3])}); "
-                          "move them away or choose another folder")
+    check_replaceable(path, overwrite, _STORE_FOLDER)
 
 
 def _file_digest(path: Path) -> str:
