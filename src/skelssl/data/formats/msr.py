@@ -47,6 +47,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery, Reader
+from skelssl.data.formats._files import list_folder
 from skelssl.data.formats._text import float_table, read_text
 from skelssl.data.sample import RawSample
 
@@ -123,12 +124,7 @@ def discover(source: Path, protocol_list: bool = True, **_other: Any) -> Discove
             is set and the list file is missing, unreadable or malformed.
     """
     folder = _folder(source)
-    try:
-        paths = sorted(p for p in folder.iterdir() if _NAME_RE.match(p.name))
-    except OSError as e:
-        raise SkeletonFormatError(folder, f"cannot list folder: {e}") from None
-    if not paths:
-        raise SkeletonFormatError(folder, "no MSR Action3D files (aXX_sYY_eZZ_skeleton3D.txt) found")
+    paths = list_folder(folder, _NAME_RE.match, "no MSR Action3D files (aXX_sYY_eZZ_skeleton3D.txt) found")
     if not protocol_list:
         return Discovery(units=paths)
     list_path = folder / PROTOCOL_LIST

@@ -22,7 +22,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery, Reader
-from skelssl.data.formats._files import read_bytes
+from skelssl.data.formats._files import list_folder, read_bytes
 from skelssl.data.sample import RawSample
 
 __all__ = ["READER", "NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "ACTION_IDS", "discover", "read"]
@@ -68,10 +68,7 @@ def discover(source: Path, **_other: Any) -> Discovery:
         SkeletonFormatError: ``source`` is missing, unreadable, or holds no N-UCLA file.
     """
     folder = _folder(source)
-    try:
-        paths = sorted(p for p in folder.iterdir() if p.suffix == ".json")
-    except OSError as e:
-        raise SkeletonFormatError(folder, f"cannot list folder: {e}") from None
+    paths = list_folder(folder, lambda name: Path(name).suffix == ".json")
     units, excluded = [], []
     for p in paths:
         if _NAME_RE.match(p.name):

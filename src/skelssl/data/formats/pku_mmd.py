@@ -47,7 +47,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery, Reader
-from skelssl.data.formats._files import read_bytes
+from skelssl.data.formats._files import list_folder, read_bytes
 from skelssl.data.formats._text import file_stamp, float_table, read_text
 from skelssl.data.sample import RawSample
 
@@ -170,12 +170,7 @@ def discover(source: Path, untrimmed: bool = False, **_other: Any) -> Discovery:
     for d in (skel_dir, label_dir):
         if not d.is_dir():
             raise SkeletonFormatError(d, "folder not found (expected the official PKU-MMD layout)")
-    try:
-        skeletons = sorted(p for p in skel_dir.iterdir() if _VIDEO_RE.match(p.name))
-    except OSError as e:
-        raise SkeletonFormatError(skel_dir, f"cannot list folder: {e}") from None
-    if not skeletons:
-        raise SkeletonFormatError(skel_dir, "no skeleton files (NNNN-V.txt) found")
+    skeletons = list_folder(skel_dir, _VIDEO_RE.match, "no skeleton files (NNNN-V.txt) found")
     splits = {col: _parse_split(_split_path(source, name)) for col, name in SPLIT_FILES.items()}
     units = []
     for path in skeletons:

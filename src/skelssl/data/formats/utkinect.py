@@ -30,6 +30,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery, Reader
+from skelssl.data.formats._files import list_folder
 from skelssl.data.formats._text import file_stamp, float_table, read_text
 from skelssl.data.sample import RawSample
 
@@ -156,12 +157,8 @@ def discover(source: Path, labels: str = "original", **_other: Any) -> Discovery
     if labels not in LABEL_FILES:
         raise ValueError(f"labels must be one of {sorted(LABEL_FILES)}, got {labels!r}")
     folder = _folder(source)
-    try:
-        recordings = {m.group(1): p for p in sorted(folder.iterdir()) if (m := _JOINTS_RE.match(p.name))}
-    except OSError as e:
-        raise SkeletonFormatError(folder, f"cannot list folder: {e}") from None
-    if not recordings:
-        raise SkeletonFormatError(folder, "no UTKinect recordings (joints_sSS_eEE.txt) found")
+    found = list_folder(folder, _JOINTS_RE.match, "no UTKinect recordings (joints_sSS_eEE.txt) found")
+    recordings = {_JOINTS_RE.match(p.name).group(1): p for p in found}
     label_path = folder / LABEL_FILES[labels]
     if not os.path.lexists(label_path):
         raise SkeletonFormatError(label_path, "label file not found")
