@@ -15,19 +15,12 @@ from skelssl.core.layouts import KINECT20, NTU25
 from skelssl.data.preprocess import PIPELINES, apply_pipeline
 from skelssl.data.sample import RawSample
 
+from conftest import standing_ntu25
+
 SPINE, HIP = NTU25.spine, NTU25.hip
 RIGHT, LEFT = NTU25.shoulders
 
-# A standing NTU-25 person facing a Kinect 3 m away (camera space: x = the person's right, y up).
-# The shoulder line (joints 8, 4) is perpendicular to the hip->spine bone (joints 0, 1).
-STAND = np.array([
-    [0.00, 0.00, 3.00], [0.00, 0.30, 3.00], [0.00, 0.62, 3.00], [0.00, 0.75, 3.00],
-    [-0.18, 0.52, 3.00], [-0.25, 0.28, 3.00], [-0.28, 0.05, 3.00], [-0.29, -0.02, 3.00],
-    [0.18, 0.52, 3.00], [0.25, 0.28, 3.00], [0.28, 0.05, 3.00], [0.29, -0.02, 3.00],
-    [-0.10, -0.02, 3.00], [-0.11, -0.45, 3.00], [-0.11, -0.85, 3.00], [-0.11, -0.88, 2.90],
-    [0.10, -0.02, 3.00], [0.11, -0.45, 3.00], [0.11, -0.85, 3.00], [0.11, -0.88, 2.90],
-    [0.00, 0.55, 3.00], [-0.30, -0.08, 3.00], [-0.26, -0.03, 2.97], [0.30, -0.08, 3.00], [0.26, -0.03, 2.97],
-])
+STAND = standing_ntu25()  # the shoulder line is perpendicular to the hip->spine bone
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
