@@ -47,7 +47,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery, Reader
-from skelssl.data.formats._files import list_folder
+from skelssl.data.formats._files import dataset_folder, list_folder
 from skelssl.data.formats._text import float_table, read_text
 from skelssl.data.sample import RawSample
 
@@ -80,13 +80,8 @@ _COLS = 4
 
 
 def _folder(source: Path) -> Path:
-    source = Path(source)
-    if not source.exists():
-        raise SkeletonFormatError(source, "no such folder")
-    if not source.is_dir():
-        raise SkeletonFormatError(source, "not a folder (expected MSRAction3DSkeletonReal3D)")
-    sub = source / "MSRAction3DSkeletonReal3D"
-    return sub if sub.is_dir() else source
+    """The folder holding the files: ``source`` itself or its ``MSRAction3DSkeletonReal3D`` subfolder."""
+    return dataset_folder(source, "MSRAction3DSkeletonReal3D", "MSRAction3DSkeletonReal3D")
 
 
 def _protocol_stems(path: Path) -> set[str]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery, Reader
-from skelssl.data.formats._files import list_folder, read_bytes
+from skelssl.data.formats._files import dataset_folder, list_folder, read_bytes
 from skelssl.data.sample import RawSample
 
 __all__ = ["READER", "NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "ACTION_IDS", "discover", "read"]
@@ -43,14 +43,8 @@ _NUM_JOINTS = 20
 
 
 def _folder(source: Path) -> Path:
-    """The folder holding the JSON files: ``source`` itself or its ``all_sqe`` subfolder."""
-    source = Path(source)
-    if not source.exists():
-        raise SkeletonFormatError(source, "no such folder")
-    if not source.is_dir():
-        raise SkeletonFormatError(source, "not a folder (expected the N-UCLA all_sqe folder)")
-    sub = source / "all_sqe"
-    return sub if sub.is_dir() else source
+    """The folder holding the files: ``source`` itself or its ``all_sqe`` subfolder."""
+    return dataset_folder(source, "all_sqe", "the N-UCLA all_sqe folder")
 
 
 def discover(source: Path, **_other: Any) -> Discovery:

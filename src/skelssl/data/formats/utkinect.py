@@ -30,7 +30,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data.formats import Discovery, Reader
-from skelssl.data.formats._files import list_folder
+from skelssl.data.formats._files import dataset_folder, list_folder
 from skelssl.data.formats._text import file_stamp, float_table, read_text
 from skelssl.data.sample import RawSample
 
@@ -75,13 +75,8 @@ class Segment:
 
 
 def _folder(source: Path) -> Path:
-    source = Path(source)
-    if not source.exists():
-        raise SkeletonFormatError(source, "no such folder")
-    if not source.is_dir():
-        raise SkeletonFormatError(source, "not a folder (expected the UTKinect joints folder)")
-    sub = source / "joints"
-    return sub if sub.is_dir() else source
+    """The folder holding the files: ``source`` itself or its ``joints`` subfolder."""
+    return dataset_folder(source, "joints", "the UTKinect joints folder")
 
 
 def _label_entries(path: Path) -> tuple[list[tuple[str, str, str, int]], list[tuple[str, str]]]:
