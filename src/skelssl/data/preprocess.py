@@ -229,8 +229,8 @@ def _agcn(raw: RawSample, layout: Layout, num_persons: int) -> RawSample:
         take = np.maximum(src, 0)
         ids = np.where(src < 0, -1, ids[take, np.arange(len(order))[None, :]])  # (T, M)
         # Coordinate-first float32 work arrays: per-coordinate ops run on contiguous (T, M, V) planes
-        # and the rotation is one BLAS product (a trailing axis of 3 and float64 temporaries measured
-        # 2-3x slower).
+        # and the rotation is one BLAS product (a trailing axis of 3, or float64 temporaries, are
+        # slower: benchmarks/RESULTS.md, section "NTU reading + `agcn` preprocessing throughput").
         x = np.ascontiguousarray(bodies[take, order[None, :]].transpose(3, 0, 1, 2))  # (3, T, M, V)
         x[:, src < 0] = 0.0
         joint_on = (x[0] != 0) | (x[1] != 0) | (x[2] != 0)  # (T, M, V)
