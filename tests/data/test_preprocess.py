@@ -269,10 +269,10 @@ def test_agcn_centres_and_aligns_a_rotated_person():
 @pytest.fixture(params=["numpy", "compiled"])
 def agcn_path(request, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test with agcn's numpy steps, then with its compiled (numba) loops where installed."""
-    from skelssl.data import _numba, preprocess
+    from skelssl.data import _numba, preprocess_agcn
 
     if request.param == "numpy":
-        monkeypatch.setattr(preprocess, "kernels", lambda module: None)
+        monkeypatch.setattr(preprocess_agcn, "kernels", lambda module: None)
     elif _numba.kernels("skelssl.data._agcn_compiled") is None:
         pytest.skip("numba (the [fast] extra) is not installed, or SKELSSL_NUMBA=0")
     return request.param
@@ -295,7 +295,7 @@ def test_agcn_matches_naive_reference_on_messy_input(agcn_path):
 
 def test_agcn_compiled_and_numpy_steps_agree(monkeypatch: pytest.MonkeyPatch):
     """The numba loops give the numpy steps' result: same ids and slots, coordinates equal."""
-    from skelssl.data import _numba, preprocess
+    from skelssl.data import _numba, preprocess_agcn
 
     if _numba.kernels("skelssl.data._agcn_compiled") is None:
         pytest.skip("numba (the [fast] extra) is not installed, or SKELSSL_NUMBA=0")
@@ -312,7 +312,7 @@ def test_agcn_compiled_and_numpy_steps_agree(monkeypatch: pytest.MonkeyPatch):
         bodies[:, :, rng.integers(0, 25)] *= rng.random() < 0.3
         raws.append(sample(bodies, rng.integers(0, 9, size=(t, 4))))
     compiled = [apply_pipeline("agcn", r, NTU25) for r in raws]
-    monkeypatch.setattr(preprocess, "kernels", lambda module: None)
+    monkeypatch.setattr(preprocess_agcn, "kernels", lambda module: None)
     for r, a in zip(raws, compiled):
         b = apply_pipeline("agcn", r, NTU25)
         assert np.array_equal(a.body_ids, b.body_ids)
