@@ -363,3 +363,18 @@ def test_real_ntu_both_pipelines(shared_data):
         spine = x[0, 0, SPINE] - x[0, 0, HIP]
         assert spine[2] > 0 and angle(spine, [0, 0, 1]) < np.radians(10), raw.name
         assert np.allclose(x, _reference_agcn(raw.bodies), atol=2e-5), raw.name
+
+
+def test_each_pipeline_is_one_module_importing_no_private_name():
+    """preprocess.py dispatches to one module per pipeline; those import neither it nor each other's
+    private names (an import cycle between them was removed once and must not come back)."""
+    import ast
+    import importlib
+    import inspect
+
+    for name in ("preprocess_raw", "preprocess_agcn", "preprocess_ctrgcn"):
+        tree = ast.parse(inspect.getsource(importlib.import_module(f"skelssl.data.{name}")))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("skelssl.data.preprocess"):
+                assert node.module != "skelssl.data.preprocess", name
+                assert not any(a.name.startswith("_") for a in node.names), (name, node.module)
