@@ -35,6 +35,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         apply_pipeline("agcn", ntu.read(path, parser="compiled")[0], "ntu25")
 
 
+# A standing NTU-25 person facing a Kinect 3 m away (camera space: x = the person's right, y up; x-extent
+# 0.58 m, y-extent 1.63 m). The shoulder line (joints 8, 4) is perpendicular to the hip->spine bone (0, 1).
+_STANDING_NTU25 = (
+    (0.00, 0.00, 3.00), (0.00, 0.30, 3.00), (0.00, 0.62, 3.00), (0.00, 0.75, 3.00),
+    (-0.18, 0.52, 3.00), (-0.25, 0.28, 3.00), (-0.28, 0.05, 3.00), (-0.29, -0.02, 3.00),
+    (0.18, 0.52, 3.00), (0.25, 0.28, 3.00), (0.28, 0.05, 3.00), (0.29, -0.02, 3.00),
+    (-0.10, -0.02, 3.00), (-0.11, -0.45, 3.00), (-0.11, -0.85, 3.00), (-0.11, -0.88, 2.90),
+    (0.10, -0.02, 3.00), (0.11, -0.45, 3.00), (0.11, -0.85, 3.00), (0.11, -0.88, 2.90),
+    (0.00, 0.55, 3.00), (-0.30, -0.08, 3.00), (-0.26, -0.03, 2.97), (0.30, -0.08, 3.00), (0.26, -0.03, 2.97),
+)
+
+
+def standing_ntu25(dtype: type = np.float64) -> np.ndarray:
+    """A fresh ``(25, 3)`` copy of the standing NTU-25 pose that the pipeline and drawing tests build on."""
+    return np.array(_STANDING_NTU25, dtype=dtype)
+
+
 @pytest.fixture
 def one_thread():
     """Small tensors: one intra-op thread avoids the synchronisation cost of two on a busy machine.

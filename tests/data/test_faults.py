@@ -127,6 +127,12 @@ def _place(case: Case, path: Path, name: str, kind: str | None, content: bytes, 
         path.write_bytes(content)
         case.good.add(name)
         return
+    _damage(case, path, kind, content, rng, damages)
+
+
+def _damage(case: Case, path: Path, kind: str, content: bytes, rng: np.random.Generator, damages: dict[str, Any]) -> None:
+    """Write a damaged item, expected among the bad: a special file, the format's own damage for
+    ``kind`` (a callable in ``damages``), or generic text damage."""
     case.bad.append(Bad(str(path), kind))
     if kind in SPECIAL:
         _special(path, kind, content)
@@ -267,13 +273,7 @@ def _kit_utkinect(case: Case, kinds: list[str | None], rng: np.random.Generator)
             case.bad.append(Bad(str(label_path), kind, f"line {len(lines) - 1}:"))
             continue
         lines += [rec, *_UTK_SEGMENTS]
-        case.bad.append(Bad(str(path), kind))
-        if kind in SPECIAL:
-            _special(path, kind, content)
-        elif kind == "coord":
-            path.write_text(_utk_rows(rng, _coord(rng)))
-        else:
-            path.write_bytes(_text_damage(content, kind, rng))
+        _damage(case, path, kind, content, rng, {"coord": lambda: path.write_text(_utk_rows(rng, _coord(rng)))})
     label_path.write_text("\n".join(lines) + "\n")
 
 
@@ -315,13 +315,7 @@ def _kit_pku(case: Case, kinds: list[str | None], rng: np.random.Generator) -> N
                 case.bad.append(Bad(str(label_path), kind))
         else:
             label_path.write_bytes(labels)
-            case.bad.append(Bad(str(path), kind))
-            if kind in SPECIAL:
-                _special(path, kind, content)
-            elif kind == "coord":
-                path.write_text(_pku_rows(rng, _coord(rng)))
-            else:
-                path.write_bytes(_text_damage(content, kind, rng))
+            _damage(case, path, kind, content, rng, {"coord": lambda: path.write_text(_pku_rows(rng, _coord(rng)))})
     half = max(1, len(videos) // 2)
     for name in ("cross-subject.txt", "cross-view.txt"):
         (split_dir / name).write_text("Training videos: \n" + ", ".join(videos[:half] + ["9999-L"]) + "\n"

@@ -29,6 +29,12 @@ def _read_all(module, units, **opts):
     return samples, errors
 
 
+def _discover_and_read(module, source):
+    """Discover ``source`` and read every unit -> (discovery, samples, {unit: error})."""
+    disc = module.discover(source)
+    return (disc, *_read_all(module, disc.units))
+
+
 def _check_bodies(samples, joints: int, bodies: int) -> None:
     for s in samples:
         assert s.bodies.dtype == np.float32 and s.bodies.ndim == 4, s.name
@@ -39,14 +45,12 @@ def _check_bodies(samples, joints: int, bodies: int) -> None:
 # -- N-UCLA ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ucla(shared_data):
-    disc = nucla.discover(shared_data / "nw_ucla")
-    samples, errors = _read_all(nucla, disc.units)
-    return disc, samples, errors
+    return _discover_and_read(nucla, shared_data / "nw_ucla")
 
 
 def test_nucla_reads_every_file(ucla):
     disc, samples, errors = ucla
-    assert get_format("nucla") is nucla and nucla.LAYOUT == "kinect20" and nucla.DATASET == "nucla"
+    assert get_format("nucla") is nucla.READER and nucla.LAYOUT == "kinect20" and nucla.DATASET == "nucla"
     assert len(disc.units) == 1484 and disc.excluded == []
     assert errors == {} and len(samples) == 1484
     _check_bodies(samples, 20, 1)
@@ -79,9 +83,7 @@ def test_nucla_short_sequences_and_values(ucla, shared_data):
 # -- MSR Action3D ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def msr_data(shared_data):
-    disc = msr.discover(shared_data / "msr_action3d")
-    samples, errors = _read_all(msr, disc.units)
-    return disc, samples, errors
+    return _discover_and_read(msr, shared_data / "msr_action3d")
 
 
 def test_msr_protocol_list(msr_data, shared_data):
@@ -141,9 +143,7 @@ def test_msr_kinect20_sanity(msr_data):
 # -- UTKinect ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def utk(shared_data):
-    disc = utkinect.discover(shared_data / "utkinect_action3d")
-    samples, errors = _read_all(utkinect, disc.units)
-    return disc, samples, errors
+    return _discover_and_read(utkinect, shared_data / "utkinect_action3d")
 
 
 def test_utkinect_segments(utk):
@@ -199,9 +199,7 @@ def _naive_split(path):
 @pytest.fixture(scope="module")
 def pku(shared_data):
     root = shared_data / "pku_mmd_v1_subset"
-    disc = pku_mmd.discover(root)
-    samples, errors = _read_all(pku_mmd, disc.units)
-    return root, disc, samples, errors
+    return (root, *_discover_and_read(pku_mmd, root))
 
 
 def test_pku_trimmed_instances(pku):

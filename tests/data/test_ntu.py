@@ -77,7 +77,7 @@ def _text_of(bodies: np.ndarray, crlf: bool) -> str:
 
 # -- real files ------------------------------------------------------------------------------------
 def test_module_contract():
-    assert get_format("ntu") is ntu
+    assert get_format("ntu") is ntu.READER
     assert (ntu.NAME, ntu.LAYOUT, ntu.DATASET) == ("ntu", "ntu25", "ntu")
 
 

@@ -15,19 +15,12 @@ from skelssl.core.layouts import KINECT20, NTU25
 from skelssl.data.preprocess import PIPELINES, apply_pipeline
 from skelssl.data.sample import RawSample
 
+from conftest import standing_ntu25
+
 SPINE, HIP = NTU25.spine, NTU25.hip
 RIGHT, LEFT = NTU25.shoulders
 
-# A standing NTU-25 person facing a Kinect 3 m away (camera space: x = the person's right, y up).
-# The shoulder line (joints 8, 4) is perpendicular to the hip->spine bone (joints 0, 1).
-STAND = np.array([
-    [0.00, 0.00, 3.00], [0.00, 0.30, 3.00], [0.00, 0.62, 3.00], [0.00, 0.75, 3.00],
-    [-0.18, 0.52, 3.00], [-0.25, 0.28, 3.00], [-0.28, 0.05, 3.00], [-0.29, -0.02, 3.00],
-    [0.18, 0.52, 3.00], [0.25, 0.28, 3.00], [0.28, 0.05, 3.00], [0.29, -0.02, 3.00],
-    [-0.10, -0.02, 3.00], [-0.11, -0.45, 3.00], [-0.11, -0.85, 3.00], [-0.11, -0.88, 2.90],
-    [0.10, -0.02, 3.00], [0.11, -0.45, 3.00], [0.11, -0.85, 3.00], [0.11, -0.88, 2.90],
-    [0.00, 0.55, 3.00], [-0.30, -0.08, 3.00], [-0.26, -0.03, 2.97], [0.30, -0.08, 3.00], [0.26, -0.03, 2.97],
-])
+STAND = standing_ntu25()  # the shoulder line is perpendicular to the hip->spine bone
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -276,10 +269,10 @@ def test_agcn_centres_and_aligns_a_rotated_person():
 @pytest.fixture(params=["numpy", "compiled"])
 def agcn_path(request, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test with agcn's numpy steps, then with its compiled (numba) loops where installed."""
-    from skelssl.data import _numba, preprocess
+    from skelssl.data import _numba, preprocess_agcn
 
     if request.param == "numpy":
-        monkeypatch.setattr(preprocess, "kernels", lambda module: None)
+        monkeypatch.setattr(preprocess_agcn, "kernels", lambda module: None)
     elif _numba.kernels("skelssl.data._agcn_compiled") is None:
         pytest.skip("numba (the [fast] extra) is not installed, or SKELSSL_NUMBA=0")
     return request.param
@@ -302,7 +295,7 @@ def test_agcn_matches_naive_reference_on_messy_input(agcn_path):
 
 def test_agcn_compiled_and_numpy_steps_agree(monkeypatch: pytest.MonkeyPatch):
     """The numba loops give the numpy steps' result: same ids and slots, coordinates equal."""
-    from skelssl.data import _numba, preprocess
+    from skelssl.data import _numba, preprocess_agcn
 
     if _numba.kernels("skelssl.data._agcn_compiled") is None:
         pytest.skip("numba (the [fast] extra) is not installed, or SKELSSL_NUMBA=0")
@@ -319,7 +312,7 @@ def test_agcn_compiled_and_numpy_steps_agree(monkeypatch: pytest.MonkeyPatch):
         bodies[:, :, rng.integers(0, 25)] *= rng.random() < 0.3
         raws.append(sample(bodies, rng.integers(0, 9, size=(t, 4))))
     compiled = [apply_pipeline("agcn", r, NTU25) for r in raws]
-    monkeypatch.setattr(preprocess, "kernels", lambda module: None)
+    monkeypatch.setattr(preprocess_agcn, "kernels", lambda module: None)
     for r, a in zip(raws, compiled):
         b = apply_pipeline("agcn", r, NTU25)
         assert np.array_equal(a.body_ids, b.body_ids)
@@ -370,3 +363,18 @@ def test_real_ntu_both_pipelines(shared_data):
         spine = x[0, 0, SPINE] - x[0, 0, HIP]
         assert spine[2] > 0 and angle(spine, [0, 0, 1]) < np.radians(10), raw.name
         assert np.allclose(x, _reference_agcn(raw.bodies), atol=2e-5), raw.name
+
+
+def test_each_pipeline_is_one_module_importing_no_private_name():
+    """preprocess.py dispatches to one module per pipeline; those import neither it nor each other's
+    private names (an import cycle between them was removed once and must not come back)."""
+    import ast
+    import importlib
+    import inspect
+
+    for name in ("preprocess_raw", "preprocess_agcn", "preprocess_ctrgcn"):
+        tree = ast.parse(inspect.getsource(importlib.import_module(f"skelssl.data.{name}")))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("skelssl.data.preprocess"):
+                assert node.module != "skelssl.data.preprocess", name
+                assert not any(a.name.startswith("_") for a in node.names), (name, node.module)

@@ -14,17 +14,11 @@ from skelssl.data.preprocess import PIPELINES, apply_pipeline
 from skelssl.data.preprocess_ctrgcn import NOISE_SPREAD_THRESHOLD
 from skelssl.data.sample import RawSample
 
+from conftest import standing_ntu25
+
 SPINE = NTU25.spine
 
-# A standing person (camera space, y up): x-extent 0.58 m, y-extent 1.63 m.
-STAND = np.array([
-    [0.00, 0.00, 3.00], [0.00, 0.30, 3.00], [0.00, 0.62, 3.00], [0.00, 0.75, 3.00],
-    [-0.18, 0.52, 3.00], [-0.25, 0.28, 3.00], [-0.28, 0.05, 3.00], [-0.29, -0.02, 3.00],
-    [0.18, 0.52, 3.00], [0.25, 0.28, 3.00], [0.28, 0.05, 3.00], [0.29, -0.02, 3.00],
-    [-0.10, -0.02, 3.00], [-0.11, -0.45, 3.00], [-0.11, -0.85, 3.00], [-0.11, -0.88, 2.90],
-    [0.10, -0.02, 3.00], [0.11, -0.45, 3.00], [0.11, -0.85, 3.00], [0.11, -0.88, 2.90],
-    [0.00, 0.55, 3.00], [-0.30, -0.08, 3.00], [-0.26, -0.03, 2.97], [0.30, -0.08, 3.00], [0.26, -0.03, 2.97],
-], dtype=np.float32)
+STAND = standing_ntu25(np.float32)  # x-extent 0.58 m, y-extent 1.63 m
 LYING = STAND[:, [1, 0, 2]]  # x and y swapped: wider than tall, every frame fails the spread test
 
 

@@ -31,7 +31,7 @@ def test_pyskl_write_read_round_trip(tmp_path):
     path = tmp_path / "ann.pkl"
     pyskl.write_pyskl(path, samples, split)
 
-    assert get_format("pyskl") is pyskl and pyskl.LAYOUT is None and pyskl.DATASET == "pyskl"
+    assert get_format("pyskl") is pyskl.READER and pyskl.LAYOUT is None and pyskl.DATASET == "pyskl"
     assert pyskl.dataset_for(dataset="ntu") == "ntu" and pyskl.dataset_for() == "pyskl"
     disc = pyskl.discover(path)
     assert len(disc.units) == 5 and disc.excluded == [] and unit_path(disc.units[0]) == str(path)
@@ -235,7 +235,7 @@ def test_arrays_folder_nctvm(tmp_path):
     np.save(tmp_path / "data.npy", x.transpose(0, 4, 1, 3, 2))  # (N, C, T, V, M), the ST-GCN layout
     (tmp_path / "labels.txt").write_text("3\n0\n59\n2\n\n")
     (tmp_path / "names.txt").write_text("\n".join(f"S001C002P003R001A{i + 1:03d}" for i in range(4)) + "\n")
-    assert get_format("arrays") is arrays and arrays.LAYOUT is None and arrays.DATASET == "arrays"
+    assert get_format("arrays") is arrays.READER and arrays.LAYOUT is None and arrays.DATASET == "arrays"
     assert arrays.layout_for(tmp_path) == "ntu25"
     got = _read_all(arrays, tmp_path)
     assert [s.label for s in got] == [3, 0, 59, 2]

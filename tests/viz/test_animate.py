@@ -9,15 +9,9 @@ from PIL import Image
 from skelssl.core.layouts import NTU25
 from skelssl.viz.animate import PERSON_COLOURS, animate, draw_frame
 
-# A standing NTU-25 person 3 m in front of the camera (x = the person's right, y up).
-STAND = np.array([
-    [0.00, 0.00, 3.00], [0.00, 0.30, 3.00], [0.00, 0.62, 3.00], [0.00, 0.75, 3.00],
-    [-0.18, 0.52, 3.00], [-0.25, 0.28, 3.00], [-0.28, 0.05, 3.00], [-0.29, -0.02, 3.00],
-    [0.18, 0.52, 3.00], [0.25, 0.28, 3.00], [0.28, 0.05, 3.00], [0.29, -0.02, 3.00],
-    [-0.10, -0.02, 3.00], [-0.11, -0.45, 3.00], [-0.11, -0.85, 3.00], [-0.11, -0.88, 2.90],
-    [0.10, -0.02, 3.00], [0.11, -0.45, 3.00], [0.11, -0.85, 3.00], [0.11, -0.88, 2.90],
-    [0.00, 0.55, 3.00], [-0.30, -0.08, 3.00], [-0.26, -0.03, 2.97], [0.30, -0.08, 3.00], [0.26, -0.03, 2.97],
-])
+from conftest import standing_ntu25
+
+STAND = standing_ntu25()  # 3 m in front of the camera (x = the person's right, y up)
 
 
 def two_people(t: int = 12) -> np.ndarray:

@@ -4,6 +4,7 @@ skelssl runs on people's only copies of datasets and results, so everything it w
 here: a file is written to a temporary sibling and renamed into place (a crash never leaves half a
 file), and a folder that two processes might write is taken under an exclusive lock first. Which
 folders may be replaced is decided by their owners (``data.store.check_store_output`` for stores,
+``jobs.official.check_run_output`` for converted runs, both through :func:`check_replaceable`;
 ``jobs.pretrain.pretrain`` for runs): only ever one that skelssl itself wrote.
 """
 
@@ -13,13 +14,17 @@ import errno
 import fcntl
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 __all__ = [
     "OutputError",
     "atomic_write_bytes",
     "atomic_write_text",
     "FolderLock",
+    "OwnedFolder",
+    "check_replaceable",
     "is_inside",
 ]
 
@@ -48,6 +53,58 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class OwnedFolder:
+    """A kind of output folder skelssl writes, for :func:`check_replaceable`: how to recognise one
+    and the words of each refusal (each follows ``"{path} "``).
+
+    Attributes:
+        noun: what the folder is for, as in "choose a new folder for the store".
+        is_ours: ``True`` for a folder this kind of writer made (its manifest says so).
+        files: every file name such a folder may hold.
+        not_ours: a non-empty folder that is not ours ("is a folder of other files, not a skelssl store").
+        already: ours, without ``overwrite`` ("already holds a store; pass --overwrite to replace it").
+        foreign: ours, with other files in it ("holds files that are not part of a store").
+    """
+
+    noun: str
+    is_ours: Callable[[Path], bool]
+    files: frozenset[str]
+    not_ours: str
+    already: str
+    foreign: str
+
+
+def check_replaceable(path: str | Path, overwrite: bool, kind: OwnedFolder) -> None:
+    """Refuse an output path that is not ours to replace; return quietly when writing there is safe.
+
+    Safe: a path that does not exist, an empty folder, or (with ``overwrite``) a folder that
+    ``kind.is_ours`` and that holds nothing but ``kind.files``: we replace only what we wrote.
+
+    Raises:
+        OutputError: one line naming the path and the reason (a file or a link, a user's folder,
+            ours without ``overwrite``, ours with other files in it, a folder we cannot list).
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_dir():
+        raise OutputError(f"{path} exists and is not a folder; choose a new folder for the {kind.noun}")
+    try:
+        names = {p.name for p in path.iterdir()}
+    except OSError as e:
+        raise OutputError(f"{path}: cannot list the folder ({e.strerror})") from None
+    if not names:
+        return
+    if not kind.is_ours(path):
+        raise OutputError(f"{path} {kind.not_ours}; choose a new or empty folder")
+    if not overwrite:
+        raise OutputError(f"{path} {kind.already}, or choose another folder")
+    foreign = sorted(names - kind.files)
+    if foreign:
+        raise OutputError(f"{path} {kind.foreign} ({', '.join(foreign[:3])}); move them away or choose another folder")
 
 
 def is_inside(path: str | Path, folder: str | Path) -> bool:

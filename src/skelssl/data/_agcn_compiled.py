@@ -1,6 +1,6 @@
 """Compiled (numba) loops for the ``agcn`` pipeline's per-element steps, used when numba is installed.
 
-``preprocess._agcn`` calls :func:`steps` in place of its numpy steps 2-4 (energy ranking, shift +
+``preprocess_agcn.agcn`` calls :func:`steps` in place of its numpy steps 2-4 (energy ranking, shift +
 loop fill, centring); the two rotations and the final BLAS product stay in numpy, so both paths share
 them. On a sample of NTU size (70 frames, 4 slots) the numpy steps are some 30 small array
 operations whose call overhead dominates; here they are one call.
@@ -59,7 +59,7 @@ def energy(x, frame_on):
 
 @numba.njit(cache=True, nogil=True)
 def fill_index(frame_on):
-    """``preprocess._fill_index`` (2s-AGCN's shift + loop fill) as a loop; same result.
+    """``preprocess_agcn._fill_index`` (2s-AGCN's shift + loop fill) as a loop; same result.
 
     Shape:
         frame_on: ``(T, M)`` bool; returns ``(T, M)`` int64, ``-1`` where the frame stays empty.
@@ -124,7 +124,7 @@ def gather_centre(bodies, src, order, spine):
 
 @numba.njit(cache=True, nogil=True)
 def steps(bodies, ids, num_persons, spine):
-    """Steps 2-4 of ``preprocess._agcn`` in one call: rank the bodies by :func:`energy` (the official
+    """Steps 2-4 of ``preprocess_agcn.agcn`` in one call: rank the bodies by :func:`energy` (the official
     ``argsort()[::-1]``: a stable sort, reversed, so that of equal energies the later slot comes
     first), keep ``num_persons``, shift + loop fill them (:func:`fill_index`), gather and centre
     (:func:`gather_centre`), and carry the body ids along.

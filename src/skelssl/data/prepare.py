@@ -28,15 +28,12 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError, StoreError
-from skelssl.core.layouts import get_layout
-from skelssl.data.formats import get_format, unit_path
 from skelssl.core.files import OutputError, is_inside
+from skelssl.core.layouts import Layout, get_layout
+from skelssl.data.formats import Discovery, Reader, get_format, unit_path
 from skelssl.data.store import Store, StoreWriter, check_store_output, frames_problem
 
-__all__ = ["PrepareReport", "prepare", "DEFAULT_PERSONS"]
-
-# Person slots per store: the single-person Kinect v1 datasets keep one, everything else two.
-DEFAULT_PERSONS = {"nucla": 1, "msr": 1, "utkinect": 1}
+__all__ = ["PrepareReport", "prepare"]
 
 
 @dataclass
@@ -151,6 +148,18 @@ def _results(units: list[Any], workers: int, init_args: tuple) -> Iterator[tuple
 
 
 # -- driver ------------------------------------------------------------------------------------------
+@dataclass
+class _Plan:
+    """What a prepare writes, decided from the reader and the source before any sample is read."""
+
+    layout: Layout
+    persons: int
+    pipeline: str  # the pipeline to run on each sample
+    store_pipeline: str  # the one the store records (an exported store's frames are already processed)
+    channel_names: list[str]
+    info: dict[str, Any]  # store.json fields: dataset, source, reader options, channels, class names
+
+
 def prepare(
     fmt: str,
     source: str | Path,
@@ -172,7 +181,8 @@ def prepare(
         out: the store folder to write (replaced atomically when complete).
         pipeline: ``raw`` or ``agcn`` (and ``ctrgcn`` where available).
         workers: reader processes.
-        num_persons: person slots ``M`` (default: 1 for single-person datasets, else 2).
+        num_persons: person slots ``M`` (default: the reader's ``NUM_PERSONS``: 1 for single-person
+            datasets, else 2).
         layout: skeleton layout name, for formats whose files do not imply one.
         options: reader options (e.g. ``{"untrimmed": True}`` for PKU-MMD detection stores).
         progress: ``progress(done_units, total_units)`` callback.
@@ -185,107 +195,27 @@ def prepare(
         OutputError: ``out`` is not ours to write: the source or a folder holding it, a file, a folder
             of other files, a store without ``overwrite``, or a store another process is writing.
     """
-    from skelssl.data.preprocess import PIPELINES
-    from skelssl.data.protocols import compute_subsets, subsets_bytes
-
     t0 = time.perf_counter()
     reader = get_format(fmt)
-    if pipeline not in PIPELINES:
-        raise KeyError(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
-    options = dict(options or {})
-    known = reader_options(reader)
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise KeyError(f"unknown {fmt} reader option(s) {', '.join(unknown)}; known: {', '.join(sorted(known)) or 'none'}")
-    layout_name = layout or getattr(reader, "LAYOUT", None)
-    if layout is not None and getattr(reader, "LAYOUT", None) is None:
-        options.setdefault("layout", layout)
+    options = _checked_options(reader, pipeline, options, layout)
     source = Path(source)
     if not source.exists():
         raise SkeletonFormatError(source, "no such file or folder")
     if is_inside(source, out):
         raise OutputError(f"--out {out} is the source or a folder holding it; the store needs a folder of its own")
     check_store_output(out, overwrite)  # before the (possibly long) read; checked again at publication
-    try:
-        discovery = reader.discover(source, **options)
-    except OSError as e:  # a reader that let one through: still one line, naming the file
-        raise SkeletonFormatError(getattr(e, "filename", None) or source, f"cannot read: {e.strerror or e}") from None
+    discovery = _discover(reader, source, options)
     units = list(discovery.units)
-    if hasattr(reader, "layout_for") and getattr(reader, "LAYOUT", None) is None:
-        layout_name = reader.layout_for(source, **options)  # also checks a named layout against the data's V
-    if layout_name is None:
-        layout_name = _infer_layout(reader, units, options)
-    layout_obj = get_layout(layout_name)
-    # A file `skelssl export` wrote records its store (pyskl: dataset, pipeline, persons, class names).
-    recorded = reader.recorded_store(source, **options) if hasattr(reader, "recorded_store") else {}
-    persons = num_persons or recorded.get("num_persons") or DEFAULT_PERSONS.get(fmt, 2)
-    store_pipeline = pipeline
-    if recorded.get("pipeline", "raw") != "raw":
-        # Its frames are already processed: record the pipeline, do not run it twice.
-        if pipeline not in ("raw", recorded["pipeline"]):
-            raise SkeletonFormatError(source, f"exported from a store of pipeline {recorded['pipeline']} (its frames are already "
-                                              f"processed): prepare it without --pipeline")
-        store_pipeline, pipeline = recorded["pipeline"], "raw"
-    dataset = options.get("dataset") or recorded.get("dataset") or (reader.dataset_for(**options) if hasattr(reader, "dataset_for") else None)
-    dataset = dataset or getattr(reader, "DATASET", fmt)
-    if fmt == "pku_mmd" and options.get("untrimmed"):
-        dataset = "pku1_untrimmed"
-    info = {
-        "dataset": dataset,
-        "source": str(source.resolve()),
-        "source_format": fmt,
-        "reader_options": {k: v for k, v in options.items() if isinstance(v, (str, int, float, bool))},
-    }
-    # Channels from the data (pyskl: x, y[, z][, score]); every other reader gives x, y, z.
-    channel_names = list(reader.channels_for(source, **options)) if hasattr(reader, "channels_for") else ["x", "y", "z"]
-    if pipeline != "raw" and channel_names != ["x", "y", "z"]:
-        raise SkeletonFormatError(source, f"pipeline {pipeline} works on 3D (x, y, z) skeletons, this source has "
-                                          f"({', '.join(channel_names)}): prepare it with --pipeline raw")
-    if channel_names != ["x", "y", "z"]:
-        info["channel_names"] = channel_names
-    class_names = recorded.get("class_names") or getattr(reader, "CLASS_NAMES", None)
-    if class_names is not None:
-        info["class_names"] = list(class_names)
+    plan = _plan(reader, source, units, options, pipeline=pipeline, layout=layout, num_persons=num_persons)
 
-    skipped: list[tuple[str, str]] = []
-    init = (fmt, pipeline, layout_obj, persons, options)  # the object: a user layout is not registered in workers
-    with StoreWriter(out, layout_obj, persons, channels=len(channel_names), pipeline=store_pipeline, info=info,
-                     overwrite=overwrite) as writer:
-        # Broken entries the reader met while listing (a FIFO, a garbled label line): skipped like a bad unit.
-        for path, reason in getattr(discovery, "skipped", ()):
-            writer.skip(path, reason)
-            skipped.append((path, reason))
-        for n, (samples, errors) in enumerate(_results(units, workers, init), 1):
-            for name, frames, meta, src, frame_labels in samples:
-                if frames.shape[-1] != writer.channels:
-                    frames = frames[..., : writer.channels]
-                try:
-                    writer.add(name, frames, meta, source=src, frame_labels=frame_labels)
-                except StoreError as e:  # a value the store refuses (a label of 2**40, 1e30 coordinates)
-                    errors.append((src, str(e)))
-                except (TypeError, ValueError, OverflowError) as e:  # add() checks before it records: nothing half-written
-                    errors.append((src, _unexpected(e, " in the store writer")))
-            for path, reason in errors:
-                writer.skip(path, reason)
-                skipped.append((path, reason))
-            if progress is not None:
-                progress(n, len(units))
+    init = (fmt, plan.pipeline, plan.layout, plan.persons, options)  # the object: a user layout is not registered in workers
+    with StoreWriter(out, plan.layout, plan.persons, channels=len(plan.channel_names), pipeline=plan.store_pipeline,
+                     info=plan.info, overwrite=overwrite) as writer:
+        skipped = _write_samples(writer, discovery, _results(units, workers, init), len(units), progress)
         for path, reason in discovery.excluded:
             writer.skip(path, f"excluded: {reason}")
-        if options.get("class_names") is not None and len(writer) and max(writer._meta["label"]) >= len(class_names):
-            raise SkeletonFormatError(options["class_names"], f"{len(class_names)} class names, but the labels go up "
-                                                              f"to {max(writer._meta['label'])}")
-        if hasattr(reader, "class_names_for") and len(writer):
-            # NTU: 60 or 120 classes, known only once every label has been seen.
-            writer.info["class_names"] = list(reader.class_names_for(max(writer._meta["label"])))
-        lines = ["file\treason"] + [f"{_printable(p)}\t{_printable(r)}" for p, r in skipped]
-        lines += [f"{_printable(p)}\texcluded: {_printable(r)}" for p, r in discovery.excluded]
-
-        def finalize(unpublished: Store) -> dict[str, bytes]:
-            return {"subsets.npz": subsets_bytes(compute_subsets(unpublished)),
-                    "skipped.tsv": ("\n".join(lines) + "\n").encode("utf-8")}
-
-        store = writer.close(finalize=finalize)
+        _set_class_names(reader, writer, options, plan.info.get("class_names"))
+        store = writer.close(finalize=_finalizer(skipped, discovery.excluded))
     return PrepareReport(
         store=store.path, samples=len(store), classes=store.num_classes, frames=int(store.info["frames"]),
         skipped=skipped, excluded=list(discovery.excluded), seconds=time.perf_counter() - t0, units=len(units),
@@ -293,13 +223,127 @@ def prepare(
     )
 
 
-def reader_options(reader) -> set[str]:
+def _checked_options(reader: Reader, pipeline: str, options: dict[str, Any] | None, layout: str | None) -> dict[str, Any]:
+    """The reader options, refused when the pipeline or an option is unknown; a layout named for a reader
+    whose files do not imply one becomes its ``layout`` option."""
+    from skelssl.data.preprocess import PIPELINES
+
+    if pipeline not in PIPELINES:
+        raise KeyError(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
+    options = dict(options or {})
+    known = reader_options(reader)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise KeyError(f"unknown {reader.NAME} reader option(s) {', '.join(unknown)}; known: {', '.join(sorted(known)) or 'none'}")
+    if layout is not None and reader.LAYOUT is None:
+        options.setdefault("layout", layout)
+    return options
+
+
+def _discover(reader: Reader, source: Path, options: dict[str, Any]) -> Discovery:
+    try:
+        return reader.discover(source, **options)
+    except OSError as e:  # a reader that let one through: still one line, naming the file
+        raise SkeletonFormatError(getattr(e, "filename", None) or source, f"cannot read: {e.strerror or e}") from None
+
+
+def _plan(reader: Reader, source: Path, units: list[Any], options: dict[str, Any], *, pipeline: str,
+          layout: str | None, num_persons: int | None) -> _Plan:
+    """Layout, person slots, pipelines, channels and ``store.json`` fields of the store to write."""
+    # A layout the user named wins for a reader with a fixed one; the others check it against the data's V.
+    layout_name = layout if layout is not None and reader.LAYOUT is not None else reader.layout_for(source, **options)
+    if layout_name is None:
+        layout_name = _infer_layout(reader, units, options)
+    layout_obj = get_layout(layout_name)
+    # A file `skelssl export` wrote records its store (pyskl: dataset, pipeline, persons, class names).
+    recorded = reader.recorded_store(source, **options)
+    persons = num_persons or recorded.get("num_persons") or reader.NUM_PERSONS
+    store_pipeline = pipeline
+    if recorded.get("pipeline", "raw") != "raw":
+        # Its frames are already processed: record the pipeline, do not run it twice.
+        if pipeline not in ("raw", recorded["pipeline"]):
+            raise SkeletonFormatError(source, f"exported from a store of pipeline {recorded['pipeline']} (its frames are already "
+                                              f"processed): prepare it without --pipeline")
+        store_pipeline, pipeline = recorded["pipeline"], "raw"
+    info = {
+        "dataset": options.get("dataset") or recorded.get("dataset") or reader.dataset_for(**options),
+        "source": str(source.resolve()),
+        "source_format": reader.NAME,
+        "reader_options": {k: v for k, v in options.items() if isinstance(v, (str, int, float, bool))},
+    }
+    # Channels from the data (pyskl: x, y[, z][, score]); every other reader gives x, y, z.
+    channel_names = list(reader.channels_for(source, **options))
+    if pipeline != "raw" and channel_names != ["x", "y", "z"]:
+        raise SkeletonFormatError(source, f"pipeline {pipeline} works on 3D (x, y, z) skeletons, this source has "
+                                          f"({', '.join(channel_names)}): prepare it with --pipeline raw")
+    if channel_names != ["x", "y", "z"]:
+        info["channel_names"] = channel_names
+    class_names = recorded.get("class_names") or reader.CLASS_NAMES
+    if class_names is not None:
+        info["class_names"] = list(class_names)
+    return _Plan(layout_obj, persons, pipeline, store_pipeline, channel_names, info)
+
+
+def _write_samples(writer: StoreWriter, discovery: Discovery, results: Iterator[tuple[list[tuple], list[tuple[str, str]]]],
+                   total: int, progress: Callable[[int, int], None] | None) -> list[tuple[str, str]]:
+    """Add every sample the workers return, in source order; returns the skipped ``(path, reason)``s."""
+    skipped: list[tuple[str, str]] = []
+    # Broken entries the reader met while listing (a FIFO, a garbled label line): skipped like a bad unit.
+    for path, reason in discovery.skipped:
+        writer.skip(path, reason)
+        skipped.append((path, reason))
+    for n, (samples, errors) in enumerate(results, 1):
+        for name, frames, meta, src, frame_labels in samples:
+            if frames.shape[-1] != writer.channels:
+                frames = frames[..., : writer.channels]
+            try:
+                writer.add(name, frames, meta, source=src, frame_labels=frame_labels)
+            except StoreError as e:  # a value the store refuses (a label of 2**40, 1e30 coordinates)
+                errors.append((src, str(e)))
+            except (TypeError, ValueError, OverflowError) as e:  # add() checks before it records: nothing half-written
+                errors.append((src, _unexpected(e, " in the store writer")))
+        for path, reason in errors:
+            writer.skip(path, reason)
+            skipped.append((path, reason))
+        if progress is not None:
+            progress(n, total)
+    return skipped
+
+
+def _set_class_names(reader: Reader, writer: StoreWriter, options: dict[str, Any], class_names: list[str] | None) -> None:
+    """Check a user's class names file against the labels read; let the reader name the classes
+    once every label is known (NTU: 60 or 120)."""
+    if not len(writer):
+        return  # close() refuses an empty store
+    if options.get("class_names") is not None and writer.max_label >= len(class_names):
+        raise SkeletonFormatError(options["class_names"], f"{len(class_names)} class names, but the labels go up "
+                                                          f"to {writer.max_label}")
+    names = reader.class_names_for(writer.max_label)
+    if names is not None:
+        writer.info["class_names"] = list(names)
+
+
+def _finalizer(skipped: list[tuple[str, str]], excluded: list[tuple[str, str]]) -> Callable[[Store], dict[str, bytes]]:
+    """The files written into the store before it is published: its subsets and ``skipped.tsv``."""
+    from skelssl.data.protocols import compute_subsets, subsets_bytes
+
+    lines = ["file\treason"] + [f"{_printable(p)}\t{_printable(r)}" for p, r in skipped]
+    lines += [f"{_printable(p)}\texcluded: {_printable(r)}" for p, r in excluded]
+
+    def finalize(unpublished: Store) -> dict[str, bytes]:
+        return {"subsets.npz": subsets_bytes(compute_subsets(unpublished)),
+                "skipped.tsv": ("\n".join(lines) + "\n").encode("utf-8")}
+
+    return finalize
+
+
+def reader_options(reader: Reader) -> set[str]:
     """The ``-o KEY=VALUE`` options a reader takes: its keyword arguments and its declared ``OPTIONS``."""
     import inspect
 
-    names = set(getattr(reader, "OPTIONS", ()))
-    for fn in ("read", "discover"):
-        for p in inspect.signature(getattr(reader, fn)).parameters.values():
+    names = set(reader.OPTIONS)
+    for fn in (reader.read, reader.discover):
+        for p in inspect.signature(fn).parameters.values():
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("source", "unit", "path"):
                 names.add(p.name)
     return names
@@ -311,7 +355,7 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\t", " ").replace("\n", " ").replace("\r", " ")
 
 
-def _infer_layout(reader, units: list[Any], options: dict[str, Any]) -> str:
+def _infer_layout(reader: Reader, units: list[Any], options: dict[str, Any]) -> str:
     """For formats without a fixed layout: read the first unit and go by its joint count."""
     if not units:
         raise SkeletonFormatError("source", "no samples found")

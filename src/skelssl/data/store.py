@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from skelssl.core.conventions import StoreError, to_ctvm
-from skelssl.core.files import FolderLock, OutputError, atomic_write_bytes, atomic_write_text
+from skelssl.core.files import FolderLock, OwnedFolder, atomic_write_bytes, atomic_write_text, check_replaceable
 from skelssl.core.layouts import BUILTIN_LAYOUTS, Layout, get_layout, layout_from_dict, register_layout
 from skelssl.data.sample import META_FIELDS
 
@@ -108,6 +108,14 @@ def is_store(path: str | Path) -> bool:
         return False
 
 
+_STORE_FOLDER = OwnedFolder(
+    noun="store", is_ours=is_store, files=STORE_FILES,
+    not_ours="is a folder of other files, not a skelssl store",
+    already="already holds a store; pass --overwrite to replace it",
+    foreign="holds files that are not part of a store",
+)
+
+
 def check_store_output(path: str | Path, overwrite: bool = False) -> None:
     """Refuse an output path that is not ours to replace; return quietly when writing there is safe.
 
@@ -115,25 +123,7 @@ def check_store_output(path: str | Path, overwrite: bool = False) -> None:
     skelssl store and holds nothing but store files. Anything else (a regular file, a user's folder,
     a store with other files in it) raises :class:`~skelssl.core.files.OutputError` naming the reason.
     """
-    path = Path(path)
-    if not path.exists() and not path.is_symlink():
-        return
-    if path.is_symlink() or not path.is_dir():
-        raise OutputError(f"{path} exists and is not a folder; choose a new folder for the store")
-    try:
-        names = {p.name for p in path.iterdir()}
-    except OSError as e:
-        raise OutputError(f"{path}: cannot list the folder ({e.strerror})") from None
-    if not names:
-        return
-    if not is_store(path):
-        raise OutputError(f"{path} is a folder of other files, not a skelssl store; choose a new or empty folder")
-    if not overwrite:
-        raise OutputError(f"{path} already holds a store; pass --overwrite to replace it, or choose another folder")
-    foreign = sorted(names - STORE_FILES)
-    if foreign:
-        raise OutputError(f"{path} holds files that are not part of a store ({', '.join(foreign[:3])}); "
-                          "move them away or choose another folder")
+    check_replaceable(path, overwrite, _STORE_FOLDER)
 
 
 def _file_digest(path: Path) -> str:
@@ -326,6 +316,11 @@ class StoreWriter:
     def __len__(self) -> int:
         return len(self._names)
 
+    @property
+    def max_label(self) -> int:
+        """The largest label of the samples added so far (-1 before the first, or when all are unknown)."""
+        return max(self._meta["label"], default=-1)
+
     # -- publishing --------------------------------------------------------------------------------
     def close(
         self,
@@ -343,13 +338,28 @@ class StoreWriter:
         """
         if self._closed:
             raise StoreError("store writer already closed")
-        if not self._names:
+        if not self._names:  # (a duplicate name cannot get here: add() refuses it)
             self.abort()
             raise StoreError(f"{self.path}: no sample to write (every source file was skipped)")
-        if len(set(self._names)) != len(self._names):
-            dup = sorted({n for n in self._names if self._names.count(n) > 1})[:5]
-            self.abort()
-            raise StoreError(f"{self.path}: duplicate sample names, e.g. {dup}")
+        self._finish_frames()
+        meta = self._write_arrays(subsets)
+        manifest = self._manifest(meta["label"])
+        atomic_write_text(self._tmp / "store.json", json.dumps(manifest, indent=1) + "\n")
+        if finalize is not None:
+            for name, data in finalize(Store(self._tmp)).items():
+                if name not in STORE_FILES or name == "store.json":
+                    raise StoreError(f"finalize may not write {name!r} into a store")
+                atomic_write_bytes(self._tmp / name, data)
+        # The checksum covers every file: arrays by the running hash, the others by their bytes.
+        manifest["files"] = {p.name: _file_digest(p) for p in sorted(self._tmp.iterdir())
+                             if p.name not in ("store.json", "frames.npy", "index.npy", "meta.npz", "frame_labels.npy")}
+        atomic_write_text(self._tmp / "store.json", json.dumps(manifest, indent=1) + "\n")
+        self._publish()
+        self._closed = True
+        return Store(self.path)
+
+    def _finish_frames(self) -> None:
+        """Write the real shape into frames.npy's reserved header and close it."""
         shape = (self._total, self.num_persons, self.layout.num_joints, self.channels)
         self._frames_file.seek(0)
         self._frames_file.write(_npy_header(shape, np.float32))
@@ -357,7 +367,10 @@ class StoreWriter:
         os.fsync(self._frames_file.fileno())
         self._frames_file.close()
 
-        index = np.stack([np.asarray(self._offsets, np.int64), np.asarray(self._lengths, np.int64)], 1)
+    def _write_arrays(self, subsets: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+        """Write index.npy, meta.npz, frame_labels.npy and subsets.npz; the first three go into the
+        running checksum (after the frames), in that order. Returns the metadata columns."""
+        index = np.stack([np.asarray(self._offsets, np.int64), np.asarray(self._lengths, np.int64)], 1)  # (N, 2)
         np.save(self._tmp / "index.npy", index)
         self._hash.update(index.tobytes())
         meta = {k: np.asarray(v, np.int64) for k, v in self._meta.items()}
@@ -369,19 +382,22 @@ class StoreWriter:
         for key in sorted(meta):
             self._hash.update(key.encode() + np.ascontiguousarray(meta[key]).tobytes())
         if self._frame_labels is not None:
-            fl = np.concatenate(self._frame_labels)
+            fl = np.concatenate(self._frame_labels)  # (total_frames,)
             np.save(self._tmp / "frame_labels.npy", fl)
             self._hash.update(fl.tobytes())
         if subsets:
             np.savez(self._tmp / "subsets.npz", **{k: np.asarray(v, np.int64) for k, v in subsets.items()})
+        return meta
 
-        labels = meta["label"]
+    def _manifest(self, labels: np.ndarray) -> dict[str, Any]:
+        """The ``store.json`` fields (but ``files``): counts, class names, skipped files, duplicates,
+        checksum, then the writer's ``info``."""
         known = labels[labels >= 0]
         class_names = self.info.pop("class_names", None)
         num_classes = int(known.max()) + 1 if known.size else 0
         if class_names is not None:
             num_classes = max(num_classes, len(class_names))
-        manifest = {
+        return {
             "format_version": FORMAT_VERSION,
             "layout": self.layout.name,
             # A layout that is not built in travels with the store, so every later command knows it.
@@ -399,19 +415,6 @@ class StoreWriter:
             "checksum": "blake2b:" + self._hash.hexdigest(),
             **self.info,
         }
-        atomic_write_text(self._tmp / "store.json", json.dumps(manifest, indent=1) + "\n")
-        if finalize is not None:
-            for name, data in finalize(Store(self._tmp)).items():
-                if name not in STORE_FILES or name == "store.json":
-                    raise StoreError(f"finalize may not write {name!r} into a store")
-                atomic_write_bytes(self._tmp / name, data)
-        # The checksum covers every file: arrays above, the others by their bytes.
-        manifest["files"] = {p.name: _file_digest(p) for p in sorted(self._tmp.iterdir())
-                             if p.name not in ("store.json", "frames.npy", "index.npy", "meta.npz", "frame_labels.npy")}
-        atomic_write_text(self._tmp / "store.json", json.dumps(manifest, indent=1) + "\n")
-        self._publish()
-        self._closed = True
-        return Store(self.path)
 
     def _publish(self) -> None:
         """Move any old store aside, rename the new one in, then delete the old one (ours: checked again

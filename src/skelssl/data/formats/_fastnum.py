@@ -159,9 +159,10 @@ def keep_freed_memory() -> None:
     """Once per process: allocate and free one 16 MiB block.
 
     glibc hands freed memory above an adaptive threshold back to the OS, so in a fresh process the
-    ~1 MB of temporaries of every file is faulted in afresh for the next one: ~450 page faults per
-    file, which on some virtual machines cost more than the arithmetic (measured here: 3.7 -> 2.2 ms
-    of CPU per file). Freeing one large block raises glibc's mmap and trim thresholds (to 16 and
+    ~1 MB of temporaries of every file is faulted in afresh for the next one: some hundreds of page
+    faults per file, which on some virtual machines cost more than the arithmetic (the CPU time per
+    file with and without this: benchmarks/RESULTS.md, section "NTU reading + `agcn` preprocessing
+    throughput, numpy reader"). Freeing one large block raises glibc's mmap and trim thresholds (to 16 and
     32 MiB), after which the temporaries are reused. Any process that once frees a large array ends
     up the same way; with other allocators this changes nothing.
 

@@ -25,10 +25,11 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import Callable
 
 from skelssl.core.conventions import SkeletonFormatError
 
-__all__ = ["MAX_FILE_BYTES", "MAX_PICKLE_BYTES", "check_regular", "file_problem", "read_bytes"]
+__all__ = ["MAX_FILE_BYTES", "MAX_PICKLE_BYTES", "check_regular", "dataset_folder", "file_problem", "list_folder", "read_bytes"]
 
 # Per-sequence files (NTU .skeleton, N-UCLA .json, MSR/UTKinect/PKU-MMD .txt) and the label, split
 # and protocol lists beside them. The largest real ones are 4.0 MB (a whole PKU-MMD recording),
@@ -158,3 +159,34 @@ def read_bytes(path: str | Path, what: str | None = None, limit: int | None = MA
         raise SkeletonFormatError(path, _os_problem(path, e, label)) from None
     finally:
         os.close(fd)
+
+
+def list_folder(folder: Path, keep: Callable[[str], object], nothing: str | None = None) -> list[Path]:
+    """The entries of ``folder`` whose name ``keep`` accepts, sorted by path.
+
+    Raises:
+        SkeletonFormatError: naming ``folder``, when it cannot be listed, or when ``nothing`` is
+            given and no entry is kept (``nothing`` is then the reason).
+    """
+    try:
+        found = sorted(p for p in folder.iterdir() if keep(p.name))
+    except OSError as e:
+        raise SkeletonFormatError(folder, f"cannot list folder: {e}") from None
+    if not found and nothing is not None:
+        raise SkeletonFormatError(folder, nothing)
+    return found
+
+
+def dataset_folder(source: str | Path, subfolder: str, expected: str) -> Path:
+    """The folder holding a release's files: ``source/subfolder`` where it exists, else ``source``.
+
+    Raises:
+        SkeletonFormatError: ``source`` is missing or not a folder (``expected`` says what it should be).
+    """
+    source = Path(source)
+    if not source.exists():
+        raise SkeletonFormatError(source, "no such folder")
+    if not source.is_dir():
+        raise SkeletonFormatError(source, f"not a folder (expected {expected})")
+    sub = source / subfolder
+    return sub if sub.is_dir() else source

@@ -34,14 +34,13 @@ from typing import Any
 import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
-from skelssl.data.formats import Discovery
+from skelssl.data.formats import Discovery, Reader
 from skelssl.data.formats._files import check_regular, file_problem, read_bytes
-from skelssl.data.formats.pyskl import dataset_for as _dataset_for
 from skelssl.data.formats.pyskl import ntu_name_meta, resolve_layout
 from skelssl.data.sample import RawSample
 from skelssl.data.store import MAX_CLASSES
 
-__all__ = ["NAME", "LAYOUT", "DATASET", "AXES", "discover", "read", "layout_for", "dataset_for", "write_ctrgcn_npz"]
+__all__ = ["READER", "NAME", "LAYOUT", "DATASET", "AXES", "discover", "read", "layout_for", "dataset_for", "write_ctrgcn_npz"]
 
 NAME = "arrays"
 LAYOUT = None  # from the ``layout=`` option, else inferred from V (25 -> ntu25, 20 -> kinect20)
@@ -402,3 +401,16 @@ def write_ctrgcn_npz(store: Any, path: str | Path, protocol: str, frames: int = 
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
     return {"train": len(train), "test": len(test)}
+
+
+class ArraysReader(Reader):
+    """Generic ``.npy`` / ``.npz`` arrays: the layout and dataset key come from options or V."""
+
+    NAME, LAYOUT, DATASET, OPTIONS = NAME, LAYOUT, DATASET, OPTIONS
+    discover = staticmethod(discover)
+    read = staticmethod(read)
+    layout_for = staticmethod(layout_for)
+    dataset_for = staticmethod(dataset_for)
+
+
+READER = ArraysReader()

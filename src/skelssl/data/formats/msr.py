@@ -46,11 +46,12 @@ from typing import Any
 import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
-from skelssl.data.formats import Discovery
+from skelssl.data.formats import Discovery, Reader
+from skelssl.data.formats._files import dataset_folder, list_folder
 from skelssl.data.formats._text import float_table, read_text
 from skelssl.data.sample import RawSample
 
-__all__ = ["NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "KINECT20_FROM_FILE", "PROTOCOL_LIST", "discover", "read"]
+__all__ = ["READER", "NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "KINECT20_FROM_FILE", "PROTOCOL_LIST", "discover", "read"]
 
 NAME = "msr"
 LAYOUT = "kinect20"
@@ -79,13 +80,8 @@ _COLS = 4
 
 
 def _folder(source: Path) -> Path:
-    source = Path(source)
-    if not source.exists():
-        raise SkeletonFormatError(source, "no such folder")
-    if not source.is_dir():
-        raise SkeletonFormatError(source, "not a folder (expected MSRAction3DSkeletonReal3D)")
-    sub = source / "MSRAction3DSkeletonReal3D"
-    return sub if sub.is_dir() else source
+    """The folder holding the files: ``source`` itself or its ``MSRAction3DSkeletonReal3D`` subfolder."""
+    return dataset_folder(source, "MSRAction3DSkeletonReal3D", "MSRAction3DSkeletonReal3D")
 
 
 def _protocol_stems(path: Path) -> set[str]:
@@ -123,12 +119,7 @@ def discover(source: Path, protocol_list: bool = True, **_other: Any) -> Discove
             is set and the list file is missing, unreadable or malformed.
     """
     folder = _folder(source)
-    try:
-        paths = sorted(p for p in folder.iterdir() if _NAME_RE.match(p.name))
-    except OSError as e:
-        raise SkeletonFormatError(folder, f"cannot list folder: {e}") from None
-    if not paths:
-        raise SkeletonFormatError(folder, "no MSR Action3D files (aXX_sYY_eZZ_skeleton3D.txt) found")
+    paths = list_folder(folder, _NAME_RE.match, "no MSR Action3D files (aXX_sYY_eZZ_skeleton3D.txt) found")
     if not protocol_list:
         return Discovery(units=paths)
     list_path = folder / PROTOCOL_LIST
@@ -180,3 +171,15 @@ def read(unit: Path | str, **_other: Any) -> list[RawSample]:
             repetition=rep, source=str(path),
         )
     ]
+
+
+class MSRReader(Reader):
+    """MSR Action3D ``_skeleton3D.txt`` files: Kinect v1, one person."""
+
+    NAME, LAYOUT, DATASET, CLASS_NAMES = NAME, LAYOUT, DATASET, CLASS_NAMES
+    NUM_PERSONS = 1
+    discover = staticmethod(discover)
+    read = staticmethod(read)
+
+
+READER = MSRReader()

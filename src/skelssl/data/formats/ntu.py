@@ -43,7 +43,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.data._numba import kernels
-from skelssl.data.formats import Discovery
+from skelssl.data.formats import Discovery, Reader
 from skelssl.data.formats._files import file_problem, read_bytes
 from skelssl.data.formats._fastnum import (  # private names as before the split (tests use ntu._decimal_tokens)
     decimal_tokens as _decimal_tokens,
@@ -52,6 +52,7 @@ from skelssl.data.formats._fastnum import (  # private names as before the split
 from skelssl.data.sample import RawSample
 
 __all__ = [
+    "READER",
     "NAME", "LAYOUT", "DATASET", "JOINT_FIELDS", "MISSING_REASON", "PARSERS", "discover", "read",
     "parse_sample_name", "missing_skeleton_samples", "write_skeleton_file",
 ]
@@ -643,3 +644,15 @@ CLASS_NAMES: tuple[str, ...] = (
 def class_names_for(max_label: int) -> tuple[str, ...]:
     """NTU-60 names for a store whose labels are all below 60, else the NTU-120 names."""
     return CLASS_NAMES[:60] if max_label < 60 else CLASS_NAMES
+
+
+class NTUReader(Reader):
+    """NTU RGB+D 60/120 ``.skeleton`` files; 60 or 120 class names by the labels seen."""
+
+    NAME, LAYOUT, DATASET, CLASS_NAMES = NAME, LAYOUT, DATASET, CLASS_NAMES
+    discover = staticmethod(discover)
+    read = staticmethod(read)
+    class_names_for = staticmethod(class_names_for)
+
+
+READER = NTUReader()

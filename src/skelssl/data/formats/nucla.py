@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
-from skelssl.data.formats import Discovery
-from skelssl.data.formats._files import read_bytes
+from skelssl.data.formats import Discovery, Reader
+from skelssl.data.formats._files import dataset_folder, list_folder, read_bytes
 from skelssl.data.sample import RawSample
 
-__all__ = ["NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "ACTION_IDS", "discover", "read"]
+__all__ = ["READER", "NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "ACTION_IDS", "discover", "read"]
 
 NAME = "nucla"
 LAYOUT = "kinect20"
@@ -43,14 +43,8 @@ _NUM_JOINTS = 20
 
 
 def _folder(source: Path) -> Path:
-    """The folder holding the JSON files: ``source`` itself or its ``all_sqe`` subfolder."""
-    source = Path(source)
-    if not source.exists():
-        raise SkeletonFormatError(source, "no such folder")
-    if not source.is_dir():
-        raise SkeletonFormatError(source, "not a folder (expected the N-UCLA all_sqe folder)")
-    sub = source / "all_sqe"
-    return sub if sub.is_dir() else source
+    """The folder holding the files: ``source`` itself or its ``all_sqe`` subfolder."""
+    return dataset_folder(source, "all_sqe", "the N-UCLA all_sqe folder")
 
 
 def discover(source: Path, **_other: Any) -> Discovery:
@@ -68,10 +62,7 @@ def discover(source: Path, **_other: Any) -> Discovery:
         SkeletonFormatError: ``source`` is missing, unreadable, or holds no N-UCLA file.
     """
     folder = _folder(source)
-    try:
-        paths = sorted(p for p in folder.iterdir() if p.suffix == ".json")
-    except OSError as e:
-        raise SkeletonFormatError(folder, f"cannot list folder: {e}") from None
+    paths = list_folder(folder, lambda name: Path(name).suffix == ".json")
     units, excluded = [], []
     for p in paths:
         if _NAME_RE.match(p.name):
@@ -152,3 +143,15 @@ def _joints(path: Path, skeletons: Any) -> np.ndarray:
     if not arr.any():
         raise SkeletonFormatError(path, "all joints are zero")
     return arr[:, None]  # (T, 1, V, 3)
+
+
+class NUCLAReader(Reader):
+    """N-UCLA ``all_sqe`` JSON files: Kinect v1, one person."""
+
+    NAME, LAYOUT, DATASET, CLASS_NAMES = NAME, LAYOUT, DATASET, CLASS_NAMES
+    NUM_PERSONS = 1
+    discover = staticmethod(discover)
+    read = staticmethod(read)
+
+
+READER = NUCLAReader()

@@ -46,12 +46,12 @@ from typing import Any
 import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
-from skelssl.data.formats import Discovery
-from skelssl.data.formats._files import read_bytes
+from skelssl.data.formats import Discovery, Reader
+from skelssl.data.formats._files import list_folder, read_bytes
 from skelssl.data.formats._text import file_stamp, float_table, read_text
 from skelssl.data.sample import RawSample
 
-__all__ = ["NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "VIEWS", "SPLIT_FILES", "PKUUnit", "discover", "read"]
+__all__ = ["READER", "NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "VIEWS", "SPLIT_FILES", "PKUUnit", "discover", "read", "dataset_for"]
 
 NAME = "pku_mmd"
 LAYOUT = "ntu25"
@@ -170,12 +170,7 @@ def discover(source: Path, untrimmed: bool = False, **_other: Any) -> Discovery:
     for d in (skel_dir, label_dir):
         if not d.is_dir():
             raise SkeletonFormatError(d, "folder not found (expected the official PKU-MMD layout)")
-    try:
-        skeletons = sorted(p for p in skel_dir.iterdir() if _VIDEO_RE.match(p.name))
-    except OSError as e:
-        raise SkeletonFormatError(skel_dir, f"cannot list folder: {e}") from None
-    if not skeletons:
-        raise SkeletonFormatError(skel_dir, "no skeleton files (NNNN-V.txt) found")
+    skeletons = list_folder(skel_dir, _VIDEO_RE.match, "no skeleton files (NNNN-V.txt) found")
     splits = {col: _parse_split(_split_path(source, name)) for col, name in SPLIT_FILES.items()}
     units = []
     for path in skeletons:
@@ -193,6 +188,11 @@ def discover(source: Path, untrimmed: bool = False, **_other: Any) -> Discovery:
         for k in range(max(count, 1)):
             units.append(PKUUnit(str(path), str(label_path), video, k, split_cols))
     return Discovery(units=units)
+
+
+def dataset_for(untrimmed: bool = False, **_other: Any) -> str:
+    """The store's dataset key: ``pku1``, or ``pku1_untrimmed`` for whole videos (detection stores)."""
+    return f"{DATASET}_untrimmed" if untrimmed else DATASET
 
 
 def read(unit: PKUUnit, **_other: Any) -> list[RawSample]:
@@ -291,3 +291,15 @@ def _skeleton(path: str, mtime_ns: int, size: int) -> np.ndarray:
     skeleton = rows.reshape(-1, _BODIES, _JOINTS, 3)  # (T, 2, 25, 3)
     skeleton.flags.writeable = False
     return skeleton
+
+
+class PKUMMDReader(Reader):
+    """PKU-MMD phase 1: labelled instances, or whole videos (``untrimmed``) for detection."""
+
+    NAME, LAYOUT, DATASET, CLASS_NAMES = NAME, LAYOUT, DATASET, CLASS_NAMES
+    discover = staticmethod(discover)
+    read = staticmethod(read)
+    dataset_for = staticmethod(dataset_for)
+
+
+READER = PKUMMDReader()

@@ -56,13 +56,13 @@ import os
 import pickle
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
 from skelssl.core.layouts import BUILTIN_LAYOUTS, LAYOUTS, Layout, get_layout, layout_from_dict, register_layout
-from skelssl.data.formats import Discovery
+from skelssl.data.formats import Discovery, Reader
 from skelssl.data.formats._files import MAX_PICKLE_BYTES, check_regular, read_bytes
 from skelssl.data.protocols import PROTOCOLS, available_protocols, sequence_split
 from skelssl.data.protocols import split as protocol_split
@@ -70,6 +70,7 @@ from skelssl.data.sample import RawSample
 from skelssl.data.store import MAX_CLASSES, META_MAX, META_MIN, Store, atomic_write_bytes
 
 __all__ = [
+    "READER",
     "NAME",
     "LAYOUT",
     "DATASET",
@@ -447,6 +448,26 @@ def read(unit: tuple[str, int], with_score: bool | None = None, normalize: bool 
         named = f" ({_short(what)})" if isinstance(what, str) else ""
         return SkeletonFormatError(f"{path}#{i}", f"annotation {i}{named}: {problem}")
 
+    frame_dir, label, kp = _checked_annotation(a, ann, options.get("layout"), bad)
+    bodies, image = _bodies(a, kp, with_score, normalize, bad)
+    meta, extra = _columns(a, ann, frame_dir, image, bad)
+    return [
+        RawSample(
+            name=frame_dir,
+            bodies=bodies,
+            label=int(label),
+            source=f"{path}#{i}",
+            frame_labels=_frame_labels(a, kp.shape[1], bad),
+            extra=extra,
+            **meta,
+        )
+    ]
+
+
+def _checked_annotation(a: Any, ann: _Annotations, layout: str | Layout | None,
+                        bad: Callable[[str], SkeletonFormatError]) -> tuple[str, int, np.ndarray]:
+    """``(frame_dir, label, keypoint)`` of an annotation whose keys, types and shapes fit the format
+    (and its joint count the layout named or recorded); else ``bad(problem)`` is raised."""
     if not isinstance(a, dict):
         raise bad(f"is a {type(a).__name__}, expected a dict")
     for key in ("frame_dir", "label", "keypoint"):
@@ -469,14 +490,22 @@ def read(unit: tuple[str, int], with_score: bool | None = None, normalize: bool 
     total = a.get("total_frames", t)
     if not isinstance(total, (int, np.integer)) or int(total) != t:
         raise bad(f"total_frames {_short(total)} but keypoint has {t} frames")
-    named = options.get("layout") if options.get("layout") is not None else ann.recorded_layout()
+    named = layout if layout is not None else ann.recorded_layout()
     if named is not None or v in _LAYOUT_BY_JOINTS or not (c == 2 and v in _LAYOUT_BY_JOINTS_2D):
         try:
-            resolve_layout(v, named, path)
+            resolve_layout(v, named, ann.path)  # only its problem is used: bad() names the annotation
         except SkeletonFormatError as e:
             raise bad(e.problem) from None
     if c not in (2, 3):
         raise bad(f"keypoint has {c} values per joint; expected 2 (x, y) or 3 (x, y, z)")
+    return frame_dir, label, kp
+
+
+def _bodies(a: dict[str, Any], kp: np.ndarray, with_score: bool | None, normalize: bool,
+            bad: Callable[[str], SkeletonFormatError]) -> tuple[np.ndarray, dict[str, int]]:
+    """``(T, M, V, C)`` float32 bodies from a checked ``(M, T, V, C)`` keypoint: 2D pixels normalised
+    and y turned up, the score appended where asked; and the image size columns of a 2D annotation."""
+    m, t, v, c = kp.shape
     bodies = np.ascontiguousarray(kp.transpose(1, 0, 2, 3), dtype=np.float32)  # (T, M, V, C)
     image: dict[str, int] = {}
     if c == 2:
@@ -497,7 +526,13 @@ def read(unit: tuple[str, int], with_score: bool | None = None, normalize: bool 
         bodies = np.concatenate([bodies, score], axis=-1)  # (T, M, V, C+1)
     if not np.isfinite(bodies).all():
         raise bad("keypoint holds NaN or infinite values")
+    return bodies, image
 
+
+def _columns(a: dict[str, Any], ann: _Annotations, frame_dir: str, image: dict[str, int],
+             bad: Callable[[str], SkeletonFormatError]) -> tuple[dict[str, int], dict[str, int]]:
+    """The sample's metadata (an NTU name's, overridden by the annotation's own keys) and its extra
+    columns: the file's split membership, the image size, then the annotation's ``skelssl_meta``."""
     meta = ntu_name_meta(frame_dir) or {}
     for key in _META_KEYS:  # written by write_pyskl_from_store; win over a name's meta
         value = a.get(key)
@@ -505,31 +540,26 @@ def read(unit: tuple[str, int], with_score: bool | None = None, normalize: bool 
             if not META_MIN <= int(value) <= META_MAX:
                 raise bad(f"{key} {_short(value)} does not fit a 32-bit integer")
             meta[key] = int(value)
-    extra = {**ann.split_extra(frame_dir), **image}
     more = a.get("skelssl_meta", {})
     if not isinstance(more, dict):
         raise bad(f"skelssl_meta is a {type(more).__name__}, expected a dict of integer columns")
+    extra = {**ann.split_extra(frame_dir), **image}
     for key, value in more.items():
         if (not isinstance(key, str) or not key.isidentifier() or isinstance(value, (bool, np.bool_))
                 or not isinstance(value, (int, np.integer)) or not META_MIN <= int(value) <= META_MAX):
             raise bad(f"skelssl_meta {_short(key)}: {_short(value)} is not a named 32-bit integer column")
         extra[key] = int(value)
+    return meta, extra
+
+
+def _frame_labels(a: dict[str, Any], t: int, bad: Callable[[str], SkeletonFormatError]) -> np.ndarray | None:
+    """An untrimmed annotation's ``(T,)`` per-frame classes as int32; ``None`` where it has none."""
     frame_labels = a.get("frame_labels")
-    if frame_labels is not None:
-        if not isinstance(frame_labels, np.ndarray) or frame_labels.shape != (t,) or frame_labels.dtype.kind not in "iu":
-            raise bad(f"frame_labels must be ({t},) integers, got {getattr(frame_labels, 'shape', type(frame_labels).__name__)}")
-        frame_labels = frame_labels.astype(np.int32)
-    return [
-        RawSample(
-            name=frame_dir,
-            bodies=bodies,
-            label=int(label),
-            source=f"{path}#{i}",
-            frame_labels=frame_labels,
-            extra=extra,
-            **meta,
-        )
-    ]
+    if frame_labels is None:
+        return None
+    if not isinstance(frame_labels, np.ndarray) or frame_labels.shape != (t,) or frame_labels.dtype.kind not in "iu":
+        raise bad(f"frame_labels must be ({t},) integers, got {getattr(frame_labels, 'shape', type(frame_labels).__name__)}")
+    return frame_labels.astype(np.int32)
 
 
 def read_class_names(path: str | Path) -> list[str]:
@@ -741,3 +771,18 @@ def write_pyskl_from_store(store: Store, path: str | Path, protocols: list[str] 
         record["layout_def"] = store.layout.to_dict()
     _dump(path, annotations, split, record)
     return split
+
+
+class PYSKLReader(Reader):
+    """PYSKL / MMAction2 pickles, 2D or 3D; a file ``skelssl export`` wrote restores its store."""
+
+    NAME, LAYOUT, DATASET, OPTIONS = NAME, LAYOUT, DATASET, OPTIONS
+    discover = staticmethod(discover)
+    read = staticmethod(read)
+    layout_for = staticmethod(layout_for)
+    dataset_for = staticmethod(dataset_for)
+    channels_for = staticmethod(channels_for)
+    recorded_store = staticmethod(recorded_store)
+
+
+READER = PYSKLReader()

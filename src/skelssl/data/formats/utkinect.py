@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError
-from skelssl.data.formats import Discovery
+from skelssl.data.formats import Discovery, Reader
+from skelssl.data.formats._files import dataset_folder, list_folder
 from skelssl.data.formats._text import file_stamp, float_table, read_text
 from skelssl.data.sample import RawSample
 
-__all__ = ["NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "LABEL_FILES", "Segment", "discover", "read"]
+__all__ = ["READER", "NAME", "LAYOUT", "DATASET", "CLASS_NAMES", "LABEL_FILES", "Segment", "discover", "read"]
 
 NAME = "utkinect"
 LAYOUT = "kinect20"
@@ -74,13 +75,8 @@ class Segment:
 
 
 def _folder(source: Path) -> Path:
-    source = Path(source)
-    if not source.exists():
-        raise SkeletonFormatError(source, "no such folder")
-    if not source.is_dir():
-        raise SkeletonFormatError(source, "not a folder (expected the UTKinect joints folder)")
-    sub = source / "joints"
-    return sub if sub.is_dir() else source
+    """The folder holding the files: ``source`` itself or its ``joints`` subfolder."""
+    return dataset_folder(source, "joints", "the UTKinect joints folder")
 
 
 def _label_entries(path: Path) -> tuple[list[tuple[str, str, str, int]], list[tuple[str, str]]]:
@@ -156,12 +152,8 @@ def discover(source: Path, labels: str = "original", **_other: Any) -> Discovery
     if labels not in LABEL_FILES:
         raise ValueError(f"labels must be one of {sorted(LABEL_FILES)}, got {labels!r}")
     folder = _folder(source)
-    try:
-        recordings = {m.group(1): p for p in sorted(folder.iterdir()) if (m := _JOINTS_RE.match(p.name))}
-    except OSError as e:
-        raise SkeletonFormatError(folder, f"cannot list folder: {e}") from None
-    if not recordings:
-        raise SkeletonFormatError(folder, "no UTKinect recordings (joints_sSS_eEE.txt) found")
+    found = list_folder(folder, _JOINTS_RE.match, "no UTKinect recordings (joints_sSS_eEE.txt) found")
+    recordings = {_JOINTS_RE.match(p.name).group(1): p for p in found}
     label_path = folder / LABEL_FILES[labels]
     if not os.path.lexists(label_path):
         raise SkeletonFormatError(label_path, "label file not found")
@@ -255,3 +247,15 @@ def _recording(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndar
     ids.flags.writeable = False
     joints.flags.writeable = False
     return ids, joints
+
+
+class UTKinectReader(Reader):
+    """UTKinect-Action3D joint files and label lists: Kinect v1, one person."""
+
+    NAME, LAYOUT, DATASET, CLASS_NAMES = NAME, LAYOUT, DATASET, CLASS_NAMES
+    NUM_PERSONS = 1
+    discover = staticmethod(discover)
+    read = staticmethod(read)
+
+
+READER = UTKinectReader()

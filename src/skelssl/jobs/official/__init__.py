@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from skelssl.core.files import OutputError
+from skelssl.core.files import OwnedFolder, check_replaceable
 from skelssl.engine import checkpoint as ckpt
 from skelssl.engine.checkpoint import CheckpointError
 from skelssl.engine.config import (
@@ -130,21 +130,12 @@ def _build(method: str, recipe: Path, overrides: list[str] | tuple[str, ...]):
 def check_run_output(out: Path, overwrite: bool) -> None:
     """Refuse an ``--out`` that is not ours to write: only a new or empty folder, or (with ``overwrite``)
     a run folder that convert wrote and that holds nothing else."""
-    if not out.exists() and not out.is_symlink():
-        return
-    if out.is_symlink() or not out.is_dir():
-        raise OutputError(f"{out} exists and is not a folder; choose a new folder for the run")
-    names = {p.name for p in out.iterdir()}
-    if not names:
-        return
-    if not _is_converted_run(out):
-        raise OutputError(f"{out} is not empty and is not a run skelssl converted; choose a new or empty folder")
-    if not overwrite:
-        raise OutputError(f"{out} already holds converted weights; pass --overwrite to replace them, or choose another folder")
-    foreign = sorted(names - RUN_FILES)
-    if foreign:
-        raise OutputError(f"{out} holds files convert did not write ({', '.join(foreign[:3])}); "
-                          "move them away or choose another folder")
+    check_replaceable(out, overwrite, OwnedFolder(
+        noun="run", is_ours=_is_converted_run, files=RUN_FILES,
+        not_ours="is not empty and is not a run skelssl converted",
+        already="already holds converted weights; pass --overwrite to replace them",
+        foreign="holds files convert did not write",
+    ))
 
 
 def _is_converted_run(path: Path) -> bool:
