@@ -1,5 +1,5 @@
-"""Motion-Transformer pre-training: octant labels of a hand-made motion, masking statistics, each loss
-against a naive loop, the whole step against a per-sample reference, seeding, and the recipes."""
+"""Motion-Transformer pre-training: octant labels of a hand-made motion, masking statistics, the whole
+step against a per-sample reference, seeding, and the recipes (its losses are in test_losses.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from skelssl.methods import Method, get_method
 from skelssl.methods.motion_transformer import (
@@ -17,9 +16,6 @@ from skelssl.methods.motion_transformer import (
     corrupt_frames,
     draw_frame_masks,
     flow_at,
-    flow_direction_loss,
-    flow_vector_loss,
-    frame_mse,
     octant_labels,
 )
 from skelssl.models import build_encoder
@@ -110,34 +106,6 @@ def test_80_10_10_corruption_over_many_draws():
             expected = choices[int(d.action[i, k])]
             assert torch.equal(out[i, p], expected)
     assert torch.equal(out[~touched], tokens[~touched])  # everything else untouched
-
-
-def test_losses_equal_naive_loops():
-    g = torch.Generator().manual_seed(2)
-    b, j, k = 5, 4, 8
-    logits = torch.randn(b, j, j * k, generator=g)
-    labels = torch.randint(0, k, (b, j), generator=g)
-    valid = torch.tensor([True, True, False, True, False])
-    total, count, own_total = 0.0, 0, 0.0
-    for i in range(b):
-        if not valid[i]:
-            continue
-        for jj in range(j):
-            row = logits[i, jj]
-            total += float(-torch.log_softmax(row, 0)[k * jj + labels[i, jj]])
-            own_total += float(-torch.log_softmax(row[k * jj: k * jj + k], 0)[labels[i, jj]])
-            count += 1
-    loss, acc = flow_direction_loss(logits, labels, valid, "all_joints")
-    assert float(loss) == pytest.approx(total / count, rel=1e-5)
-    assert 0.0 <= float(acc) <= 1.0
-    own, _ = flow_direction_loss(logits, labels, valid, "per_joint")
-    assert float(own) == pytest.approx(own_total / count, rel=1e-5)
-    pred, flow = torch.randn(b, j, 3, generator=g) * 2, torch.randn(b, j, 3, generator=g)
-    per = [float(F.smooth_l1_loss(pred[i], flow[i], beta=0.5)) for i in range(b) if valid[i]]
-    assert float(flow_vector_loss(pred, flow, valid, beta=0.5)) == pytest.approx(sum(per) / len(per), rel=1e-5)
-    p, t = torch.randn(b, 75, generator=g), torch.randn(b, 75, generator=g)
-    per = [float(((p[i] - t[i]) ** 2).mean()) for i in range(b) if valid[i]]
-    assert float(frame_mse(p, t, valid)) == pytest.approx(sum(per) / len(per), rel=1e-5)
 
 
 @pytest.mark.parametrize("tasks", [("flow",), ("reconstruct",), ("flow", "reconstruct")])

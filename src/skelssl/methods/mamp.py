@@ -29,11 +29,11 @@ from torch import nn
 
 from skelssl.methods import register_method
 from skelssl.methods.base import Method, split_decay_groups
+from skelssl.methods.losses import masked_mse
 from skelssl.methods.mamp_masking import (
     MaskDraw,
     draw_mask,
     keep_count,
-    masked_mse,
     motion_target,
     normalize_tokens,
     patchify,

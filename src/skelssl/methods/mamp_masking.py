@@ -31,7 +31,6 @@ __all__ = [
     "draw_mask",
     "motion_target",
     "normalize_tokens",
-    "masked_mse",
 ]
 
 
@@ -175,21 +174,3 @@ def normalize_tokens(target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     mean = t.mean(dim=-1, keepdim=True)
     var = t.var(dim=-1, keepdim=True, unbiased=True)
     return (t - mean) / torch.sqrt(var + eps)
-
-
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``sum_i mask_i mean_d (pred_i - target_i)^2 / sum_i mask_i`` over every token of the batch.
-
-    Predictions at visible tokens do not matter (§8.6).
-
-    Args:
-        pred, target: ``(B, L, D)``.
-        mask: ``(B, L)`` bool or 0/1, 1 on masked tokens.
-
-    Returns:
-        0-d float32.
-    """
-    per_token = (pred.float() - target.float()).square().mean(dim=-1)  # (B, L)
-    w = mask.to(per_token.dtype)
-    return (per_token * w).sum() / w.sum().clamp(min=1.0)
-

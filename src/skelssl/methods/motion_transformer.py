@@ -30,12 +30,12 @@ from __future__ import annotations
 from typing import Literal, NamedTuple, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from skelssl.core.batch import frame_mask
 from skelssl.methods import register_method
 from skelssl.methods.base import Method, split_decay_groups
+from skelssl.methods.losses import flow_direction_loss, flow_vector_loss, masked_mse
 from skelssl.models.motion_transformer import MotionTransformer, truncated_normal_init
 from skelssl.transforms.temporal import uniform
 
@@ -48,9 +48,6 @@ __all__ = [
     "octant_labels",
     "FlowHead",
     "FrameHead",
-    "flow_direction_loss",
-    "flow_vector_loss",
-    "frame_mse",
 ]
 
 ZERO, RANDOM, KEEP = 0, 1, 2  # what happens to a chosen frame in the input
@@ -227,61 +224,6 @@ class FrameHead(nn.Module):
         return self.out(self.transform_norm(self.act(self.transform(h))))
 
 
-def _weighted_mean(per_item: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    w = valid.to(per_item.dtype)
-    return (per_item * w).sum() / w.sum().clamp(min=1.0)
-
-
-def flow_direction_loss(
-    logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor,
-    softmax: Literal["all_joints", "per_joint"] = "all_joints",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy of the flow direction, averaged over the valid (frame, joint) pairs.
-
-    Args:
-        logits: ``(B, J, J*K)`` (``K = 2^C`` classes per joint).
-        labels: ``(B, J)`` int64 in ``[0, K)``.
-        valid: ``(B,)`` bool, the chosen frames in use.
-        softmax: ``"all_joints"``: softmax over all ``J*K`` classes, target ``K j + label`` (official);
-            ``"per_joint"``: over joint ``j``'s own ``K`` logits.
-
-    Returns:
-        The scalar float32 loss and the direction accuracy (0-d, over valid pairs).
-    """
-    b, j, jk = logits.shape
-    k = jk // j
-    logits = logits.float()
-    if softmax == "all_joints":
-        target = labels + k * torch.arange(j, device=labels.device)[None, :]  # (B, J)
-        ce = F.cross_entropy(logits.reshape(b * j, jk), target.reshape(-1), reduction="none").view(b, j)
-        pred = logits.argmax(dim=-1)
-    elif softmax == "per_joint":
-        own = logits.view(b, j, j, k).diagonal(dim1=1, dim2=2).permute(0, 2, 1)  # (B, J, K): joint j's block
-        ce = F.cross_entropy(own.reshape(b * j, k), labels.reshape(-1), reduction="none").view(b, j)
-        pred, target = own.argmax(dim=-1), labels
-    else:
-        raise ValueError(f"softmax must be 'all_joints' or 'per_joint', got {softmax!r}")
-    pairs = valid[:, None].expand(b, j)
-    acc = _weighted_mean((pred == target).float(), pairs).detach()
-    return _weighted_mean(ce, pairs), acc
-
-
-def flow_vector_loss(pred: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
-    """Smooth-L1 between predicted and true flow ``(B, J, C)``, mean over valid frames, joints and coordinates."""
-    per = F.smooth_l1_loss(pred.float(), flow.float(), beta=beta, reduction="none").mean(dim=(1, 2))  # (B,)
-    return _weighted_mean(per, valid)
-
-
-def frame_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """``run_inpainting.py``: per frame ``mean((pred - x)^2)`` over features, weighted mean over valid frames.
-
-    Shape: ``pred``, ``target`` ``(B, D)``, ``valid`` ``(B,)``.
-    """
-    per = (pred.float() - target.float()).square().mean(dim=1)  # (B,)
-    return _weighted_mean(per, valid)
-
-
-
 @register_method("motion_transformer")
 class MotionTransformerMethod(Method):
     """Motion-Transformer pre-training on a :class:`~skelssl.models.motion_transformer.MotionTransformer`.
@@ -384,7 +326,7 @@ class MotionTransformerMethod(Method):
             total = total + self.flow_weight * loss
         if self.frame_head is not None:
             target = tokens.gather(1, draw.positions[:, :, None].expand(n, k, d)).reshape(n * k, d)
-            loss = frame_mse(self.frame_head(picked), target, valid)
+            loss = masked_mse(self.frame_head(picked), target, valid)
             logs["recon_loss"] = loss.detach()
             total = total + self.reconstruct_weight * loss
         return total, logs
