@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from skelssl.methods.losses import (
+    contrastive_loss,
     flow_direction_loss,
     flow_vector_loss,
     future_clip_loss,
@@ -236,3 +237,11 @@ def test_flow_losses_and_frame_mse_equal_naive_loops():
     p, t = torch.randn(b, 75, generator=g), torch.randn(b, 75, generator=g)
     per = [float(((p[i] - t[i]) ** 2).mean()) for i in range(b) if valid[i]]
     assert float(masked_mse(p, t, valid)) == pytest.approx(sum(per) / len(per), rel=1e-5)
+
+
+def test_contrastive_loss_is_the_cross_entropy_and_top1_of_the_logits():
+    q, keys = randn(4, 8, seed=3), randn(6, 8, seed=4)
+    loss, top1 = contrastive_loss(*info_nce_logits(q, keys, 0.1, offset=2))
+    assert abs(float(loss) - naive_info_nce_batch(q, keys, 0.1, 2)) < 1e-5
+    hits = [int((unit(q[i]) @ torch.stack([unit(k) for k in keys]).T).argmax()) == 2 + i for i in range(4)]
+    assert float(top1) == sum(hits) / 4 and not top1.requires_grad

@@ -1,8 +1,8 @@
 """Every loss of the methods, as pure functions of tensors (one place to read them all).
 
-- **Contrastive** (SimCLR, ISC, Hi-TRS future clip): :func:`info_nce`, :func:`nt_xent`, each with a
-  ``*_logits`` twin returning the logits and the index of the positive, from which methods log
-  contrastive top-1 accuracy (:func:`top1_accuracy`). They L2-normalise their embeddings (cosine
+- **Contrastive** (SimCLR, ISC, Hi-TRS future clip): :func:`info_nce_logits` and :func:`nt_xent_logits`
+  return the logits and the index of the positive; :func:`contrastive_loss` turns them into the loss
+  and the top-1 accuracy that methods log (:func:`info_nce`, :func:`nt_xent`: the loss alone). They L2-normalise their embeddings (cosine
   similarity), check shapes, and compute in float32 whatever the input precision.
 - **Hi-TRS** pretexts: :func:`masked_joint_loss`, :func:`order_loss`, :func:`future_clip_loss`.
 - **Masked prediction** (MAMP, Motion-Transformer): :func:`masked_mse`, :func:`flow_direction_loss`,
@@ -19,7 +19,7 @@ per-process batches, the order ``all_gather`` produces). :func:`gathered_offset`
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,7 @@ __all__ = [
     "nt_xent_logits",
     "gathered_offset",
     "top1_accuracy",
+    "contrastive_loss",
     "weighted_mean",
     "masked_joint_loss",
     "order_loss",
@@ -123,23 +124,15 @@ def info_nce_logits(
     return logits, target
 
 
-def info_nce(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    temperature: float = 0.07,
-    negatives: torch.Tensor | None = None,
-    *,
-    offset: int = 0,
-) -> torch.Tensor:
-    """InfoNCE loss, mean over queries; see :func:`info_nce_logits` for the two forms.
+def info_nce(*args: Any, **kwargs: Any) -> torch.Tensor:
+    """InfoNCE loss, mean over queries: the arguments of :func:`info_nce_logits` (which see for the two forms).
 
     ``L = -1/N sum_i log( exp(q_i.k_i+ / t) / sum_j exp(q_i.c_j / t) )`` over the candidates ``c``.
 
     Returns:
         Scalar float32 loss.
     """
-    logits, target = info_nce_logits(query, key, temperature, negatives, offset=offset)
-    return F.cross_entropy(logits, target)
+    return F.cross_entropy(*info_nce_logits(*args, **kwargs))
 
 
 def nt_xent_logits(
@@ -200,16 +193,8 @@ def nt_xent_logits(
     return logits, target
 
 
-def nt_xent(
-    z1: torch.Tensor,
-    z2: torch.Tensor,
-    temperature: float = 0.1,
-    *,
-    z1_all: torch.Tensor | None = None,
-    z2_all: torch.Tensor | None = None,
-    offset: int = 0,
-) -> torch.Tensor:
-    """NT-Xent loss, mean over the ``2N`` anchors; see :func:`nt_xent_logits`.
+def nt_xent(*args: Any, **kwargs: Any) -> torch.Tensor:
+    """NT-Xent loss, mean over the ``2N`` anchors: the arguments of :func:`nt_xent_logits`.
 
     ``l(i, j) = -log( exp(sim(z_i, z_j)/t) / sum_{k != i} exp(sim(z_i, z_k)/t) )`` (SimCLR eq. 1),
     averaged over both orderings of every positive pair.
@@ -217,14 +202,26 @@ def nt_xent(
     Returns:
         Scalar float32 loss.
     """
-    logits, target = nt_xent_logits(z1, z2, temperature, z1_all=z1_all, z2_all=z2_all, offset=offset)
-    return F.cross_entropy(logits, target)
+    return F.cross_entropy(*nt_xent_logits(*args, **kwargs))
 
 
 @torch.no_grad()
 def top1_accuracy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Fraction of rows whose largest logit is the positive: ``(R, K)``, ``(R,)`` -> 0-d tensor."""
     return (logits.argmax(dim=1) == target).float().mean()
+
+
+def contrastive_loss(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy of ``*_logits`` output and its top-1 accuracy (what every method logs).
+
+    Args:
+        logits: ``(R, K)`` from :func:`info_nce_logits` or :func:`nt_xent_logits`.
+        target: ``(R,)`` the positive's column.
+
+    Returns:
+        The scalar float32 loss and the (detached) top-1 accuracy.
+    """
+    return F.cross_entropy(logits, target), top1_accuracy(logits, target)
 
 
 def weighted_mean(per_item: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -292,8 +289,7 @@ def future_clip_loss(
     Returns:
         The loss and the top-1 accuracy (0-d tensors).
     """
-    logits, labels = info_nce_logits(pred, keys, temperature, offset=offset)
-    return F.cross_entropy(logits, labels), top1_accuracy(logits, labels)
+    return contrastive_loss(*info_nce_logits(pred, keys, temperature, offset=offset))
 
 
 # -- masked prediction: MAMP (docs/mamp.md §8.6) and Motion-Transformer (docs/motion_transformer.md) --

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from skelssl.methods import register_method
 from skelssl.methods.base import Method
-from skelssl.methods.losses import gathered_offset, nt_xent_logits, top1_accuracy
+from skelssl.methods.losses import contrastive_loss, gathered_offset, nt_xent_logits
 from skelssl.models.base import Encoder
 from skelssl.models.heads import ProjectionHead
 from skelssl import transforms as T
@@ -108,12 +108,12 @@ class SimCLR(Method):
         z1_all, z2_all = self.gather(z1), self.gather(z2)  # (B, proj_dim), B = N x processes
         offset = gathered_offset(n, z1_all.shape[0])
         logits, target = nt_xent_logits(z1, z2, self.temperature, z1_all=z1_all, z2_all=z2_all, offset=offset)
-        loss = F.cross_entropy(logits, target)
+        loss, top1 = contrastive_loss(logits, target)
         with torch.no_grad():
             self.step += 1
             logs = {
                 "loss": loss.detach(),
                 "pos_sim": F.cosine_similarity(z1.float(), z2.float(), dim=1).mean(),
-                "top1": top1_accuracy(logits, target),
+                "top1": top1,
             }
         return loss, logs
