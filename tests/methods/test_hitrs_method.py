@@ -11,7 +11,8 @@ import torch
 from skelssl.data.synthetic import generate_sample
 from skelssl.methods import get_method
 from skelssl.methods.hitrs import HiTRSPretraining
-from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, mask_joints, sample_order_clips, split_persons, swap_pairs
+from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, sample_order_clips, split_persons, swap_pairs
+from skelssl.methods.masking import mask_joints
 from skelssl.models import build_encoder
 
 torch.set_num_threads(1)

@@ -15,17 +15,8 @@ import torch.nn.functional as F
 
 from skelssl.methods import Method, get_method
 from skelssl.methods.losses import masked_mse
-from skelssl.methods.mamp import MAMP
-from skelssl.methods.mamp_masking import (
-    draw_mask,
-    keep_count,
-    motion_aware_masking,
-    motion_target,
-    normalize_tokens,
-    patchify,
-    token_motion,
-    uniform_masking,
-)
+from skelssl.methods.mamp import MAMP, motion_target, normalize_tokens
+from skelssl.methods.masking import draw_mask, keep_count, motion_aware_masking, patchify, token_motion, uniform_masking
 from skelssl.models import build_encoder
 
 torch.set_num_threads(1)

@@ -9,15 +9,8 @@ import pytest
 import torch
 
 from skelssl.methods import Method, get_method
-from skelssl.methods.motion_transformer import (
-    KEEP,
-    RANDOM,
-    ZERO,
-    corrupt_frames,
-    draw_frame_masks,
-    flow_at,
-    octant_labels,
-)
+from skelssl.methods.masking import KEEP, RANDOM, ZERO, corrupt_frames, draw_frame_masks
+from skelssl.methods.motion_transformer import flow_at, octant_labels
 from skelssl.models import build_encoder
 
 torch.set_num_threads(1)

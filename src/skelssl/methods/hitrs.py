@@ -35,8 +35,9 @@ from torch import nn
 from skelssl.core.batch import frame_mask
 from skelssl.methods import register_method
 from skelssl.methods.base import Method, process_rank
-from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, mask_joints, sample_order_clips, split_persons, swap_pairs
+from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, sample_order_clips, split_persons, swap_pairs
 from skelssl.methods.losses import future_clip_loss, masked_joint_loss, order_loss
+from skelssl.methods.masking import mask_joints
 from skelssl.models.hitrs import HiTRS
 from skelssl.models.windowing import gather_windows, pad_frames, window_indices
 

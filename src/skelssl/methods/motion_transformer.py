@@ -27,118 +27,24 @@ drew two static masks per sequence offline (``dupe_factor``); we draw new ones e
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, Sequence
+from typing import Literal, Sequence
 
 import torch
 from torch import nn
 
-from skelssl.core.batch import frame_mask
 from skelssl.methods import register_method
 from skelssl.methods.base import Method, split_decay_groups
 from skelssl.methods.losses import flow_direction_loss, flow_vector_loss, masked_mse
+from skelssl.methods.masking import FrameMask, corrupt_frames, draw_frame_masks
 from skelssl.models.motion_transformer import MotionTransformer, truncated_normal_init
-from skelssl.transforms.temporal import uniform
 
 __all__ = [
     "MotionTransformerMethod",
-    "MaskDraw",
-    "draw_frame_masks",
-    "corrupt_frames",
     "flow_at",
     "octant_labels",
     "FlowHead",
     "FrameHead",
 ]
-
-ZERO, RANDOM, KEEP = 0, 1, 2  # what happens to a chosen frame in the input
-
-
-class MaskDraw(NamedTuple):
-    """The chosen frames of a batch (``K`` slots per sample, the first ``k_n`` of them used).
-
-    Attributes:
-        positions: ``(N, K)`` int64 distinct token indices.
-        valid: ``(N, K)`` bool, True on the slots in use.
-        action: ``(N, K)`` int64, ``ZERO`` / ``RANDOM`` / ``KEEP`` (the input corruption of each slot).
-        source: ``(N, K)`` int64, the real frame copied in for ``RANDOM`` slots.
-    """
-
-    positions: torch.Tensor
-    valid: torch.Tensor
-    action: torch.Tensor
-    source: torch.Tensor
-
-
-def draw_frame_masks(
-    lengths: torch.Tensor,
-    num_tokens: int,
-    *,
-    ratio: float = 0.15,
-    probs: Sequence[float] = (0.8, 0.1, 0.1),
-    generator: torch.Generator,
-    exclude_last: bool = False,
-) -> MaskDraw:
-    """Choose ``max(1, floor(ratio * len))`` distinct real frames per sample, and their corruption.
-
-    Batched: a uniform score per token, ineligible tokens pushed past every score, the smallest ``K``
-    kept (``K = max(1, floor(ratio * num_tokens))`` is static, so nothing syncs with the host).
-
-    Args:
-        lengths: ``(N,)`` real tokens per sample.
-        num_tokens: ``L``, tokens per sample including padding.
-        ratio: fraction of the real frames chosen (``masked_lm_prob`` 0.15).
-        probs: ``(zero, random, keep)`` probabilities of a chosen frame's input corruption (BERT 80/10/10).
-        generator: source of every draw.
-        exclude_last: choose only frames with a successor (ours); the official code may choose the last
-            frame, whose flow is zero.
-
-    Returns:
-        A :class:`MaskDraw` on ``lengths.device``.
-    """
-    if not 0.0 < ratio <= 1.0:
-        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
-    if len(probs) != 3 or min(probs) < 0 or abs(sum(probs) - 1.0) > 1e-6:
-        raise ValueError(f"probs must be three non-negative numbers summing to 1, got {tuple(probs)}")
-    device = lengths.device
-    lens = lengths.to(torch.int64).clamp(1, num_tokens)  # (N,)
-    n = lens.shape[0]
-    count = torch.floor(lens.double() * ratio).to(torch.int64).clamp(min=1)  # official int(len * prob) or 1
-    eligible = lens - 1 if exclude_last else lens
-    count = torch.minimum(count, eligible)
-    slots = max(1, int(num_tokens * ratio))
-    scores = uniform((n, num_tokens), generator, device)  # (N, L)
-    scores = torch.where(frame_mask(eligible, num_tokens), scores, torch.full_like(scores, 2.0))
-    positions = scores.topk(slots, dim=1, largest=False).indices  # (N, K) distinct
-    valid = torch.arange(slots, device=device)[None, :] < count[:, None]  # (N, K)
-    u = uniform((n, slots), generator, device)
-    action = torch.full((n, slots), KEEP, dtype=torch.int64, device=device)
-    action = torch.where(u < probs[0] + probs[1], torch.full_like(action, RANDOM), action)
-    action = torch.where(u < probs[0], torch.full_like(action, ZERO), action)
-    r = uniform((n, slots), generator, device).double()
-    source = torch.minimum(torch.floor(r * lens[:, None].double()).to(torch.int64), lens[:, None] - 1)
-    return MaskDraw(positions, valid, action, source)
-
-
-def corrupt_frames(tokens: torch.Tensor, draw: MaskDraw) -> torch.Tensor:
-    """Apply the 80/10/10 corruption of ``draw`` to the chosen tokens; a new tensor.
-
-    Args:
-        tokens: ``(N, L, D)``.
-        draw: from :func:`draw_frame_masks`.
-
-    Returns:
-        ``(N, L, D)``: chosen tokens zeroed, replaced by a random real frame of the same sample, or kept.
-    """
-    n, _, d = tokens.shape
-    k = draw.positions.shape[1]
-    pos = draw.positions[:, :, None].expand(n, k, d)
-    original = tokens.gather(1, pos)  # (N, K, D)
-    random = tokens.gather(1, draw.source[:, :, None].expand(n, k, d))  # (N, K, D)
-    action = draw.action[:, :, None]
-    new = torch.where(action == ZERO, torch.zeros_like(original), torch.where(action == RANDOM, random, original))
-    new = torch.where(draw.valid[:, :, None], new, original)  # unused slots leave their token alone
-    return tokens.scatter(1, pos, new)
-
 
 def flow_at(tokens: torch.Tensor, lengths: torch.Tensor, positions: torch.Tensor, channels: int) -> torch.Tensor:
     """Motion flow ``x_{t+1} - x_t`` per joint at the given frames (0 where ``t + 1`` is not real).
@@ -292,7 +198,7 @@ class MotionTransformerMethod(Method):
         return split_decay_groups(self, weight_decay, no_decay=("bias", "norm"))
 
     def pretext_loss(
-        self, tokens: torch.Tensor, token_lens: torch.Tensor | None, draw: MaskDraw
+        self, tokens: torch.Tensor, token_lens: torch.Tensor | None, draw: FrameMask
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss of the configured tasks for prepared tokens and a mask draw.
 
