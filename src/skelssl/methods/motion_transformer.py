@@ -30,20 +30,18 @@ from __future__ import annotations
 from typing import Literal, Sequence
 
 import torch
-from torch import nn
 
 from skelssl.methods import register_method
 from skelssl.methods.base import Method, split_decay_groups
 from skelssl.methods.losses import flow_direction_loss, flow_vector_loss, masked_mse
 from skelssl.methods.masking import FrameMask, corrupt_frames, draw_frame_masks
+from skelssl.models.heads import FlowHead, FrameHead
 from skelssl.models.motion_transformer import MotionTransformer, truncated_normal_init
 
 __all__ = [
     "MotionTransformerMethod",
     "flow_at",
     "octant_labels",
-    "FlowHead",
-    "FrameHead",
 ]
 
 def flow_at(tokens: torch.Tensor, lengths: torch.Tensor, positions: torch.Tensor, channels: int) -> torch.Tensor:
@@ -72,62 +70,6 @@ def octant_labels(flow: torch.Tensor) -> torch.Tensor:
     """``(..., C)`` flow -> ``(...)`` int64 direction class ``sum_c 2^c 1[d_c > 0]`` (8 octants for C = 3)."""
     weights = 2 ** torch.arange(flow.shape[-1], device=flow.device)
     return ((flow > 0).long() * weights).sum(dim=-1)
-
-
-class FlowHead(nn.Module):
-    """Motion-flow head of ``run_motion.py`` (``motion/predictions``).
-
-    Dense(hidden -> J*u) + act + LN -> ``(J, u)`` -> Dense(u -> 4u) + act + LN -> per joint either
-    ``J * 2^C`` logits (``target="direction"``; one shared output matrix ``flow_cls_weights``) or ``C``
-    flow values (``target="vector"``, ours).
-
-    Args:
-        hidden: encoder width.
-        joints: ``J`` joints per token.
-        channels: ``C``.
-        joint_units: ``u`` (``num_joint_units`` 16).
-        target: ``"direction"`` or ``"vector"``.
-        norm_eps: LayerNorm epsilon (TensorFlow 1e-12).
-
-    Shape:
-        ``(B, hidden)`` -> ``(B, J, J * 2^C)`` or ``(B, J, C)``.
-    """
-
-    def __init__(self, hidden: int, joints: int, channels: int, joint_units: int = 16,
-                 target: Literal["direction", "vector"] = "direction", norm_eps: float = 1e-12) -> None:
-        super().__init__()
-        self.joints, self.joint_units = joints, joint_units
-        self.body = nn.Linear(hidden, joints * joint_units)
-        self.body_norm = nn.LayerNorm(joints * joint_units, eps=norm_eps)
-        self.joint = nn.Linear(joint_units, 4 * joint_units)
-        self.joint_norm = nn.LayerNorm(4 * joint_units, eps=norm_eps)
-        out = joints * 2**channels if target == "direction" else channels
-        self.out = nn.Linear(4 * joint_units, out)
-        self.act = nn.GELU(approximate="tanh")
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        z = self.body_norm(self.act(self.body(h)))  # (B, J*u)
-        z = z.view(h.shape[0], self.joints, self.joint_units)  # (B, J, u)
-        z = self.joint_norm(self.act(self.joint(z)))  # (B, J, 4u)
-        return self.out(z)  # (B, J, J*2^C) or (B, J, C)
-
-
-class FrameHead(nn.Module):
-    """Frame reconstruction head of ``run_inpainting.py``: Dense(h -> h) + act + LN -> Linear(h -> D).
-
-    Shape:
-        ``(B, hidden)`` -> ``(B, token_dim)``.
-    """
-
-    def __init__(self, hidden: int, token_dim: int, norm_eps: float = 1e-12) -> None:
-        super().__init__()
-        self.transform = nn.Linear(hidden, hidden)
-        self.transform_norm = nn.LayerNorm(hidden, eps=norm_eps)
-        self.out = nn.Linear(hidden, token_dim)
-        self.act = nn.GELU(approximate="tanh")
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.out(self.transform_norm(self.act(self.transform(h))))
 
 
 @register_method("motion_transformer")
