@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import smooth_motions
 from skelssl.methods import Method, get_method
 from skelssl.methods.losses import masked_mse
 from skelssl.methods.mamp import MAMP, motion_target, normalize_tokens
@@ -33,16 +34,7 @@ def make_method(seed: int = 0, enc_kwargs: dict | None = None, **kwargs) -> MAMP
 
 
 def make_batch(n: int = 4, t: int = 30, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Smooth synthetic motions padded to ``t`` frames; odd samples have one actor."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(12, t + 1, (n,), generator=g)
-    base = torch.randn(n, 3, 1, 25, 2, generator=g)
-    freq = torch.rand(n, 3, 1, 25, 2, generator=g) * 0.3
-    time = torch.arange(t, dtype=torch.float32).view(1, 1, t, 1, 1)
-    x = base + torch.sin(freq * time + base)
-    x = x * (torch.arange(t)[None, :] < lengths[:, None])[:, None, :, None, None]
-    x[1::2, ..., 1] = 0
-    return {"x": x, "lengths": lengths, "label": torch.full((n,), -1), "index": torch.arange(n)}
+    return smooth_motions(n, t, seed, rate=0.3, amplitude=1.0, phase=True)
 
 
 # -- masking ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import smooth_motions
 from skelssl.methods import Method, get_method
 from skelssl.methods.masking import KEEP, RANDOM, ZERO, corrupt_frames, draw_frame_masks
 from skelssl.methods.motion_transformer import flow_at, octant_labels
@@ -28,16 +29,7 @@ def make_method(seed: int = 0, enc_kwargs: dict | None = None, **kwargs):
 
 
 def make_batch(n: int = 6, t: int = 40, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Smooth synthetic motions padded to ``t`` frames; odd samples have one actor."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(12, t + 1, (n,), generator=g)
-    base = torch.randn(n, 3, 1, 25, 2, generator=g)
-    freq = torch.rand(n, 3, 1, 25, 2, generator=g) * 0.3
-    time = torch.arange(t, dtype=torch.float32).view(1, 1, t, 1, 1)
-    x = base + torch.sin(freq * time + base)
-    x = x * (torch.arange(t)[None, :] < lengths[:, None])[:, None, :, None, None]
-    x[1::2, ..., 1] = 0
-    return {"x": x, "lengths": lengths, "label": torch.full((n,), -1), "index": torch.arange(n)}
+    return smooth_motions(n, t, seed, rate=0.3, amplitude=1.0, phase=True)
 
 
 def test_octant_labels_of_a_hand_made_motion():

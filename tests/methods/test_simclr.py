@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import torch
 
+from conftest import TINY_ENCODERS, smooth_motions
 from skelssl.methods import Method, get_method
 from skelssl.models import build_encoder
 
 torch.set_num_threads(1)
 
-TINY = {"channels": (8, 16), "strides": (1, 2), "temporal_kernel": 3}
+TINY = TINY_ENCODERS["stgcn"]
 
 
 def make_method(seed: int = 0, **kwargs):
@@ -24,16 +25,7 @@ def make_method(seed: int = 0, **kwargs):
 
 
 def make_batch(n: int = 8, t: int = 30, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Distinct smooth synthetic motions, padded to ``t`` frames; odd samples have one actor."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(16, t + 1, (n,), generator=g)
-    base = torch.randn(n, 3, 1, 25, 2, generator=g)
-    freq = torch.rand(n, 3, 1, 25, 2, generator=g) * 0.5
-    time = torch.arange(t, dtype=torch.float32).view(1, 1, t, 1, 1)
-    x = base + 0.5 * torch.sin(freq * time)
-    x = x * (torch.arange(t)[None, :] < lengths[:, None])[:, None, :, None, None]
-    x[1::2, ..., 1] = 0
-    return {"x": x, "lengths": lengths, "label": torch.full((n,), -1), "index": torch.arange(n)}
+    return smooth_motions(n, t, seed, min_length=16)
 
 
 def test_one_step_gives_finite_loss_and_encoder_gradients():
