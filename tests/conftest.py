@@ -111,3 +111,17 @@ def smooth_motions(
     if persons > 1:
         x[1::2, ..., 1] = 0
     return {"x": x, "lengths": lengths, "label": torch.full((n,), -1), "index": torch.arange(n)}
+
+
+def train_on_one_batch(method, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], steps: int) -> list[float]:
+    """``steps`` optimiser steps of a method on one batch, taken as the engine takes them (backward,
+    step, ``after_optimizer_step``); the loss of each step, for "training reduces the loss" tests."""
+    losses = []
+    for _ in range(steps):
+        loss, _ = method.training_step(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        method.after_optimizer_step()
+        losses.append(float(loss.detach()))
+    return losses

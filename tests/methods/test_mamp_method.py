@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import smooth_motions
+from conftest import smooth_motions, train_on_one_batch
 from skelssl.methods import Method, get_method
 from skelssl.methods.losses import masked_mse
 from skelssl.methods.mamp import MAMP, motion_target, normalize_tokens
@@ -233,14 +233,7 @@ def test_masks_are_seeded_and_resumable():
 def test_a_few_dozen_steps_reduce_the_loss():
     method = make_method(rotate=0.0, crop=None)
     opt = torch.optim.AdamW(method.param_groups(0.05), lr=2e-3, betas=(0.9, 0.95))
-    batch = make_batch(n=8)
-    losses = []
-    for _ in range(40):
-        loss, _ = method.training_step(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = train_on_one_batch(method, opt, make_batch(n=8), 40)
     assert np.mean(losses[-8:]) < 0.8 * np.mean(losses[:8])
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import smooth_motions
+from conftest import smooth_motions, train_on_one_batch
 from skelssl.methods import Method, get_method
 from skelssl.methods.masking import KEEP, RANDOM, ZERO, corrupt_frames, draw_frame_masks
 from skelssl.methods.motion_transformer import flow_at, octant_labels
@@ -166,14 +166,7 @@ def test_masking_stream_is_seeded_and_resumable():
 def test_a_few_dozen_steps_reduce_the_flow_loss():
     method = make_method(seed=3)
     batch = make_batch(n=8, seed=4)
-    opt = torch.optim.AdamW(method.param_groups(0.01), lr=3e-3)
-    losses = []
-    for _ in range(30):
-        loss, logs = method.training_step(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(logs["loss"]))
+    losses = train_on_one_batch(method, torch.optim.AdamW(method.param_groups(0.01), lr=3e-3), batch, 30)
     assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5, losses
 
 

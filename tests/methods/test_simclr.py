@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from conftest import TINY_ENCODERS, smooth_motions
+from conftest import TINY_ENCODERS, smooth_motions, train_on_one_batch
 from skelssl.methods import Method, get_method
 from skelssl.models import build_encoder
 
@@ -62,15 +62,7 @@ def test_augmentation_stream_is_seeded_and_resumable():
 def test_a_few_dozen_steps_reduce_the_loss():
     method = make_method(seed=3)
     batch = make_batch(n=8, seed=4)
-    opt = torch.optim.Adam(method.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(30):
-        loss, logs = method.training_step(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        method.after_optimizer_step()
-        losses.append(float(logs["loss"]))
+    losses = train_on_one_batch(method, torch.optim.Adam(method.parameters(), lr=3e-3), batch, 30)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.6 * first, (first, last)
 
