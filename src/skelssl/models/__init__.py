@@ -9,12 +9,10 @@ cheap: no encoder module is imported until an encoder is asked for by name.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any
 
 from skelssl.core.layouts import get_layout
-from skelssl.core.registry import Registry
+from skelssl.core.registry import Registry, import_submodules
 from skelssl.models.base import Encoder
 
 __all__ = ["Encoder", "ENCODERS", "build_encoder", "get_encoder", "import_encoders", "register_encoder"]
@@ -29,8 +27,7 @@ def register_encoder(name: str):
 
 def import_encoders() -> list[str]:
     """Import every module of this package (each encoder registers itself); the registered names."""
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
+    import_submodules(__name__)
     return ENCODERS.names()
 
 
