@@ -34,7 +34,7 @@ from torch import nn
 
 from skelssl.core.batch import frame_mask
 from skelssl.methods import register_method
-from skelssl.methods.base import Method, process_rank
+from skelssl.methods.base import Method, no_gather, process_rank
 from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, sample_order_clips, split_persons, swap_pairs
 from skelssl.methods.losses import future_clip_loss, masked_joint_loss, order_loss
 from skelssl.methods.masking import mask_joints
@@ -42,12 +42,6 @@ from skelssl.models.hitrs import HiTRS
 from skelssl.models.windowing import gather_windows, pad_frames, window_indices
 
 __all__ = ["HiTRSPretraining"]
-
-
-def _identity(t: torch.Tensor) -> torch.Tensor:
-    return t
-
-
 
 
 def _distributed() -> bool:
@@ -122,7 +116,7 @@ class HiTRSPretraining(Method):
                         "future": future_weight}
         self.augment_p, self.min_frames = float(augment_p), int(min_frames)
         self.coords = None if coords is None or int(coords) == c else int(coords)
-        self.gather: Callable[[torch.Tensor], torch.Tensor] = _identity
+        self.gather: Callable[[torch.Tensor], torch.Tensor] = no_gather
 
     def _offset(self, local: int, device: torch.device) -> int:
         """Row of this process's first sequence in a gathered tensor (sizes may differ per process)."""

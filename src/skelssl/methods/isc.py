@@ -46,7 +46,7 @@ from torch import nn
 
 from skelssl import transforms as T
 from skelssl.methods import register_method
-from skelssl.methods.base import Method, process_rank
+from skelssl.methods.base import Method, no_gather, process_rank
 from skelssl.methods.losses import contrastive_loss, info_nce_logits
 from skelssl.methods.moco_queue import KeyQueue
 from skelssl.models import build_encoder
@@ -67,11 +67,6 @@ PAIRINGS: dict[str, tuple[str, ...]] = {
 
 #: The official encoder of each representation.
 DEFAULT_ENCODERS = {"seq": "gru", "graph": "agcn", "image": "hcn"}
-
-
-def _identity(t: torch.Tensor) -> torch.Tensor:
-    return t
-
 
 
 def _context(encoder: Encoder) -> dict[str, Any]:
@@ -208,7 +203,7 @@ class ISC(Method):
             (T.random_choice, {"choices": [(T.shear, {"magnitude": shear, "coords": coords}),
                                            (T.joint_corruption, {"num_joints": int(corrupt_joints), "coords": coords})]}),
         ])
-        self.gather: Callable[[torch.Tensor], torch.Tensor] = _identity
+        self.gather: Callable[[torch.Tensor], torch.Tensor] = no_gather
 
     @staticmethod
     def _build_partner(encoder: Encoder, partner: Encoder | dict[str, Any] | None, rep: str) -> Encoder:

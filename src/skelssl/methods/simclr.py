@@ -22,18 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from skelssl.methods import register_method
-from skelssl.methods.base import Method
+from skelssl.methods.base import Method, no_gather
 from skelssl.methods.losses import contrastive_loss, gathered_offset, nt_xent_logits
 from skelssl.models.base import Encoder
 from skelssl.models.heads import ProjectionHead
 from skelssl import transforms as T
 
 __all__ = ["SimCLR"]
-
-
-def _identity(t: torch.Tensor) -> torch.Tensor:
-    return t
-
 
 
 @register_method("simclr")
@@ -85,7 +80,7 @@ class SimCLR(Method):
         if rotate > 0:
             steps.append((T.rotate, {"max_angle": rotate, "coords": coords}))
         self.augment = T.Augment(steps)
-        self.gather: Callable[[torch.Tensor], torch.Tensor] = _identity
+        self.gather: Callable[[torch.Tensor], torch.Tensor] = no_gather
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Two views -> encoder -> head -> NT-Xent.
