@@ -46,9 +46,7 @@ def bone(x: torch.Tensor, layout: Layout, coords: int | None = None) -> torch.Te
     Returns:
         ``(N, C, T, V, M)``.
     """
-    check_batch(x)
-    if x.shape[3] != layout.num_joints:
-        raise ValueError(f"layout {layout.name} has {layout.num_joints} joints, the batch has V = {x.shape[3]}")
+    check_batch(x, layout=layout)
     k = num_coords(x, coords)
     parents = torch.tensor(layout.parents, device=x.device)
     parent = x.index_select(3, parents)
