@@ -1,5 +1,6 @@
-"""Hi-TRS pre-training (its losses are in test_losses.py): the batched sampling (masking statistics, swaps,
-clip choice, person split, augmentation), one training step, and pretext accuracies on synthetic data."""
+"""Hi-TRS pre-training (its losses are in test_losses.py, its masking in test_masking.py): the batched
+sampling (swaps, clip choice, person split, augmentation), one training step, and pretext accuracies
+on synthetic data."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from skelssl.data.synthetic import generate_sample
 from skelssl.methods import get_method
 from skelssl.methods.hitrs import HiTRSPretraining
 from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, sample_order_clips, split_persons, swap_pairs
-from skelssl.methods.masking import mask_joints
 from skelssl.models import build_encoder
 
 torch.set_num_threads(1)
@@ -39,33 +39,6 @@ def walking_batch(n: int, t: int, m: int, lengths: list[int], seed: int = 0) -> 
 
 
 # -- batched sampling ------------------------------------------------------------------------------
-
-
-def test_masking_statistics_match_bert():
-    b, t, v = 64, 50, 25
-    seq = torch.randn(b, t, v, 3, generator=gen(3))  # continuous values: every coordinate is unique
-    lengths = torch.randint(20, t + 1, (b,), generator=gen(4))
-    seq = seq * (torch.arange(t)[None, :] < lengths[:, None])[:, :, None, None]
-    masked, selected = mask_joints(seq, lengths, gen(5))
-    real = torch.arange(t)[None, :] < lengths[:, None]
-    assert not selected[~real].any()  # padded frames are never selected
-    assert torch.equal(masked[~selected], seq[~selected])
-    share = selected.sum().item() / (real.sum().item() * v)
-    assert abs(share - 0.15) < 0.006
-    sel_masked, sel_seq = masked[selected], seq[selected]  # (S, 3)
-    token = (sel_masked == 1.0).all(dim=1)
-    kept = (sel_masked == sel_seq).all(dim=1)
-    other = ~token & ~kept
-    n = selected.sum().item()
-    assert abs(token.sum().item() / n - 0.8) < 0.015
-    assert abs(other.sum().item() / n - 0.1) < 0.012
-    assert abs(kept.sum().item() / n - 0.1) < 0.012
-    # A replaced joint holds the coordinates of another joint of another real frame of its own sequence.
-    for (bi, ti, vi), value in list(zip(selected.nonzero()[other].tolist(), sel_masked[other]))[:200]:
-        source = (seq[bi] == value).all(dim=-1).nonzero().tolist()
-        assert len(source) == 1
-        ts, vs = source[0]
-        assert ts != ti and vs != vi and ts < lengths[bi]
 
 
 def test_swap_pairs_are_uniform_and_at_least_two_apart():

@@ -1,5 +1,6 @@
-"""Motion-Transformer pre-training: octant labels of a hand-made motion, masking statistics, the whole
-step against a per-sample reference, seeding, and the recipes (its losses are in test_losses.py)."""
+"""Motion-Transformer pre-training: octant labels of a hand-made motion, the whole step against a
+per-sample reference, seeding, and the recipes (its masking is in test_masking.py, its losses in
+test_losses.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from conftest import smooth_motions, train_on_one_batch
 from skelssl.methods import Method, get_method
-from skelssl.methods.masking import KEEP, RANDOM, ZERO, corrupt_frames, draw_frame_masks
+from skelssl.methods.masking import corrupt_frames, draw_frame_masks
 from skelssl.methods.motion_transformer import flow_at, octant_labels
 from skelssl.models import build_encoder
 
@@ -51,46 +52,6 @@ def test_octant_labels_of_a_hand_made_motion():
     tok, _ = enc.prepare(x)
     from_tokens = octant_labels(flow_at(tok, torch.tensor([3]), torch.tensor([[0, 1]]), 3))
     assert from_tokens[0, :, :4].tolist() == [[7, 2, 0, 5], [0, 1, 4, 2]]
-
-
-def test_masking_chooses_15_percent_of_real_frames_uniformly():
-    g = torch.Generator().manual_seed(0)
-    lengths = torch.tensor([150, 40, 7, 1, 150])
-    counts = torch.zeros(150)
-    for _ in range(200):
-        d = draw_frame_masks(lengths, 150, generator=g)
-        assert d.positions.shape == (5, 22)
-        assert d.valid.sum(1).tolist() == [22, 6, 1, 1, 22]  # floor(0.15 len), at least 1
-        for i, n in enumerate(lengths.tolist()):
-            chosen = d.positions[i][d.valid[i]]
-            assert len(set(chosen.tolist())) == len(chosen) and int(chosen.max()) < n
-            assert int(d.source[i][d.valid[i]].max()) < n
-        counts += torch.bincount(d.positions[0], minlength=150).float()
-    assert counts.min() > 0.5 * counts.mean() and counts.max() < 1.6 * counts.mean()  # ~29 each
-    last = draw_frame_masks(torch.tensor([10, 2]), 10, generator=g, exclude_last=True)
-    assert all(p < 9 for p in last.positions[0][last.valid[0]].tolist()) and last.positions[1, 0] == 0
-
-
-def test_80_10_10_corruption_over_many_draws():
-    g = torch.Generator().manual_seed(1)
-    d = draw_frame_masks(torch.full((4000,), 150), 150, generator=g)
-    frac = torch.bincount(d.action.flatten(), minlength=3).float() / d.action.numel()
-    assert abs(float(frac[ZERO]) - 0.8) < 0.01 and abs(float(frac[RANDOM]) - 0.1) < 0.01
-    assert abs(float(frac[KEEP]) - 0.1) < 0.01
-    tokens = torch.randn(3, 12, 5)
-    d = draw_frame_masks(torch.tensor([12, 12, 6]), 12, ratio=0.5, generator=g)
-    out = corrupt_frames(tokens, d)
-    touched = torch.zeros(3, 12, dtype=torch.bool)
-    for i in range(3):
-        for k in range(d.positions.shape[1]):
-            p = int(d.positions[i, k])
-            if not d.valid[i, k]:
-                continue
-            touched[i, p] = True
-            choices = {ZERO: torch.zeros(5), RANDOM: tokens[i, int(d.source[i, k])], KEEP: tokens[i, p]}
-            expected = choices[int(d.action[i, k])]
-            assert torch.equal(out[i, p], expected)
-    assert torch.equal(out[~touched], tokens[~touched])  # everything else untouched
 
 
 @pytest.mark.parametrize("tasks", [("flow",), ("reconstruct",), ("flow", "reconstruct")])
