@@ -15,7 +15,7 @@ from skelssl.models import ENCODERS, build_encoder, import_encoders
 
 torch.set_num_threads(1)
 
-REGISTERED = import_encoders()  # every encoder module registers itself as it is imported
+import_encoders()  # every encoder module registers itself as it is imported
 
 LAYOUT = "ntu25"
 V, C = 25, 3
