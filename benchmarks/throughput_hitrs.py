@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from skelssl.core.layouts import NTU25
-from skelssl.methods.hitrs import HiTRSPretraining, future_clip_loss, masked_joint_loss, order_loss
+from skelssl.methods.hitrs import HiTRSPretraining
+from skelssl.methods.losses import future_clip_loss, masked_joint_loss, order_loss
 from skelssl.models import build_encoder
 
 PAPER_SIZE = {"preset": "paper", "encoder_params_M": 6.92, "frames": 64, "sequences_per_update": 256}

@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from skelssl.methods.mamp import MAMP
-from skelssl.methods.mamp_masking import masked_mse, motion_target, normalize_tokens, patchify
+from skelssl.methods.losses import masked_mse
+from skelssl.methods.mamp import motion_target, normalize_tokens
+from skelssl.methods.masking import patchify
 from skelssl.models import build_encoder
 from skelssl.transforms.spatial import rotate
 from skelssl.transforms.temporal import crop_resize

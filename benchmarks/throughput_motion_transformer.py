@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from skelssl.engine import throughput
-from skelssl.methods.motion_transformer import MotionTransformerMethod, flow_direction_loss
+from skelssl.methods.losses import flow_direction_loss
+from skelssl.methods.motion_transformer import MotionTransformerMethod
 from skelssl.models import build_encoder
 
 # Pre-training size of script/run_pretraining_L8.sh (config L8_2048.json; heads and FFN width are ours).

@@ -1,4 +1,7 @@
-"""Shared fixtures: where the real data lives, and small stores."""
+"""Shared fixtures and helpers: where the real data lives, small stores, tiny encoders, synthetic motions.
+
+Test modules import the helpers by name (``from conftest import random_store``); this is the only
+``conftest.py``, so that name always means this file."""
 
 from __future__ import annotations
 
@@ -144,3 +147,55 @@ def random_store(path: Path, n: int = 24, layout: str = "kinect20", persons: int
             yield f"s{i:04d}", frames, {"label": i % classes, "view": 1 + i % 3, "subject": 1 + i % 5}
 
     return write_store(path, samples(), layout, persons, info={"dataset": dataset})
+
+
+# name -> size arguments of a tiny variant of every encoder (in_channels, layout and num_persons are
+# the tests' own); a new encoder adds its entry here (tests/models/test_encoders_common.py fails until
+# it does).
+TINY_ENCODERS: dict[str, dict] = {
+    "stgcn": {"channels": (8, 16), "strides": (1, 2), "temporal_kernel": 3},
+    "motion_transformer": {"preset": "tiny", "frames": 24},
+    "hitrs": {"preset": "tiny"},
+    "gru": {"hidden_size": 8, "num_layers": 2},
+    "agcn": {"channels": (8, 16), "strides": (1, 2), "temporal_kernel": 3},
+    "hcn": {"channels": 4, "frames": 16},
+    "mamp": {"preset": "tiny", "frames": 16},
+}
+
+
+def smooth_motions(
+    n: int, t: int, seed: int = 0, *, min_length: int = 12, rate: float = 0.5, amplitude: float = 0.5,
+    phase: bool = False, persons: int = 2, joints: int = 25,
+) -> dict[str, torch.Tensor]:
+    """A pre-training batch of distinct smooth synthetic motions ``base + a sin(w t [+ base])``.
+
+    Lengths are drawn from ``[min_length, t]`` and the frames beyond them are zero; with two or more
+    persons, odd samples have one actor. ``rate`` scales the random angular speeds ``w``.
+
+    Returns:
+        ``x`` ``(n, 3, t, joints, persons)``, ``lengths`` ``(n,)``, ``label`` (all -1) and ``index``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(min_length, t + 1, (n,), generator=g)
+    base = torch.randn(n, 3, 1, joints, persons, generator=g)
+    w = torch.rand(n, 3, 1, joints, persons, generator=g) * rate
+    angle = w * torch.arange(t, dtype=torch.float32).view(1, 1, t, 1, 1)  # (n, 3, t, joints, persons)
+    x = base + amplitude * torch.sin(angle + base if phase else angle)
+    x = x * (torch.arange(t)[None, :] < lengths[:, None])[:, None, :, None, None]
+    if persons > 1:
+        x[1::2, ..., 1] = 0
+    return {"x": x, "lengths": lengths, "label": torch.full((n,), -1), "index": torch.arange(n)}
+
+
+def train_on_one_batch(method, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], steps: int) -> list[float]:
+    """``steps`` optimiser steps of a method on one batch, taken as the engine takes them (backward,
+    step, ``after_optimizer_step``); the loss of each step, for "training reduces the loss" tests."""
+    losses = []
+    for _ in range(steps):
+        loss, _ = method.training_step(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        method.after_optimizer_step()
+        losses.append(float(loss.detach()))
+    return losses

@@ -21,10 +21,10 @@ def test_there_are_recipes():
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_recipe_loads(recipe):
     from skelssl.methods import import_methods
-    from skelssl.models import _MODULES as ENCODER_MODULES
+    from skelssl.models import import_encoders
 
     cfg = resolve_batch(load_config(recipe), 1)
-    assert cfg.encoder.name in ENCODER_MODULES
+    assert cfg.encoder.name in import_encoders()
     # A supervised baseline names no method: it is evaluated with --random-init (trained from scratch).
     assert cfg.method.name in import_methods() or (not cfg.method.name and "supervised" in recipe.name)
     assert cfg.data.batch_size >= 1 and cfg.trainer.epochs >= 1

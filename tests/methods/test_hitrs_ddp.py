@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from skelssl.engine.dist import all_gather_with_grad
-from skelssl.methods.hitrs import future_clip_loss
+from skelssl.methods.losses import future_clip_loss
 from test_hitrs_method import method, walking_batch
 
 WORLD = 2

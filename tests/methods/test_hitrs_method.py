@@ -1,5 +1,6 @@
-"""Hi-TRS pre-training: losses against naive loops, the batched sampling (masking statistics, swaps,
-clip choice, person split, augmentation), one training step, and pretext accuracies on synthetic data."""
+"""Hi-TRS pre-training (its losses are in test_losses.py, its masking in test_masking.py): the batched
+sampling (swaps, clip choice, person split, augmentation), one training step, and pretext accuracies
+on synthetic data."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import torch
 
 from skelssl.data.synthetic import generate_sample
 from skelssl.methods import get_method
-from skelssl.methods.hitrs import HiTRSPretraining, future_clip_loss, masked_joint_loss, order_loss
-from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, mask_joints, sample_order_clips, split_persons, swap_pairs
+from skelssl.methods.hitrs import HiTRSPretraining
+from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, sample_order_clips, split_persons, swap_pairs
 from skelssl.models import build_encoder
 
 torch.set_num_threads(1)
@@ -37,82 +38,7 @@ def walking_batch(n: int, t: int, m: int, lengths: list[int], seed: int = 0) -> 
     return {"x": x, "lengths": lens}
 
 
-# -- losses against naive references ---------------------------------------------------------------
-
-
-def test_masked_joint_loss_is_the_official_smooth_l1():
-    g = gen()
-    pred, target = torch.randn(2, 6, 5, 3, generator=g) * 0.2, torch.randn(2, 6, 5, 3, generator=g) * 0.2
-    selected = torch.rand(2, 6, 5, generator=g) < 0.3
-    terms = []
-    for b, t, v in selected.nonzero().tolist():
-        for c in range(3):
-            d = abs(10 * pred[b, t, v, c].item() - 10 * target[b, t, v, c].item())
-            terms.append(0.5 * d * d if d < 1 else d - 0.5)
-    assert math.isclose(masked_joint_loss(pred, target, selected).item(), sum(terms) / len(terms), rel_tol=1e-5)
-    assert masked_joint_loss(pred, target, torch.zeros_like(selected)).item() == 0.0
-
-
-def test_order_loss_is_masked_cross_entropy():
-    g = gen(1)
-    logits = torch.randn(8, 2, generator=g)  # 4 originals then 4 permuted
-    valid = torch.tensor([True, False, True, True])
-    terms, hits = [], []
-    for r in range(8):
-        if not valid[r % 4]:
-            continue
-        label = 1 if r < 4 else 0
-        terms.append(-(logits[r, label] - torch.logsumexp(logits[r], 0)).item())
-        hits.append(float(logits[r].argmax().item() == label))
-    loss, acc = order_loss(logits, valid)
-    assert math.isclose(loss.item(), sum(terms) / len(terms), rel_tol=1e-5)
-    assert math.isclose(acc.item(), sum(hits) / len(hits), rel_tol=1e-6)
-    assert order_loss(logits, torch.zeros(4, dtype=torch.bool))[0].item() == 0.0
-
-
-@pytest.mark.parametrize("offset,extra", [(0, 0), (0, 3), (3, 3)])
-def test_future_clip_loss_is_in_batch_info_nce(offset, extra):
-    g = gen(2)
-    pred, own = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g)
-    others = torch.randn(extra, 6, generator=g)
-    keys = torch.cat([others, own]) if offset else torch.cat([own, others])
-    total = 0.0
-    for i in range(4):
-        q = pred[i] / pred[i].norm()
-        sims = [(q @ (k / k.norm())).item() / 0.07 for k in keys]
-        total += -(sims[offset + i] - math.log(sum(math.exp(s) for s in sims)))
-    loss, _ = future_clip_loss(pred, keys, 0.07, offset)
-    assert math.isclose(loss.item(), total / 4, rel_tol=1e-5)
-
-
 # -- batched sampling ------------------------------------------------------------------------------
-
-
-def test_masking_statistics_match_bert():
-    b, t, v = 64, 50, 25
-    seq = torch.randn(b, t, v, 3, generator=gen(3))  # continuous values: every coordinate is unique
-    lengths = torch.randint(20, t + 1, (b,), generator=gen(4))
-    seq = seq * (torch.arange(t)[None, :] < lengths[:, None])[:, :, None, None]
-    masked, selected = mask_joints(seq, lengths, gen(5))
-    real = torch.arange(t)[None, :] < lengths[:, None]
-    assert not selected[~real].any()  # padded frames are never selected
-    assert torch.equal(masked[~selected], seq[~selected])
-    share = selected.sum().item() / (real.sum().item() * v)
-    assert abs(share - 0.15) < 0.006
-    sel_masked, sel_seq = masked[selected], seq[selected]  # (S, 3)
-    token = (sel_masked == 1.0).all(dim=1)
-    kept = (sel_masked == sel_seq).all(dim=1)
-    other = ~token & ~kept
-    n = selected.sum().item()
-    assert abs(token.sum().item() / n - 0.8) < 0.015
-    assert abs(other.sum().item() / n - 0.1) < 0.012
-    assert abs(kept.sum().item() / n - 0.1) < 0.012
-    # A replaced joint holds the coordinates of another joint of another real frame of its own sequence.
-    for (bi, ti, vi), value in list(zip(selected.nonzero()[other].tolist(), sel_masked[other]))[:200]:
-        source = (seq[bi] == value).all(dim=-1).nonzero().tolist()
-        assert len(source) == 1
-        ts, vs = source[0]
-        assert ts != ti and vs != vi and ts < lengths[bi]
 
 
 def test_swap_pairs_are_uniform_and_at_least_two_apart():

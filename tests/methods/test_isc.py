@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import smooth_motions
 from skelssl.methods import Method, get_method
 from skelssl.methods.isc import PAIRINGS
 from skelssl.methods.moco_queue import KeyQueue
@@ -41,16 +42,7 @@ def make_method(pairing: str = "seq+graph", seed: int = 0, layout: str = "ntu25"
 
 
 def make_batch(n: int = 4, t: int = 40, seed: int = 0, persons: int = 2, joints: int = 25) -> dict[str, torch.Tensor]:
-    """Smooth synthetic motions of different lengths; odd samples have one actor."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(12, t + 1, (n,), generator=g)
-    base = torch.randn(n, 3, 1, joints, persons, generator=g)
-    freq = torch.rand(n, 3, 1, joints, persons, generator=g) * 0.5
-    x = base + 0.5 * torch.sin(freq * torch.arange(t, dtype=torch.float32).view(1, 1, t, 1, 1))
-    x = x * (torch.arange(t)[None, :] < lengths[:, None])[:, None, :, None, None]
-    if persons > 1:
-        x[1::2, ..., 1] = 0
-    return {"x": x, "lengths": lengths, "label": torch.full((n,), -1), "index": torch.arange(n)}
+    return smooth_motions(n, t, seed, persons=persons, joints=joints)
 
 
 def naive_info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, tau: float) -> torch.Tensor:

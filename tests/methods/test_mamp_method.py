@@ -1,7 +1,7 @@
-"""MAMP pre-training: the 74-of-750 truncation, motion-aware masking against a per-row loop and over
-many draws, the motion target against a hand computation, the masked-only loss, the whole step
-against an official-style per-sequence reference (embed all, gather, concatenate mask tokens,
-un-shuffle), seeding, the MAE variant, decay groups and the recipes (METHODS.md §8.4-8.7, §8.13)."""
+"""MAMP pre-training (its masking is in test_masking.py, its loss in test_losses.py): the motion target
+against a hand computation, the whole step against an official-style per-sequence reference (embed
+all, gather, concatenate mask tokens, un-shuffle), seeding, the MAE variant, decay groups and the
+recipes (METHODS.md §8.4-8.7, §8.13)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import smooth_motions, train_on_one_batch
 from skelssl.methods import Method, get_method
-from skelssl.methods.mamp import MAMP
-from skelssl.methods.mamp_masking import (
-    draw_mask,
-    keep_count,
-    masked_mse,
-    motion_aware_masking,
-    motion_target,
-    normalize_tokens,
-    patchify,
-    token_motion,
-    uniform_masking,
-)
+from skelssl.methods.losses import masked_mse
+from skelssl.methods.mamp import MAMP, motion_target, normalize_tokens
+from skelssl.methods.masking import draw_mask, keep_count, patchify
 from skelssl.models import build_encoder
 
 torch.set_num_threads(1)
@@ -42,81 +34,7 @@ def make_method(seed: int = 0, enc_kwargs: dict | None = None, **kwargs) -> MAMP
 
 
 def make_batch(n: int = 4, t: int = 30, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Smooth synthetic motions padded to ``t`` frames; odd samples have one actor."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(12, t + 1, (n,), generator=g)
-    base = torch.randn(n, 3, 1, 25, 2, generator=g)
-    freq = torch.rand(n, 3, 1, 25, 2, generator=g) * 0.3
-    time = torch.arange(t, dtype=torch.float32).view(1, 1, t, 1, 1)
-    x = base + torch.sin(freq * time + base)
-    x = x * (torch.arange(t)[None, :] < lengths[:, None])[:, None, :, None, None]
-    x[1::2, ..., 1] = 0
-    return {"x": x, "lengths": lengths, "label": torch.full((n,), -1), "index": torch.arange(n)}
-
-
-# -- masking ---------------------------------------------------------------------------------------------
-
-
-def test_74_of_750_tokens_stay_visible_at_90_percent():
-    assert 750 * (1 - 0.9) < 75 and keep_count(750, 0.9) == 74  # int(74.99999999999999)
-    g = torch.Generator().manual_seed(0)
-    motion = torch.rand(6, 750)
-    for draw in (motion_aware_masking(motion, 74, 0.8, g), uniform_masking(6, 750, 74, g, "cpu")):
-        assert draw.ids_keep.shape == (6, 74) and draw.mask.shape == (6, 750)
-        assert draw.mask.sum(1).tolist() == [676] * 6  # exactly 676 masked per sequence
-        assert not draw.mask.gather(1, draw.ids_keep).any()  # the kept ones are the unmasked ones
-        assert all(len(set(row.tolist())) == 74 for row in draw.ids_keep)
-    enc = build_encoder("mamp", layout="ntu25", num_persons=2)
-    assert get_method("mamp")(enc).keep == 74
-
-
-def test_token_motion_of_a_linear_drift():
-    seq = torch.zeros(1, 3, 16, 25)
-    seq[0, 0, :, 3] = 0.5 * torch.arange(16.0)  # joint 3 drifts along x by 0.5 per frame
-    m = token_motion(patchify(seq, 4), 25).view(4, 25)
-    # Adjacent 4-frame tokens differ by 4 x 0.5 = 2 in each of the 4 x entries: mean over 12 = 8/12.
-    torch.testing.assert_close(m[:, 3], torch.full((4,), 2.0 / 3.0))  # t = 0 copies t = 1
-    assert float(m[:, [0, 1, 2, 4]].abs().max()) == 0.0
-
-
-def naive_motion_masking(motion: np.ndarray, keep: int, tau: float, u: np.ndarray) -> list[set[int]]:
-    """§8.5 steps 3-6 row by row in NumPy float64, from the same uniform draws ``u``."""
-    out = []
-    for m, row_u in zip(motion.astype(np.float64), u.astype(np.float64)):
-        s = m / (tau * m.max() + 1e-10)
-        p = np.exp(s - s.max())
-        p /= p.sum()
-        score = np.log(p) - np.log(-np.log(row_u + 1e-10) + 1e-10)
-        out.append(set(np.argsort(score, kind="stable")[:keep].tolist()))
-    return out
-
-
-def test_motion_aware_masking_equals_a_row_loop():
-    motion = torch.rand(5, 200) ** 3
-    draw = motion_aware_masking(motion, 20, 0.8, torch.Generator().manual_seed(7))
-    u = torch.rand(5, 200, generator=torch.Generator().manual_seed(7)).numpy()
-    assert [set(r.tolist()) for r in draw.ids_keep] == naive_motion_masking(motion.numpy(), 20, 0.8, u)
-
-
-def test_masking_favours_high_motion_tokens_over_many_draws():
-    seq = torch.zeros(1, 3, 16, 25)
-    seq[0, :, :, 3] = torch.sin(0.7 * torch.arange(16.0))[None, :]  # only joint 3 moves
-    patches = patchify(seq, 4).expand(400, -1, -1)  # 400 draws at once
-    moving = torch.zeros(100, dtype=torch.bool)
-    moving[3::25] = True
-    g = torch.Generator().manual_seed(0)
-    keep = keep_count(100, 0.9)
-
-    def masked_rates(tau: float, p: torch.Tensor = patches) -> tuple[float, float]:
-        mask = draw_mask(p, 25, keep, tau, g).mask.float().mean(0)  # (L,) masking frequency
-        return float(mask[moving].mean()), float(mask[~moving].mean())
-
-    hi, lo = masked_rates(0.8)
-    assert hi > lo + 0.04  # moving tokens are masked more often (~0.97 vs ~0.90)
-    flat_hi, flat_lo = masked_rates(1e6)  # tau -> infinity: uniform
-    assert abs(flat_hi - flat_lo) < 0.03
-    still_hi, still_lo = masked_rates(0.8, torch.zeros_like(patches))  # an absent person: uniform
-    assert abs(still_hi - still_lo) < 0.03
+    return smooth_motions(n, t, seed, rate=0.3, amplitude=1.0, phase=True)
 
 
 # -- target and loss ----------------------------------------------------------------------------------------
@@ -139,17 +57,6 @@ def test_motion_target_equals_a_hand_computation():
     assert float(norm[0, 1].abs().max()) == 0  # an all-zero token stays zero
     static = torch.ones(2, 3, 8, 25) * 3.0
     assert float(motion_target(static, 4).abs().max()) == 0.0  # a static clip has no motion
-
-
-def test_loss_counts_masked_tokens_only():
-    g = torch.Generator().manual_seed(0)
-    pred, target = torch.randn(3, 50, 12, generator=g), torch.randn(3, 50, 12, generator=g)
-    mask = torch.rand(3, 50, generator=g) < 0.8
-    loss = masked_mse(pred, target, mask)
-    naive = [((pred[b, i] - target[b, i]) ** 2).mean() for b in range(3) for i in range(50) if mask[b, i]]
-    torch.testing.assert_close(loss, torch.stack(naive).mean())
-    changed = torch.where(mask[:, :, None], pred, torch.randn(3, 50, 12, generator=g) * 100)  # visible tokens only
-    torch.testing.assert_close(masked_mse(changed, target, mask), loss)
 
 
 # -- the whole step ------------------------------------------------------------------------------------------
@@ -261,14 +168,7 @@ def test_masks_are_seeded_and_resumable():
 def test_a_few_dozen_steps_reduce_the_loss():
     method = make_method(rotate=0.0, crop=None)
     opt = torch.optim.AdamW(method.param_groups(0.05), lr=2e-3, betas=(0.9, 0.95))
-    batch = make_batch(n=8)
-    losses = []
-    for _ in range(40):
-        loss, _ = method.training_step(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = train_on_one_batch(method, opt, make_batch(n=8), 40)
     assert np.mean(losses[-8:]) < 0.8 * np.mean(losses[:8])
 
 

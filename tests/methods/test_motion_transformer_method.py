@@ -1,5 +1,6 @@
-"""Motion-Transformer pre-training: octant labels of a hand-made motion, masking statistics, each loss
-against a naive loop, the whole step against a per-sample reference, seeding, and the recipes."""
+"""Motion-Transformer pre-training: octant labels of a hand-made motion, the whole step against a
+per-sample reference, seeding, and the recipes (its masking is in test_masking.py, its losses in
+test_losses.py)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
+from conftest import smooth_motions, train_on_one_batch
 from skelssl.methods import Method, get_method
-from skelssl.methods.motion_transformer import (
-    KEEP,
-    RANDOM,
-    ZERO,
-    corrupt_frames,
-    draw_frame_masks,
-    flow_at,
-    flow_direction_loss,
-    flow_vector_loss,
-    frame_mse,
-    octant_labels,
-)
+from skelssl.methods.masking import corrupt_frames, draw_frame_masks
+from skelssl.methods.motion_transformer import flow_at, octant_labels
 from skelssl.models import build_encoder
 
 torch.set_num_threads(1)
@@ -39,16 +30,7 @@ def make_method(seed: int = 0, enc_kwargs: dict | None = None, **kwargs):
 
 
 def make_batch(n: int = 6, t: int = 40, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Smooth synthetic motions padded to ``t`` frames; odd samples have one actor."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(12, t + 1, (n,), generator=g)
-    base = torch.randn(n, 3, 1, 25, 2, generator=g)
-    freq = torch.rand(n, 3, 1, 25, 2, generator=g) * 0.3
-    time = torch.arange(t, dtype=torch.float32).view(1, 1, t, 1, 1)
-    x = base + torch.sin(freq * time + base)
-    x = x * (torch.arange(t)[None, :] < lengths[:, None])[:, None, :, None, None]
-    x[1::2, ..., 1] = 0
-    return {"x": x, "lengths": lengths, "label": torch.full((n,), -1), "index": torch.arange(n)}
+    return smooth_motions(n, t, seed, rate=0.3, amplitude=1.0, phase=True)
 
 
 def test_octant_labels_of_a_hand_made_motion():
@@ -70,74 +52,6 @@ def test_octant_labels_of_a_hand_made_motion():
     tok, _ = enc.prepare(x)
     from_tokens = octant_labels(flow_at(tok, torch.tensor([3]), torch.tensor([[0, 1]]), 3))
     assert from_tokens[0, :, :4].tolist() == [[7, 2, 0, 5], [0, 1, 4, 2]]
-
-
-def test_masking_chooses_15_percent_of_real_frames_uniformly():
-    g = torch.Generator().manual_seed(0)
-    lengths = torch.tensor([150, 40, 7, 1, 150])
-    counts = torch.zeros(150)
-    for _ in range(200):
-        d = draw_frame_masks(lengths, 150, generator=g)
-        assert d.positions.shape == (5, 22)
-        assert d.valid.sum(1).tolist() == [22, 6, 1, 1, 22]  # floor(0.15 len), at least 1
-        for i, n in enumerate(lengths.tolist()):
-            chosen = d.positions[i][d.valid[i]]
-            assert len(set(chosen.tolist())) == len(chosen) and int(chosen.max()) < n
-            assert int(d.source[i][d.valid[i]].max()) < n
-        counts += torch.bincount(d.positions[0], minlength=150).float()
-    assert counts.min() > 0.5 * counts.mean() and counts.max() < 1.6 * counts.mean()  # ~29 each
-    last = draw_frame_masks(torch.tensor([10, 2]), 10, generator=g, exclude_last=True)
-    assert all(p < 9 for p in last.positions[0][last.valid[0]].tolist()) and last.positions[1, 0] == 0
-
-
-def test_80_10_10_corruption_over_many_draws():
-    g = torch.Generator().manual_seed(1)
-    d = draw_frame_masks(torch.full((4000,), 150), 150, generator=g)
-    frac = torch.bincount(d.action.flatten(), minlength=3).float() / d.action.numel()
-    assert abs(float(frac[ZERO]) - 0.8) < 0.01 and abs(float(frac[RANDOM]) - 0.1) < 0.01
-    assert abs(float(frac[KEEP]) - 0.1) < 0.01
-    tokens = torch.randn(3, 12, 5)
-    d = draw_frame_masks(torch.tensor([12, 12, 6]), 12, ratio=0.5, generator=g)
-    out = corrupt_frames(tokens, d)
-    touched = torch.zeros(3, 12, dtype=torch.bool)
-    for i in range(3):
-        for k in range(d.positions.shape[1]):
-            p = int(d.positions[i, k])
-            if not d.valid[i, k]:
-                continue
-            touched[i, p] = True
-            choices = {ZERO: torch.zeros(5), RANDOM: tokens[i, int(d.source[i, k])], KEEP: tokens[i, p]}
-            expected = choices[int(d.action[i, k])]
-            assert torch.equal(out[i, p], expected)
-    assert torch.equal(out[~touched], tokens[~touched])  # everything else untouched
-
-
-def test_losses_equal_naive_loops():
-    g = torch.Generator().manual_seed(2)
-    b, j, k = 5, 4, 8
-    logits = torch.randn(b, j, j * k, generator=g)
-    labels = torch.randint(0, k, (b, j), generator=g)
-    valid = torch.tensor([True, True, False, True, False])
-    total, count, own_total = 0.0, 0, 0.0
-    for i in range(b):
-        if not valid[i]:
-            continue
-        for jj in range(j):
-            row = logits[i, jj]
-            total += float(-torch.log_softmax(row, 0)[k * jj + labels[i, jj]])
-            own_total += float(-torch.log_softmax(row[k * jj: k * jj + k], 0)[labels[i, jj]])
-            count += 1
-    loss, acc = flow_direction_loss(logits, labels, valid, "all_joints")
-    assert float(loss) == pytest.approx(total / count, rel=1e-5)
-    assert 0.0 <= float(acc) <= 1.0
-    own, _ = flow_direction_loss(logits, labels, valid, "per_joint")
-    assert float(own) == pytest.approx(own_total / count, rel=1e-5)
-    pred, flow = torch.randn(b, j, 3, generator=g) * 2, torch.randn(b, j, 3, generator=g)
-    per = [float(F.smooth_l1_loss(pred[i], flow[i], beta=0.5)) for i in range(b) if valid[i]]
-    assert float(flow_vector_loss(pred, flow, valid, beta=0.5)) == pytest.approx(sum(per) / len(per), rel=1e-5)
-    p, t = torch.randn(b, 75, generator=g), torch.randn(b, 75, generator=g)
-    per = [float(((p[i] - t[i]) ** 2).mean()) for i in range(b) if valid[i]]
-    assert float(frame_mse(p, t, valid)) == pytest.approx(sum(per) / len(per), rel=1e-5)
 
 
 @pytest.mark.parametrize("tasks", [("flow",), ("reconstruct",), ("flow", "reconstruct")])
@@ -213,14 +127,7 @@ def test_masking_stream_is_seeded_and_resumable():
 def test_a_few_dozen_steps_reduce_the_flow_loss():
     method = make_method(seed=3)
     batch = make_batch(n=8, seed=4)
-    opt = torch.optim.AdamW(method.param_groups(0.01), lr=3e-3)
-    losses = []
-    for _ in range(30):
-        loss, logs = method.training_step(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(logs["loss"]))
+    losses = train_on_one_batch(method, torch.optim.AdamW(method.param_groups(0.01), lr=3e-3), batch, 30)
     assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5, losses
 
 

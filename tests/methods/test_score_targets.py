@@ -85,7 +85,8 @@ def test_hitrs_on_3d_keeps_three_targets(tmp_path):
 @pytest.mark.parametrize("target", ["motion", "position"])
 def test_mamp_reconstructs_coordinates_only(coco_store, monkeypatch, target):
     import skelssl.methods.mamp as mamp_module
-    from skelssl.methods.mamp_masking import motion_target, patchify
+    from skelssl.methods.mamp import motion_target
+    from skelssl.methods.masking import patchify
 
     method = _method("mamp", coco_store, f"method.kwargs.target={target}", "method.kwargs.norm_target=false")
     p = method.encoder.t_patch

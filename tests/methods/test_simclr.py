@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import torch
 
+from conftest import TINY_ENCODERS, smooth_motions, train_on_one_batch
 from skelssl.methods import Method, get_method
 from skelssl.models import build_encoder
 
 torch.set_num_threads(1)
 
-TINY = {"channels": (8, 16), "strides": (1, 2), "temporal_kernel": 3}
+TINY = TINY_ENCODERS["stgcn"]
 
 
 def make_method(seed: int = 0, **kwargs):
@@ -24,16 +25,7 @@ def make_method(seed: int = 0, **kwargs):
 
 
 def make_batch(n: int = 8, t: int = 30, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Distinct smooth synthetic motions, padded to ``t`` frames; odd samples have one actor."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(16, t + 1, (n,), generator=g)
-    base = torch.randn(n, 3, 1, 25, 2, generator=g)
-    freq = torch.rand(n, 3, 1, 25, 2, generator=g) * 0.5
-    time = torch.arange(t, dtype=torch.float32).view(1, 1, t, 1, 1)
-    x = base + 0.5 * torch.sin(freq * time)
-    x = x * (torch.arange(t)[None, :] < lengths[:, None])[:, None, :, None, None]
-    x[1::2, ..., 1] = 0
-    return {"x": x, "lengths": lengths, "label": torch.full((n,), -1), "index": torch.arange(n)}
+    return smooth_motions(n, t, seed, min_length=16)
 
 
 def test_one_step_gives_finite_loss_and_encoder_gradients():
@@ -70,15 +62,7 @@ def test_augmentation_stream_is_seeded_and_resumable():
 def test_a_few_dozen_steps_reduce_the_loss():
     method = make_method(seed=3)
     batch = make_batch(n=8, seed=4)
-    opt = torch.optim.Adam(method.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(30):
-        loss, logs = method.training_step(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        method.after_optimizer_step()
-        losses.append(float(logs["loss"]))
+    losses = train_on_one_batch(method, torch.optim.Adam(method.parameters(), lr=3e-3), batch, 30)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.6 * first, (first, last)
 

@@ -1,37 +1,21 @@
 """Checks every registered encoder must pass (timm's ``test_models.py`` pattern).
 
-A new encoder joins by adding one entry to ``TINY``: keyword arguments for a version small enough to
-run on a CPU in well under a second. A registered encoder without an entry fails
-``test_every_registered_encoder_has_a_tiny_config``.
+A new encoder joins by adding one entry to ``TINY_ENCODERS`` in ``tests/conftest.py``: keyword
+arguments for a version small enough to run on a CPU in well under a second. A registered encoder
+without an entry fails ``test_every_registered_encoder_has_a_tiny_config``.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 import pytest
 import torch
 
-import skelssl.models
-from skelssl.models import ENCODERS, build_encoder
+from conftest import TINY_ENCODERS as TINY
+from skelssl.models import ENCODERS, build_encoder, import_encoders
 
 torch.set_num_threads(1)
 
-# name -> size arguments of a tiny variant (in_channels, layout and num_persons are set by the tests).
-TINY: dict[str, dict] = {
-    "stgcn": {"channels": (8, 16), "strides": (1, 2), "temporal_kernel": 3},
-    "motion_transformer": {"preset": "tiny", "frames": 24},
-    "hitrs": {"preset": "tiny"},
-    "gru": {"hidden_size": 8, "num_layers": 2},
-    "agcn": {"channels": (8, 16), "strides": (1, 2), "temporal_kernel": 3},
-    "hcn": {"channels": 4, "frames": 16},
-    "mamp": {"preset": "tiny", "frames": 16},
-}
-
-# Import every encoder module so that everything registered is tested.
-for _mod in pkgutil.iter_modules(skelssl.models.__path__):
-    importlib.import_module(f"skelssl.models.{_mod.name}")
+import_encoders()  # every encoder module registers itself as it is imported
 
 LAYOUT = "ntu25"
 V, C = 25, 3
@@ -53,7 +37,8 @@ def batch(n: int, t: int, m: int, lengths: list[int], seed: int = 0) -> tuple[to
 def test_every_registered_encoder_has_a_tiny_config():
     # Names starting with "_" are test-only encoders other test files register.
     missing = [name for name in ENCODERS.names() if name not in TINY and not name.startswith("_")]
-    assert not missing, f"add a tiny config to TINY in {__file__} for: {missing}"
+    assert not missing, f"add a tiny config to TINY_ENCODERS in tests/conftest.py for: {missing}"
+    assert all(ENCODERS.get(name).__module__ == f"skelssl.models.{name}" for name in TINY), "a file's name is its key"
 
 
 @pytest.mark.parametrize("name", sorted(TINY))

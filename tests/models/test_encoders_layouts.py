@@ -3,28 +3,14 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 import pytest
 import torch
 
-import skelssl.models
+from conftest import TINY_ENCODERS as TINY
 from skelssl.core.layouts import BUILTIN_LAYOUTS
-from skelssl.models import ENCODERS, build_encoder
+from skelssl.models import ENCODERS, build_encoder, import_encoders
 
-# As tests/models/test_encoders_common.py (sizes only).
-TINY: dict[str, dict] = {
-    "stgcn": {"channels": (8, 16), "strides": (1, 2), "temporal_kernel": 3},
-    "motion_transformer": {"preset": "tiny", "frames": 24},
-    "hitrs": {"preset": "tiny"},
-    "gru": {"hidden_size": 8, "num_layers": 2},
-    "agcn": {"channels": (8, 16), "strides": (1, 2), "temporal_kernel": 3},
-    "hcn": {"channels": 4, "frames": 16},
-    "mamp": {"preset": "tiny", "frames": 16},
-}
-for _mod in pkgutil.iter_modules(skelssl.models.__path__):
-    importlib.import_module(f"skelssl.models.{_mod.name}")
+import_encoders()
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

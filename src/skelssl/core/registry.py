@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "import_submodules"]
+
+
+def import_submodules(package: str) -> None:
+    """Import every module of ``package`` (``"skelssl.methods"``): where each entry of a registry is
+    registered by a decorator in its own module, this fills the registry."""
+    for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        importlib.import_module(f"{package}.{info.name}")
 
 
 class Registry(Generic[T]):

@@ -701,10 +701,8 @@ def build_encoder_from_config(section: ComponentConfig, **context: Any):
     _ensure(section.name)
     try:
         cls = ENCODERS.get(section.name)
-    except KeyError:
-        from skelssl.models import _MODULES
-
-        raise _unknown_name("encoder", section.name, set(ENCODERS.names()) | set(_MODULES)) from None
+    except KeyError:  # _ensure imported every encoder module: ENCODERS knows them all
+        raise _unknown_name("encoder", section.name, set(ENCODERS.names())) from None
     kwargs = checked_kwargs(cls, dict(section.kwargs), "encoder.kwargs")
     params = inspect.signature(cls.__init__).parameters
     for key, value in context.items():

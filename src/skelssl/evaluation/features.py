@@ -59,11 +59,26 @@ def run_model(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``model(x, lengths)`` over a dataset in eval mode; outputs and labels in dataset order.
 
-    This is :func:`extract_features` for any module with the encoder call signature (an encoder, or
-    a :class:`~skelssl.evaluation.heads.Classifier` giving logits).
+    For any module with the encoder call signature: an encoder (:func:`extract_features`) or a
+    :class:`~skelssl.evaluation.heads.Classifier` giving logits (:func:`~skelssl.evaluation.heads.evaluate_classifier`).
+
+    Args:
+        model: ``forward(x, lengths) -> (N, D)``, already on ``device``.
+        dataset: a :class:`~skelssl.data.dataset.SkeletonDataset` (items ``x``, ``length``, ``label``,
+            ``index``), batched with ``collate_fn`` (default :func:`~skelssl.data.dataset.collate`).
+        batch_size: samples per forward pass.
+        device: where the batches go.
+        batch_transform: ``batch -> batch`` applied on ``device`` before the model, for deterministic
+            test-time views (e.g. ISC's centre 95 % crop resized to 64 frames).
+        num_workers: data-loader workers.
+        progress: show a tqdm bar (on rank 0) named ``desc``; otherwise nothing is printed.
+        gather: across-process all-gather (``fabric.all_gather``); with it each process runs the model on
+            its shard and all processes return the full, ordered result.
+        rank: this process's rank (with ``gather``).
+        world_size: number of processes (with ``gather``).
 
     Returns:
-        ``outputs`` ``(N, D)`` float32 on the CPU and ``labels`` ``(N,)`` int64.
+        ``outputs`` ``(N, D)`` float32 on the CPU and ``labels`` ``(N,)`` int64, in dataset order.
     """
     n = len(dataset)
     if n == 0:
@@ -124,53 +139,20 @@ def run_model(
     return out_feats, out_labels
 
 
-def extract_features(
-    encoder: nn.Module,
-    dataset: Dataset,
-    *,
-    batch_size: int = 128,
-    device: str | torch.device = "cpu",
-    batch_transform: Callable[[Batch], Batch] | None = None,
-    num_workers: int = 0,
-    progress: bool = False,
-    gather: Gather | None = None,
-    rank: int = 0,
-    world_size: int = 1,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pooled features of every sample of ``dataset`` from a frozen encoder.
+def extract_features(encoder: nn.Module, dataset: Dataset, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled features of every sample of ``dataset`` from a frozen encoder: :func:`run_model` on it.
 
     Args:
         encoder: an :class:`~skelssl.models.base.Encoder` (``forward(x, lengths) -> (N, D)``),
             already on ``device``.
-        dataset: a :class:`~skelssl.data.dataset.SkeletonDataset` (items ``x``, ``length``, ``label``,
-            ``index``), batched with :func:`~skelssl.data.dataset.collate`.
-        batch_size: samples per forward pass.
-        device: where the batches go.
-        batch_transform: ``batch -> batch`` applied on ``device`` before the encoder, for deterministic
-            test-time views (e.g. ISC's centre 95 % crop resized to 64 frames).
-        num_workers: data-loader workers.
-        progress: show a tqdm bar (on rank 0); otherwise nothing is printed.
-        gather: across-process all-gather (``fabric.all_gather``); with it each process encodes its
-            shard and all processes return the full, ordered result.
-        rank: this process's rank (with ``gather``).
-        world_size: number of processes (with ``gather``).
+        dataset: the samples.
+        **options: the keywords of :func:`run_model` (``batch_size``, ``device``, ``batch_transform``,
+            ``num_workers``, ``progress``, ``gather``, ``rank``, ``world_size``, ``collate_fn``).
 
     Returns:
         ``features`` ``(N, D)`` float32 on the CPU and ``labels`` ``(N,)`` int64, in dataset order.
     """
-    return run_model(
-        encoder,
-        dataset,
-        batch_size=batch_size,
-        device=device,
-        batch_transform=batch_transform,
-        num_workers=num_workers,
-        progress=progress,
-        desc="features",
-        gather=gather,
-        rank=rank,
-        world_size=world_size,
-    )
+    return run_model(encoder, dataset, **options)
 
 
 class CachedEncoder(nn.Module):

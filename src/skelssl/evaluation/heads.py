@@ -1,4 +1,6 @@
-"""Classification heads and the encoder + head module that linear evaluation and fine-tuning train.
+"""The encoder + head module that linear evaluation and fine-tuning train (the heads themselves,
+:class:`~skelssl.models.heads.LinearHead` and :class:`~skelssl.models.heads.MLPHead`, are with every
+other head in :mod:`skelssl.models.heads`; they are imported here too).
 
 :class:`Classifier` implements the engine's module interface (``training_step``, ``param_groups``,
 ``after_optimizer_step``) so that linear probing, fine-tuning and semi-supervised training run in the
@@ -14,76 +16,19 @@ same loop as pre-training.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from skelssl.evaluation.features import Gather, run_model
+from skelssl.evaluation.features import run_model
 from skelssl.evaluation.metrics import topk_accuracy
+from skelssl.models.heads import LinearHead, MLPHead
 from skelssl.models.params import split_decay_groups
 
 __all__ = ["LinearHead", "MLPHead", "Classifier", "evaluate_classifier", "decay_groups"]
-
-
-class LinearHead(nn.Module):
-    """A linear classifier on pooled features, optionally after a non-affine BatchNorm.
-
-    Args:
-        in_dim: feature size ``D``.
-        num_classes: output classes.
-        batch_norm: put ``BatchNorm1d(D, affine=False, eps=1e-6)`` first (MAMP's linear probe); its
-            statistics update while the head trains.
-
-    Shape:
-        ``(N, D)`` -> ``(N, num_classes)``.
-    """
-
-    def __init__(self, in_dim: int, num_classes: int, batch_norm: bool = False) -> None:
-        super().__init__()
-        self.norm = nn.BatchNorm1d(in_dim, affine=False, eps=1e-6) if batch_norm else nn.Identity()
-        self.fc = nn.Linear(in_dim, num_classes)
-        # ISC (action_classification.py) and MAMP (main_linprobe.py): weight ~ N(0, 0.01), bias 0.
-        nn.init.normal_(self.fc.weight, std=0.01)
-        nn.init.zeros_(self.fc.bias)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.norm(features))
-
-
-class MLPHead(nn.Module):
-    """Two-layer head ``Linear -> BatchNorm1d -> ReLU -> Linear`` (MAMP's fine-tune head).
-
-    Args:
-        in_dim: feature size ``D``.
-        num_classes: output classes.
-        hidden_dim: hidden width (MAMP: 2048).
-        batch_norm: BatchNorm1d after the first layer (MAMP: yes, momentum 0.1).
-        dropout: dropout on the input features.
-
-    Shape:
-        ``(N, D)`` -> ``(N, num_classes)``.
-    """
-
-    def __init__(self, in_dim: int, num_classes: int, hidden_dim: int = 2048, batch_norm: bool = True, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
-            nn.Linear(in_dim, hidden_dim),
-            nn.BatchNorm1d(hidden_dim, momentum=0.1) if batch_norm else nn.Identity(),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden_dim, num_classes),
-        )
-        # MAMP's model-wide init runs after the head is built: Xavier-uniform weights, zero bias.
-        for m in self.net:
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(features)
 
 
 def decay_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -164,46 +109,21 @@ class Classifier(nn.Module):
         return self(batch["x"], batch.get("lengths"))
 
 
-def evaluate_classifier(
-    classifier: nn.Module,
-    dataset: Dataset,
-    batch_size: int = 128,
-    device: str | torch.device = "cpu",
-    batch_transform: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
-    *,
-    num_workers: int = 0,
-    progress: bool = False,
-    gather: Gather | None = None,
-    rank: int = 0,
-    world_size: int = 1,
-    collate_fn: Callable[[list[Any]], dict[str, torch.Tensor]] | None = None,
-) -> dict[str, Any]:
+def evaluate_classifier(classifier: nn.Module, dataset: Dataset, **options: Any) -> dict[str, Any]:
     """Test a classifier on a whole dataset (eval mode, no augmentation beyond ``batch_transform``).
 
     Args:
-        classifier: a :class:`Classifier` (or any module ``(x, lengths) -> logits``) on ``device``.
+        classifier: a :class:`Classifier` (or any module ``(x, lengths) -> logits``) on its device.
         dataset: the test split.
-        batch_size, device, batch_transform, num_workers, progress, gather, rank, world_size: as in
-            :func:`~skelssl.evaluation.features.extract_features`.
+        **options: the keywords of :func:`~skelssl.evaluation.features.run_model` (``batch_size``,
+            ``device``, ``batch_transform``, ``num_workers``, ``progress``, ``gather``, ``rank``,
+            ``world_size``, ``collate_fn``).
 
     Returns:
         ``{"top1": %, "top5": %, "loss": mean cross-entropy (no smoothing), "predictions": (N,) int64,
         "labels": (N,) int64, "logits": (N, num_classes) float32}``, rows in dataset order.
     """
-    logits, labels = run_model(
-        classifier,
-        dataset,
-        batch_size=batch_size,
-        device=device,
-        batch_transform=batch_transform,
-        num_workers=num_workers,
-        progress=progress,
-        desc="evaluate",
-        gather=gather,
-        rank=rank,
-        world_size=world_size,
-        collate_fn=collate_fn,
-    )
+    logits, labels = run_model(classifier, dataset, **{"desc": "evaluate", **options})
     acc = topk_accuracy(logits, labels, ks=(1, 5))
     return {
         "top1": acc[1],

@@ -7,10 +7,7 @@ registers itself as it is imported. Adding a method is adding its file (and its 
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
-from skelssl.core.registry import Registry
+from skelssl.core.registry import Registry, import_submodules
 from skelssl.methods.base import Method, momentum_update
 
 __all__ = ["Method", "METHODS", "get_method", "register_method", "momentum_update", "import_methods"]
@@ -25,8 +22,7 @@ def register_method(name: str):
 
 def import_methods() -> list[str]:
     """Import every module of this package (each method registers itself); the registered names."""
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
+    import_submodules(__name__)
     return METHODS.names()
 
 

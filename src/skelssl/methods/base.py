@@ -33,7 +33,7 @@ from torch import nn
 from skelssl.models.base import Encoder
 from skelssl.models.params import split_decay_groups  # re-exported: methods import it from here
 
-__all__ = ["Method", "momentum_update", "split_decay_groups", "process_rank", "step_generator"]
+__all__ = ["Method", "momentum_update", "split_decay_groups", "process_rank", "step_generator", "no_gather"]
 
 
 class Method(nn.Module, ABC):
@@ -109,6 +109,12 @@ def momentum_update(online: nn.Module, target: nn.Module, m: float) -> None:
         p_t.mul_(m).add_(p_o.detach(), alpha=1.0 - m)
     for b_o, b_t in zip(online.buffers(), target.buffers()):
         b_t.copy_(b_o)
+
+
+def no_gather(t: torch.Tensor) -> torch.Tensor:
+    """A method's ``gather`` on one process: the tensor itself. Under data parallel training the engine
+    replaces a method's ``gather`` attribute with its all-gather across processes (with gradients)."""
+    return t
 
 
 def process_rank() -> int:

@@ -30,88 +30,24 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from skelssl.core.batch import frame_mask
 from skelssl.methods import register_method
-from skelssl.methods.base import Method, process_rank
-from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, mask_joints, sample_order_clips, split_persons, swap_pairs
-from skelssl.methods.losses import info_nce_logits, top1_accuracy
+from skelssl.methods.base import Method, no_gather, process_rank
+from skelssl.methods.hitrs_tasks import apply_swap, hitrs_augment, sample_order_clips, split_persons, swap_pairs
+from skelssl.methods.losses import future_clip_loss, masked_joint_loss, order_loss
+from skelssl.methods.masking import mask_joints
 from skelssl.models.hitrs import HiTRS
 from skelssl.models.windowing import gather_windows, pad_frames, window_indices
 
-__all__ = ["HiTRSPretraining", "masked_joint_loss", "order_loss", "future_clip_loss"]
-
-
-def _identity(t: torch.Tensor) -> torch.Tensor:
-    return t
-
-
+__all__ = ["HiTRSPretraining"]
 
 
 def _distributed() -> bool:
     import torch.distributed as dist
 
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def masked_joint_loss(pred: torch.Tensor, target: torch.Tensor, selected: torch.Tensor, scale: float = 10.0) -> torch.Tensor:
-    """Official ``MaskedL2`` (a Smooth-L1, beta 1): ``SmoothL1(scale * pred, scale * target)`` averaged
-    over the coordinates of the selected joints; 0 when none is selected.
-
-    Args:
-        pred, target: ``(B, T, V, C)``.
-        selected: ``(B, T, V)`` bool.
-        scale: the official factor 10.
-
-    Returns:
-        Scalar float32.
-    """
-    p, t = pred[selected].float(), target[selected].float()  # (S, C)
-    if p.numel() == 0:
-        return pred.sum() * 0.0
-    return F.smooth_l1_loss(scale * p, scale * t)
-
-
-def order_loss(logits: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Order validation: ``logits`` ``(2B, 2)`` for ``B`` originals then ``B`` permuted copies.
-
-    Cross-entropy with labels 1 (original) and 0 (permuted), averaged over the valid pairs (official
-    ``c_motion_loss``); 0 when none is valid.
-
-    Returns:
-        The loss and the accuracy over valid rows (0-d tensors).
-    """
-    b = logits.shape[0] // 2
-    labels = torch.cat([torch.ones(b), torch.zeros(b)]).long().to(logits.device)
-    weight = torch.cat([valid, valid]).float()
-    per_row = F.cross_entropy(logits.float(), labels, reduction="none")
-    count = weight.sum()
-    loss = (per_row * weight).sum() / count.clamp(min=1.0)
-    with torch.no_grad():
-        correct = ((logits.argmax(dim=1) == labels).float() * weight).sum()
-        acc = correct / count.clamp(min=1.0)
-    return loss, acc
-
-
-def future_clip_loss(
-    pred: torch.Tensor, keys: torch.Tensor, temperature: float = 0.07, offset: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Future-clip InfoNCE (official ``NCELoss``): L2-normalised predictions against every key,
-    ``logits = pred . key^T / temperature``, cross-entropy with ``keys[offset + i]`` as row ``i``'s positive.
-
-    Args:
-        pred: ``(B, D)`` predictions of this process.
-        keys: ``(B_all, D)`` detached targets gathered over processes (``B_all = B`` on one process).
-        temperature: 0.07.
-        offset: row of this process's first target in ``keys``.
-
-    Returns:
-        The loss and the top-1 accuracy (0-d tensors).
-    """
-    logits, labels = info_nce_logits(pred, keys, temperature, offset=offset)
-    return F.cross_entropy(logits, labels), top1_accuracy(logits, labels)
 
 
 @register_method("hitrs")
@@ -180,7 +116,7 @@ class HiTRSPretraining(Method):
                         "future": future_weight}
         self.augment_p, self.min_frames = float(augment_p), int(min_frames)
         self.coords = None if coords is None or int(coords) == c else int(coords)
-        self.gather: Callable[[torch.Tensor], torch.Tensor] = _identity
+        self.gather: Callable[[torch.Tensor], torch.Tensor] = no_gather
 
     def _offset(self, local: int, device: torch.device) -> int:
         """Row of this process's first sequence in a gathered tensor (sizes may differ per process)."""

@@ -1,4 +1,5 @@
-"""Batched sampling for the Hi-TRS pretext tasks: person split, augmentation, joint masking, order swaps.
+"""Batched sampling for the Hi-TRS pretext tasks: person split, augmentation, order swaps (joint masking is
+:func:`skelssl.methods.masking.mask_joints`).
 
 The official code draws all of this per sample in its data loader with Python's global ``random``
 (``dataset/NTU_3D_pretrain.py``). Here every function works on a whole padded batch on the training
@@ -18,7 +19,6 @@ from skelssl.transforms.temporal import uniform
 __all__ = [
     "split_persons",
     "hitrs_augment",
-    "mask_joints",
     "swap_pairs",
     "apply_swap",
     "sample_order_clips",
@@ -91,51 +91,6 @@ def hitrs_augment(
     y, y_lens = T.random_choice(y, y_lens, choices=temporal, generator=generator)
     out = torch.where(chosen[:, None, None, None, None], y, x)
     return out, torch.where(chosen, y_lens, lengths.to(y_lens.device, y_lens.dtype))
-
-
-def mask_joints(
-    seq: torch.Tensor,
-    lengths: torch.Tensor,
-    generator: torch.Generator,
-    prob: float = 0.15,
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1),
-    token: float = 1.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT-style masking of joints (official ``random_mask``).
-
-    Each (frame, joint) of a real frame is selected with probability ``prob``. A selected joint is
-    replaced by the mask token ``[token] * C`` (80 %), by the coordinates of a random *other* joint of a
-    random *other* frame of the same sequence (10 %), or kept (10 %).
-
-    Args:
-        seq: ``(B, T, V, C)`` zero-padded sequences.
-        lengths: ``(B,)`` real frames.
-        generator: source of every draw.
-        prob: selection probability (0.15).
-        split: shares of (mask token, random joint, unchanged) among selected joints.
-        token: the mask token's value in every coordinate (1: the official ``np.ones(3)``).
-
-    Returns:
-        ``masked`` ``(B, T, V, C)`` and ``selected`` ``(B, T, V)`` bool (the joints the loss is taken on).
-    """
-    b, t, v, c = seq.shape
-    device = seq.device
-    lens = lengths.to(device, torch.int64)
-    u_select, u_kind, u_frame, u_joint = uniform((4, b, t, v), generator, device).unbind(0)  # (B, T, V) each
-    selected = (u_select < prob) & frame_mask(lens, t)[:, :, None]
-    to_token = selected & (u_kind < split[0])
-    to_other = selected & (u_kind >= split[0]) & (u_kind < split[0] + split[1])
-    # Another frame and another joint, each uniform over the others: shift by 1 + U{0..n-2}, modulo n.
-    frames = torch.arange(t, device=device)[None, :, None]  # (1, T, 1)
-    joints = torch.arange(v, device=device)[None, None, :]  # (1, 1, V)
-    span = (lens - 1).clamp(min=0)[:, None, None]  # (B, 1, 1)
-    src_frame = (frames + 1 + (u_frame * span).long().clamp(max=(span - 1).clamp(min=0))) % lens.clamp(min=1)[:, None, None]
-    src_joint = (joints + 1 + (u_joint * (v - 1)).long().clamp(max=max(v - 2, 0))) % v
-    rows = torch.arange(b, device=device)[:, None, None]
-    other = seq[rows, src_frame, src_joint]  # (B, T, V, C)
-    masked = torch.where(to_token[..., None], torch.full_like(seq, token), seq)
-    masked = torch.where(to_other[..., None], other, masked)
-    return masked, selected
 
 
 def swap_pairs(

@@ -46,8 +46,8 @@ from torch import nn
 
 from skelssl import transforms as T
 from skelssl.methods import register_method
-from skelssl.methods.base import Method, process_rank
-from skelssl.methods.losses import info_nce_logits, top1_accuracy
+from skelssl.methods.base import Method, no_gather, process_rank
+from skelssl.methods.losses import contrastive_loss, info_nce_logits
 from skelssl.methods.moco_queue import KeyQueue
 from skelssl.models import build_encoder
 from skelssl.models.base import Encoder
@@ -67,11 +67,6 @@ PAIRINGS: dict[str, tuple[str, ...]] = {
 
 #: The official encoder of each representation.
 DEFAULT_ENCODERS = {"seq": "gru", "graph": "agcn", "image": "hcn"}
-
-
-def _identity(t: torch.Tensor) -> torch.Tensor:
-    return t
-
 
 
 def _context(encoder: Encoder) -> dict[str, Any]:
@@ -208,7 +203,7 @@ class ISC(Method):
             (T.random_choice, {"choices": [(T.shear, {"magnitude": shear, "coords": coords}),
                                            (T.joint_corruption, {"num_joints": int(corrupt_joints), "coords": coords})]}),
         ])
-        self.gather: Callable[[torch.Tensor], torch.Tensor] = _identity
+        self.gather: Callable[[torch.Tensor], torch.Tensor] = no_gather
 
     @staticmethod
     def _build_partner(encoder: Encoder, partner: Encoder | dict[str, Any] | None, rep: str) -> Encoder:
@@ -299,10 +294,9 @@ class ISC(Method):
             else:  # in-batch keys (MoCo v3): every key of the global batch is a candidate
                 offset = process_rank() * z_q[rep].shape[0]
                 logits, target = info_nce_logits(z_q[rep], gathered[src], self.temperature, offset=offset)  # (N, B)
-            loss = F.cross_entropy(logits, target)
+            loss, logs[f"top1_{rep}"] = contrastive_loss(logits, target)
             total = total + loss
             logs[f"loss_{rep}"] = loss.detach()
-            logs[f"top1_{rep}"] = top1_accuracy(logits, target)
         with torch.no_grad():
             for rep in self.queues:
                 self.queues[rep].enqueue(gathered[rep])

@@ -4,7 +4,7 @@ Per step (§8.0): the batch is augmented as MAMP's feeder does (random crop of 5
 frames, at least 64, linearly resized to the encoder's 120 frames; a random rotation of up to 0.3 rad
 about each axis), split into independent person sequences, and tokenised into ``L = T/4 * V`` joint
 tokens. 90 % of the tokens are masked, drawn with probability increasing with the token's motion
-(Gumbel-top-k, :mod:`skelssl.methods.mamp_masking`); the encoder embeds and encodes only the ``K``
+(Gumbel-top-k, :func:`skelssl.methods.masking.draw_mask`); the encoder embeds and encodes only the ``K``
 visible tokens (74 of 750); a light decoder sees the projected visible latents and a mask token at
 every other position, each with its own spatial and temporal embeddings, and regresses for every
 token the per-frame motion ``x[t+1] - x[t]`` of its ``4 x C`` numbers, normalised per token. The MSE
@@ -29,21 +29,43 @@ from torch import nn
 
 from skelssl.methods import register_method
 from skelssl.methods.base import Method, split_decay_groups
-from skelssl.methods.mamp_masking import (
-    MaskDraw,
-    draw_mask,
-    keep_count,
-    masked_mse,
-    motion_target,
-    normalize_tokens,
-    patchify,
-)
+from skelssl.methods.losses import masked_mse
+from skelssl.methods.masking import TokenMask, draw_mask, keep_count, patchify
 from skelssl.models.mamp import MAMPEncoder, xavier_init
 from skelssl.models.transformer_blocks import TransformerBlock
 from skelssl.transforms.spatial import rotate
 from skelssl.transforms.temporal import crop_resize
 
-__all__ = ["MAMP"]
+__all__ = ["MAMP", "motion_target", "normalize_tokens"]
+
+
+def motion_target(seq: torch.Tensor, t_patch: int) -> torch.Tensor:
+    """The regression target: per-frame motion ``D[t] = x[t+1] - x[t]``, ``D[T-1] = 0``, patchified.
+
+    Args:
+        seq: ``(B, C, T, V)`` positions.
+        t_patch: frames per token.
+
+    Returns:
+        ``(B, L, p*C)`` signed motion, ordered ``(frame, coordinate)`` within a token.
+    """
+    d = torch.zeros_like(seq)
+    d[:, :, :-1] = seq[:, :, 1:] - seq[:, :, :-1]  # (B, C, T, V); the last frame stays 0
+    return patchify(d, t_patch)
+
+
+def normalize_tokens(target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Per-token normalisation (``norm_skes_loss``): ``(x - mean) / sqrt(var + eps)``, unbiased var.
+
+    An all-zero (or constant) token maps to 0.
+
+    Shape:
+        ``(..., D)`` -> ``(..., D)`` float32.
+    """
+    t = target.float()
+    mean = t.mean(dim=-1, keepdim=True)
+    var = t.var(dim=-1, keepdim=True, unbiased=True)
+    return (t - mean) / torch.sqrt(var + eps)
 
 
 @register_method("mamp")
@@ -180,7 +202,7 @@ class MAMP(Method):
             full = block(full)
         return self.decoder_pred(self.decoder_norm(full))  # (B, L, p*C)
 
-    def pretext_loss(self, seq: torch.Tensor, draw: MaskDraw) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def pretext_loss(self, seq: torch.Tensor, draw: TokenMask) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss for person sequences and a mask draw.
 
         Args:

@@ -27,121 +27,22 @@ drew two static masks per sequence offline (``dupe_factor``); we draw new ones e
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, Sequence
+from typing import Literal, Sequence
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from skelssl.core.batch import frame_mask
 from skelssl.methods import register_method
 from skelssl.methods.base import Method, split_decay_groups
+from skelssl.methods.losses import flow_direction_loss, flow_vector_loss, masked_mse
+from skelssl.methods.masking import FrameMask, corrupt_frames, draw_frame_masks
+from skelssl.models.heads import FlowHead, FrameHead
 from skelssl.models.motion_transformer import MotionTransformer, truncated_normal_init
-from skelssl.transforms.temporal import uniform
 
 __all__ = [
     "MotionTransformerMethod",
-    "MaskDraw",
-    "draw_frame_masks",
-    "corrupt_frames",
     "flow_at",
     "octant_labels",
-    "FlowHead",
-    "FrameHead",
-    "flow_direction_loss",
-    "flow_vector_loss",
-    "frame_mse",
 ]
-
-ZERO, RANDOM, KEEP = 0, 1, 2  # what happens to a chosen frame in the input
-
-
-class MaskDraw(NamedTuple):
-    """The chosen frames of a batch (``K`` slots per sample, the first ``k_n`` of them used).
-
-    Attributes:
-        positions: ``(N, K)`` int64 distinct token indices.
-        valid: ``(N, K)`` bool, True on the slots in use.
-        action: ``(N, K)`` int64, ``ZERO`` / ``RANDOM`` / ``KEEP`` (the input corruption of each slot).
-        source: ``(N, K)`` int64, the real frame copied in for ``RANDOM`` slots.
-    """
-
-    positions: torch.Tensor
-    valid: torch.Tensor
-    action: torch.Tensor
-    source: torch.Tensor
-
-
-def draw_frame_masks(
-    lengths: torch.Tensor,
-    num_tokens: int,
-    *,
-    ratio: float = 0.15,
-    probs: Sequence[float] = (0.8, 0.1, 0.1),
-    generator: torch.Generator,
-    exclude_last: bool = False,
-) -> MaskDraw:
-    """Choose ``max(1, floor(ratio * len))`` distinct real frames per sample, and their corruption.
-
-    Batched: a uniform score per token, ineligible tokens pushed past every score, the smallest ``K``
-    kept (``K = max(1, floor(ratio * num_tokens))`` is static, so nothing syncs with the host).
-
-    Args:
-        lengths: ``(N,)`` real tokens per sample.
-        num_tokens: ``L``, tokens per sample including padding.
-        ratio: fraction of the real frames chosen (``masked_lm_prob`` 0.15).
-        probs: ``(zero, random, keep)`` probabilities of a chosen frame's input corruption (BERT 80/10/10).
-        generator: source of every draw.
-        exclude_last: choose only frames with a successor (ours); the official code may choose the last
-            frame, whose flow is zero.
-
-    Returns:
-        A :class:`MaskDraw` on ``lengths.device``.
-    """
-    if not 0.0 < ratio <= 1.0:
-        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
-    if len(probs) != 3 or min(probs) < 0 or abs(sum(probs) - 1.0) > 1e-6:
-        raise ValueError(f"probs must be three non-negative numbers summing to 1, got {tuple(probs)}")
-    device = lengths.device
-    lens = lengths.to(torch.int64).clamp(1, num_tokens)  # (N,)
-    n = lens.shape[0]
-    count = torch.floor(lens.double() * ratio).to(torch.int64).clamp(min=1)  # official int(len * prob) or 1
-    eligible = lens - 1 if exclude_last else lens
-    count = torch.minimum(count, eligible)
-    slots = max(1, int(num_tokens * ratio))
-    scores = uniform((n, num_tokens), generator, device)  # (N, L)
-    scores = torch.where(frame_mask(eligible, num_tokens), scores, torch.full_like(scores, 2.0))
-    positions = scores.topk(slots, dim=1, largest=False).indices  # (N, K) distinct
-    valid = torch.arange(slots, device=device)[None, :] < count[:, None]  # (N, K)
-    u = uniform((n, slots), generator, device)
-    action = torch.full((n, slots), KEEP, dtype=torch.int64, device=device)
-    action = torch.where(u < probs[0] + probs[1], torch.full_like(action, RANDOM), action)
-    action = torch.where(u < probs[0], torch.full_like(action, ZERO), action)
-    r = uniform((n, slots), generator, device).double()
-    source = torch.minimum(torch.floor(r * lens[:, None].double()).to(torch.int64), lens[:, None] - 1)
-    return MaskDraw(positions, valid, action, source)
-
-
-def corrupt_frames(tokens: torch.Tensor, draw: MaskDraw) -> torch.Tensor:
-    """Apply the 80/10/10 corruption of ``draw`` to the chosen tokens; a new tensor.
-
-    Args:
-        tokens: ``(N, L, D)``.
-        draw: from :func:`draw_frame_masks`.
-
-    Returns:
-        ``(N, L, D)``: chosen tokens zeroed, replaced by a random real frame of the same sample, or kept.
-    """
-    n, _, d = tokens.shape
-    k = draw.positions.shape[1]
-    pos = draw.positions[:, :, None].expand(n, k, d)
-    original = tokens.gather(1, pos)  # (N, K, D)
-    random = tokens.gather(1, draw.source[:, :, None].expand(n, k, d))  # (N, K, D)
-    action = draw.action[:, :, None]
-    new = torch.where(action == ZERO, torch.zeros_like(original), torch.where(action == RANDOM, random, original))
-    new = torch.where(draw.valid[:, :, None], new, original)  # unused slots leave their token alone
-    return tokens.scatter(1, pos, new)
-
 
 def flow_at(tokens: torch.Tensor, lengths: torch.Tensor, positions: torch.Tensor, channels: int) -> torch.Tensor:
     """Motion flow ``x_{t+1} - x_t`` per joint at the given frames (0 where ``t + 1`` is not real).
@@ -169,117 +70,6 @@ def octant_labels(flow: torch.Tensor) -> torch.Tensor:
     """``(..., C)`` flow -> ``(...)`` int64 direction class ``sum_c 2^c 1[d_c > 0]`` (8 octants for C = 3)."""
     weights = 2 ** torch.arange(flow.shape[-1], device=flow.device)
     return ((flow > 0).long() * weights).sum(dim=-1)
-
-
-class FlowHead(nn.Module):
-    """Motion-flow head of ``run_motion.py`` (``motion/predictions``).
-
-    Dense(hidden -> J*u) + act + LN -> ``(J, u)`` -> Dense(u -> 4u) + act + LN -> per joint either
-    ``J * 2^C`` logits (``target="direction"``; one shared output matrix ``flow_cls_weights``) or ``C``
-    flow values (``target="vector"``, ours).
-
-    Args:
-        hidden: encoder width.
-        joints: ``J`` joints per token.
-        channels: ``C``.
-        joint_units: ``u`` (``num_joint_units`` 16).
-        target: ``"direction"`` or ``"vector"``.
-        norm_eps: LayerNorm epsilon (TensorFlow 1e-12).
-
-    Shape:
-        ``(B, hidden)`` -> ``(B, J, J * 2^C)`` or ``(B, J, C)``.
-    """
-
-    def __init__(self, hidden: int, joints: int, channels: int, joint_units: int = 16,
-                 target: Literal["direction", "vector"] = "direction", norm_eps: float = 1e-12) -> None:
-        super().__init__()
-        self.joints, self.joint_units = joints, joint_units
-        self.body = nn.Linear(hidden, joints * joint_units)
-        self.body_norm = nn.LayerNorm(joints * joint_units, eps=norm_eps)
-        self.joint = nn.Linear(joint_units, 4 * joint_units)
-        self.joint_norm = nn.LayerNorm(4 * joint_units, eps=norm_eps)
-        out = joints * 2**channels if target == "direction" else channels
-        self.out = nn.Linear(4 * joint_units, out)
-        self.act = nn.GELU(approximate="tanh")
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        z = self.body_norm(self.act(self.body(h)))  # (B, J*u)
-        z = z.view(h.shape[0], self.joints, self.joint_units)  # (B, J, u)
-        z = self.joint_norm(self.act(self.joint(z)))  # (B, J, 4u)
-        return self.out(z)  # (B, J, J*2^C) or (B, J, C)
-
-
-class FrameHead(nn.Module):
-    """Frame reconstruction head of ``run_inpainting.py``: Dense(h -> h) + act + LN -> Linear(h -> D).
-
-    Shape:
-        ``(B, hidden)`` -> ``(B, token_dim)``.
-    """
-
-    def __init__(self, hidden: int, token_dim: int, norm_eps: float = 1e-12) -> None:
-        super().__init__()
-        self.transform = nn.Linear(hidden, hidden)
-        self.transform_norm = nn.LayerNorm(hidden, eps=norm_eps)
-        self.out = nn.Linear(hidden, token_dim)
-        self.act = nn.GELU(approximate="tanh")
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.out(self.transform_norm(self.act(self.transform(h))))
-
-
-def _weighted_mean(per_item: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    w = valid.to(per_item.dtype)
-    return (per_item * w).sum() / w.sum().clamp(min=1.0)
-
-
-def flow_direction_loss(
-    logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor,
-    softmax: Literal["all_joints", "per_joint"] = "all_joints",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy of the flow direction, averaged over the valid (frame, joint) pairs.
-
-    Args:
-        logits: ``(B, J, J*K)`` (``K = 2^C`` classes per joint).
-        labels: ``(B, J)`` int64 in ``[0, K)``.
-        valid: ``(B,)`` bool, the chosen frames in use.
-        softmax: ``"all_joints"``: softmax over all ``J*K`` classes, target ``K j + label`` (official);
-            ``"per_joint"``: over joint ``j``'s own ``K`` logits.
-
-    Returns:
-        The scalar float32 loss and the direction accuracy (0-d, over valid pairs).
-    """
-    b, j, jk = logits.shape
-    k = jk // j
-    logits = logits.float()
-    if softmax == "all_joints":
-        target = labels + k * torch.arange(j, device=labels.device)[None, :]  # (B, J)
-        ce = F.cross_entropy(logits.reshape(b * j, jk), target.reshape(-1), reduction="none").view(b, j)
-        pred = logits.argmax(dim=-1)
-    elif softmax == "per_joint":
-        own = logits.view(b, j, j, k).diagonal(dim1=1, dim2=2).permute(0, 2, 1)  # (B, J, K): joint j's block
-        ce = F.cross_entropy(own.reshape(b * j, k), labels.reshape(-1), reduction="none").view(b, j)
-        pred, target = own.argmax(dim=-1), labels
-    else:
-        raise ValueError(f"softmax must be 'all_joints' or 'per_joint', got {softmax!r}")
-    pairs = valid[:, None].expand(b, j)
-    acc = _weighted_mean((pred == target).float(), pairs).detach()
-    return _weighted_mean(ce, pairs), acc
-
-
-def flow_vector_loss(pred: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
-    """Smooth-L1 between predicted and true flow ``(B, J, C)``, mean over valid frames, joints and coordinates."""
-    per = F.smooth_l1_loss(pred.float(), flow.float(), beta=beta, reduction="none").mean(dim=(1, 2))  # (B,)
-    return _weighted_mean(per, valid)
-
-
-def frame_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """``run_inpainting.py``: per frame ``mean((pred - x)^2)`` over features, weighted mean over valid frames.
-
-    Shape: ``pred``, ``target`` ``(B, D)``, ``valid`` ``(B,)``.
-    """
-    per = (pred.float() - target.float()).square().mean(dim=1)  # (B,)
-    return _weighted_mean(per, valid)
-
 
 
 @register_method("motion_transformer")
@@ -350,7 +140,7 @@ class MotionTransformerMethod(Method):
         return split_decay_groups(self, weight_decay, no_decay=("bias", "norm"))
 
     def pretext_loss(
-        self, tokens: torch.Tensor, token_lens: torch.Tensor | None, draw: MaskDraw
+        self, tokens: torch.Tensor, token_lens: torch.Tensor | None, draw: FrameMask
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss of the configured tasks for prepared tokens and a mask draw.
 
@@ -384,7 +174,7 @@ class MotionTransformerMethod(Method):
             total = total + self.flow_weight * loss
         if self.frame_head is not None:
             target = tokens.gather(1, draw.positions[:, :, None].expand(n, k, d)).reshape(n * k, d)
-            loss = frame_mse(self.frame_head(picked), target, valid)
+            loss = masked_mse(self.frame_head(picked), target, valid)
             logs["recon_loss"] = loss.detach()
             total = total + self.reconstruct_weight * loss
         return total, logs

@@ -22,18 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from skelssl.methods import register_method
-from skelssl.methods.base import Method
-from skelssl.methods.losses import gathered_offset, nt_xent_logits, top1_accuracy
+from skelssl.methods.base import Method, no_gather
+from skelssl.methods.losses import contrastive_loss, gathered_offset, nt_xent_logits
 from skelssl.models.base import Encoder
 from skelssl.models.heads import ProjectionHead
 from skelssl import transforms as T
 
 __all__ = ["SimCLR"]
-
-
-def _identity(t: torch.Tensor) -> torch.Tensor:
-    return t
-
 
 
 @register_method("simclr")
@@ -85,7 +80,7 @@ class SimCLR(Method):
         if rotate > 0:
             steps.append((T.rotate, {"max_angle": rotate, "coords": coords}))
         self.augment = T.Augment(steps)
-        self.gather: Callable[[torch.Tensor], torch.Tensor] = _identity
+        self.gather: Callable[[torch.Tensor], torch.Tensor] = no_gather
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Two views -> encoder -> head -> NT-Xent.
@@ -108,12 +103,12 @@ class SimCLR(Method):
         z1_all, z2_all = self.gather(z1), self.gather(z2)  # (B, proj_dim), B = N x processes
         offset = gathered_offset(n, z1_all.shape[0])
         logits, target = nt_xent_logits(z1, z2, self.temperature, z1_all=z1_all, z2_all=z2_all, offset=offset)
-        loss = F.cross_entropy(logits, target)
+        loss, top1 = contrastive_loss(logits, target)
         with torch.no_grad():
             self.step += 1
             logs = {
                 "loss": loss.detach(),
                 "pos_sim": F.cosine_similarity(z1.float(), z2.float(), dim=1).mean(),
-                "top1": top1_accuracy(logits, target),
+                "top1": top1,
             }
         return loss, logs

@@ -1,28 +1,23 @@
-"""Encoders (backbones). Strings become encoders only here, at the edge (config and CLI)."""
+"""Encoders (backbones). Strings become encoders only here, at the edge (config and CLI).
+
+A file's name is its encoder's registry key (``models/agcn.py`` is ``"agcn"``), and
+``@register_encoder(name)`` on the class is its only registration: the first look-up of a name that
+is not registered yet imports every module of this package, and each encoder module registers itself
+as it is imported (as methods do, :mod:`skelssl.methods`). Importing ``skelssl.models`` alone stays
+cheap: no encoder module is imported until an encoder is asked for by name.
+"""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from skelssl.core.layouts import get_layout
-from skelssl.core.registry import Registry
+from skelssl.core.registry import Registry, import_submodules
 from skelssl.models.base import Encoder
 
-__all__ = ["Encoder", "ENCODERS", "build_encoder", "register_encoder"]
+__all__ = ["Encoder", "ENCODERS", "build_encoder", "get_encoder", "import_encoders", "register_encoder"]
 
 ENCODERS: Registry[type[Encoder]] = Registry("encoder")
-
-# name -> module defining it; imported lazily so that importing skelssl.models stays cheap.
-_MODULES = {
-    "stgcn": "skelssl.models.stgcn",
-    "hitrs": "skelssl.models.hitrs",
-    "motion_transformer": "skelssl.models.motion_transformer",
-    "gru": "skelssl.models.gru",
-    "agcn": "skelssl.models.agcn",
-    "hcn": "skelssl.models.hcn",
-    "mamp": "skelssl.models.mamp",
-}
 
 
 def register_encoder(name: str):
@@ -30,13 +25,22 @@ def register_encoder(name: str):
     return ENCODERS.register(name)
 
 
+def import_encoders() -> list[str]:
+    """Import every module of this package (each encoder registers itself); the registered names."""
+    import_submodules(__name__)
+    return ENCODERS.names()
+
+
 def _ensure(name: str) -> None:
-    if name not in ENCODERS and name in _MODULES:
-        try:
-            importlib.import_module(_MODULES[name])
-        except ModuleNotFoundError as e:
-            if e.name != _MODULES[name]:
-                raise
+    """Make sure ``name`` is registered if any module of this package registers it."""
+    if name not in ENCODERS:
+        import_encoders()
+
+
+def get_encoder(name: str) -> type[Encoder]:
+    """The encoder class registered under ``name`` (``KeyError`` listing the known ones otherwise)."""
+    _ensure(name)
+    return ENCODERS.get(name)
 
 
 def build_encoder(name: str, **kwargs: Any) -> Encoder:
@@ -45,8 +49,7 @@ def build_encoder(name: str, **kwargs: Any) -> Encoder:
     ``layout`` may be given by name; it is stored by name in ``encoder.spec`` so that the spec is
     JSON-serialisable and an encoder checkpoint can rebuild the encoder.
     """
-    _ensure(name)
-    cls = ENCODERS.get(name)
+    cls = get_encoder(name)
     spec_kwargs = dict(kwargs)
     if "layout" in kwargs:
         layout = get_layout(kwargs["layout"])

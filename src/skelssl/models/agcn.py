@@ -40,7 +40,7 @@ from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
 from skelssl.models.graph_common import (
-    TemporalConv, bn_init, check_units, person_batch, pool_tokens, residual_branch, run_units,
+    TemporalConv, add_residual, bn_init, check_units, person_batch, pool_tokens, residual_branch, run_units,
     strided_lengths, zero_padding,
 )
 from skelssl.models.stgcn import DEFAULT_CHANNELS, DEFAULT_STRIDES
@@ -171,9 +171,7 @@ class AGCNUnit(nn.Module):
         """``(B, C_in, T, V)`` with ``(B,)`` lengths -> ``(B, C_out, T', V)``."""
         y = zero_padding(self.gcn(x, lengths), lengths)  # the temporal conv must see zeros beyond the end
         y = self.tcn(y)
-        if self.residual is not None:
-            y = y + self.residual(x)
-        return self.relu(y)
+        return self.relu(add_residual(y, x, self.residual))
 
 
 @register_encoder("agcn")
@@ -241,12 +239,7 @@ class AGCN(Encoder):
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``(N, C, T, V, M)`` -> ``(N, M, D, T', V)``."""
-        if x.ndim != 5:
-            raise ValueError(f"expected (N, C, T, V, M), got shape {tuple(x.shape)}")
-        n, c, t, v, m = x.shape
-        if c != self.in_channels or v != self.layout.num_joints or m != self.num_persons:
-            raise ValueError(f"built for C={self.in_channels}, V={self.layout.num_joints}, M={self.num_persons}; "
-                             f"got C={c}, V={v}, M={m}")
+        n, c, t, v, m = self.check_input(x, persons=True)
         h = person_batch(x, self.data_bn)  # (N*M, C, T, V), official data_bn layout
         lens = None
         if lengths is not None:

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from skelssl.core.layouts import Layout
+
 __all__ = ["Encoder"]
 
 
@@ -31,6 +33,30 @@ class Encoder(nn.Module, ABC):
 
     out_dim: int
     spec: dict[str, Any]
+    in_channels: int
+    layout: Layout
+    num_persons: int
+
+    def check_input(self, x: torch.Tensor, *, persons: bool = False) -> tuple[int, int, int, int, int]:
+        """Check a batch against what the encoder was built for, and return its ``(N, C, T, V, M)``.
+
+        ``C`` must be ``in_channels`` and ``V`` the layout's joints; with ``persons``, ``M`` must also be
+        ``num_persons`` (for encoders whose weights depend on it, such as an input BatchNorm over
+        ``M * V * C`` channels).
+
+        Raises:
+            ValueError: for a tensor that is not 5-D, or one built for other sizes.
+        """
+        if x.ndim != 5:
+            raise ValueError(f"expected (N, C, T, V, M), got shape {tuple(x.shape)}")
+        n, c, t, v, m = x.shape
+        built, got = {"C": self.in_channels, "V": self.layout.num_joints}, {"C": c, "V": v}
+        if persons:
+            built["M"], got["M"] = self.num_persons, m
+        if built != got:
+            built_s, got_s = (", ".join(f"{k}={size}" for k, size in d.items()) for d in (built, got))
+            raise ValueError(f"built for {built_s}; got {got_s}")
+        return n, c, t, v, m
 
     @abstractmethod
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

@@ -29,7 +29,7 @@ from skelssl.core.batch import frame_mask
 
 __all__ = [
     "TemporalConv", "conv_init", "bn_init", "check_units", "zero_padding", "strided_lengths", "run_units",
-    "residual_branch", "person_batch", "pool_tokens",
+    "residual_branch", "add_residual", "person_batch", "pool_tokens",
 ]
 
 
@@ -135,6 +135,11 @@ def residual_branch(in_channels: int, out_channels: int, stride: int, enabled: b
     if in_channels == out_channels and stride == 1:
         return nn.Identity()
     return TemporalConv(in_channels, out_channels, 1, stride, official_init)
+
+
+def add_residual(y: torch.Tensor, x: torch.Tensor, residual: nn.Module | None) -> torch.Tensor:
+    """A unit's output before its last ReLU: ``y + residual(x)``, or ``y`` without a residual branch."""
+    return y if residual is None else y + residual(x)
 
 
 def person_batch(x: torch.Tensor, data_bn: nn.Module | None) -> torch.Tensor:

@@ -207,12 +207,7 @@ class SequenceGRU(Encoder):
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``(N, C, T, V, M)`` -> ``(N, T, 2H)`` per-frame GRU outputs."""
-        if x.ndim != 5:
-            raise ValueError(f"expected (N, C, T, V, M), got shape {tuple(x.shape)}")
-        n, c, t, v, m = x.shape
-        if v * c * m != self.input_size:
-            raise ValueError(f"built for C={self.in_channels}, V={self.layout.num_joints}, M={self.num_persons}; "
-                             f"got C={c}, V={v}, M={m}")
+        n, c, t, v, m = self.check_input(x, persons=True)  # the GRU's input is V * C * M wide
         seq = to_sequence(x)  # (N, T, V*C*M)
         if self.mode == "bidirectional":
             lens = None if lengths is None else lengths.to(torch.int64).clamp(1, t)

@@ -142,11 +142,7 @@ class HCN(Encoder):
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``(N, C, T, V, M)`` -> ``(N, 4 * channels, frames // 16, frames // 16)``."""
-        if x.ndim != 5:
-            raise ValueError(f"expected (N, C, T, V, M), got shape {tuple(x.shape)}")
-        n, c, _, v, m = x.shape
-        if c != self.in_channels or v != self.layout.num_joints:
-            raise ValueError(f"built for C={self.in_channels}, V={self.layout.num_joints}; got C={c}, V={v}")
+        n, c, _, v, m = self.check_input(x)
         x = self._resample(x, lengths)  # (N, C, F, V, M)
         f = self.frames
         # Official motion: frame differences, bilinearly resized from F - 1 back to F frames.

@@ -38,7 +38,7 @@ from skelssl.core.batch import frame_mask, full_lengths, person_mask
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
-from skelssl.models.transformer_blocks import TransformerBlock, key_padding_mask, sinusoid_table, sinusoid_table_2d
+from skelssl.models.transformer_blocks import TransformerBlock, key_padding_mask, preset_sizes, sinusoid_table, sinusoid_table_2d
 from skelssl.models.windowing import gather_windows, num_windows, pad_frames, pad_size, window_indices
 from skelssl.transforms.streams import to_stream
 
@@ -119,16 +119,11 @@ class HiTRS(Encoder):
         coords: int | None = None,
     ) -> None:
         super().__init__()
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
         if stream not in ("joint", "bone", "motion"):
             raise ValueError(f"stream must be 'joint', 'bone' or 'motion', got {stream!r}")
         if absent_persons not in ("ignore", "average"):
             raise ValueError(f"absent_persons must be 'ignore' or 'average', got {absent_persons!r}")
-        sizes = dict(PRESETS[preset])
-        for key, value in (("dim", dim), ("heads", heads), ("head_dim", head_dim), ("layers", layers)):
-            if value is not None:
-                sizes[key] = int(value)
+        sizes = preset_sizes(PRESETS, preset, dim=dim, heads=heads, head_dim=head_dim, layers=layers)
         d, h, hd, n_layers = sizes["dim"], sizes["heads"], sizes["head_dim"], sizes["layers"]
         if d < 2 or d % 2:
             raise ValueError(f"dim must be even (the 2-D clip position table splits 2*dim in four), got {d}")
@@ -264,22 +259,13 @@ class HiTRS(Encoder):
 
     # -- the encoder interface ------------------------------------------------------------------------
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 5:
-            raise ValueError(f"expected (N, C, T, V, M), got shape {tuple(x.shape)}")
-        if x.shape[1] != self.in_channels or x.shape[3] != self.layout.num_joints:
-            raise ValueError(
-                f"expected C={self.in_channels}, V={self.layout.num_joints}; got C={x.shape[1]}, V={x.shape[3]}"
-            )
-
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``(N, C, T, V, M)`` -> ``(N, M, K + 1, 4d)``: per-clip outputs, then the video embedding.
 
         With ``absent_persons="ignore"`` an all-zero person is not encoded and its features are zero
         (unless no person of the sample is present; then every slot is encoded).
         """
-        self._check_input(x)
-        n, c, t, v, m = x.shape
+        n, c, t, v, m = self.check_input(x)
         lens = full_lengths(x, lengths)  # (N,)
         if self.absent_persons == "ignore":
             present = person_mask(x)  # (N, M)

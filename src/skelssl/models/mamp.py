@@ -42,7 +42,7 @@ from skelssl.core.batch import full_lengths
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
-from skelssl.models.transformer_blocks import TransformerBlock, UnfusedSwitch
+from skelssl.models.transformer_blocks import TransformerBlock, UnfusedSwitch, preset_sizes
 from skelssl.transforms.temporal import resize_windows
 
 __all__ = ["MAMPEncoder", "PRESETS", "JointEmbed", "embed_patches", "xavier_init"]
@@ -147,12 +147,7 @@ class MAMPEncoder(UnfusedSwitch, Encoder):
         unfused: bool = False,
     ) -> None:
         super().__init__()
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-        size = dict(PRESETS[preset])
-        for key, value in (("depth", depth), ("dim", dim), ("heads", heads), ("mlp_ratio", mlp_ratio)):
-            if value is not None:
-                size[key] = int(value)
+        size = preset_sizes(PRESETS, preset, depth=depth, dim=dim, heads=heads, mlp_ratio=mlp_ratio)
         if size["dim"] % size["heads"]:
             raise ValueError(f"dim {size['dim']} is not a multiple of heads {size['heads']}")
         if t_patch < 1 or frames < t_patch or frames % t_patch:
@@ -210,11 +205,7 @@ class MAMPEncoder(UnfusedSwitch, Encoder):
         Returns:
             ``(N*M, C, frames, V)`` float, person-major within a sample (row ``n*M + m``).
         """
-        if x.ndim != 5:
-            raise ValueError(f"expected (N, C, T, V, M), got shape {tuple(x.shape)}")
-        n, c, t, v, m = x.shape
-        if c != self.in_channels or v != self.num_joints:
-            raise ValueError(f"expected C={self.in_channels}, V={self.num_joints}; got C={c}, V={v}")
+        n, c, t, v, m = self.check_input(x)
         if t != self.frames or lengths is not None:
             lens = full_lengths(x, lengths).clamp(min=1)
             x = resize_windows(x, torch.zeros_like(lens), lens, self.frames)  # (N, C, frames, V, M)

@@ -32,7 +32,7 @@ from skelssl.core.batch import frame_mask, full_lengths, person_mask
 from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
-from skelssl.models.transformer_blocks import TransformerBlock, key_padding_mask, UnfusedSwitch
+from skelssl.models.transformer_blocks import TransformerBlock, UnfusedSwitch, key_padding_mask, preset_sizes
 
 __all__ = ["MotionTransformer", "PRESETS", "minmax_normalize", "stride_indices", "truncated_normal_init"]
 
@@ -182,12 +182,7 @@ class MotionTransformer(UnfusedSwitch, Encoder):
         unfused: bool = False,
     ) -> None:
         super().__init__()
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-        size = dict(PRESETS[preset])
-        for key, value in (("layers", layers), ("hidden", hidden), ("heads", heads), ("intermediate", intermediate)):
-            if value is not None:
-                size[key] = int(value)
+        size = preset_sizes(PRESETS, preset, layers=layers, hidden=hidden, heads=heads, intermediate=intermediate)
         for key, value, choices in (
             ("persons", persons, ("first", "all")), ("normalize", normalize, ("minmax", "none")),
             ("sampling", sampling, ("stride", "none")), ("short", short, ("loop", "pad")),
@@ -262,11 +257,7 @@ class MotionTransformer(UnfusedSwitch, Encoder):
             ``tokens`` ``(N, T', token_dim)`` float32 (zero on padded tokens) and the real tokens per
             sample ``(N,)``, or ``None`` when every token is real.
         """
-        if x.ndim != 5:
-            raise ValueError(f"expected (N, C, T, V, M), got shape {tuple(x.shape)}")
-        n, c, t, v, m = x.shape
-        if c != self.in_channels or v != self.layout.num_joints:
-            raise ValueError(f"expected C={self.in_channels}, V={self.layout.num_joints}; got C={c}, V={v}")
+        n, c, t, v, m = self.check_input(x)
         if self.persons == "first":
             x = x[..., :1]  # (N, C, T, V, 1): the reconstruction uses the first body only
         elif m != self.num_persons:

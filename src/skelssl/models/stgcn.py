@@ -32,7 +32,7 @@ from skelssl.core.layouts import Layout, get_layout
 from skelssl.models import register_encoder
 from skelssl.models.base import Encoder
 from skelssl.models.graph_common import (
-    check_units, person_batch, pool_tokens, residual_branch, run_units, strided_lengths, zero_padding,
+    add_residual, check_units, person_batch, pool_tokens, residual_branch, run_units, strided_lengths, zero_padding,
 )
 
 __all__ = ["STGCN", "STGCNUnit"]
@@ -95,9 +95,7 @@ class STGCNUnit(nn.Module):
         y = self.relu(self.bn1(y))
         y = zero_padding(y, lengths)  # the temporal conv must see zeros beyond the end, as with no padding
         y = self.dropout(self.bn2(self.tcn(y)))  # (B, C_out, T', V)
-        if self.residual is not None:
-            y = y + self.residual(x)
-        return self.relu(y)
+        return self.relu(add_residual(y, x, self.residual))
 
 
 @register_encoder("stgcn")
@@ -168,13 +166,7 @@ class STGCN(Encoder):
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``(N, C, T, V, M)`` -> ``(N, M, D, T', V)``; tokens of absent persons are zero."""
-        if x.ndim != 5:
-            raise ValueError(f"expected (N, C, T, V, M), got shape {tuple(x.shape)}")
-        n, c, t, v, m = x.shape
-        if c != self.in_channels or v != self.layout.num_joints:
-            raise ValueError(f"expected C={self.in_channels}, V={self.layout.num_joints}; got C={c}, V={v}")
-        if self.data_bn is not None and m != self.num_persons:
-            raise ValueError(f"built for M={self.num_persons} persons (input BatchNorm), got M={m}")
+        n, c, t, v, m = self.check_input(x, persons=self.data_bn is not None)  # the input BatchNorm fixes M
         present = person_mask(x)  # (N, M)
         present = present | ~present.any(dim=1, keepdim=True)  # no one present: use every slot
         if lengths is not None:

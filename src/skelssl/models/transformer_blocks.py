@@ -7,6 +7,7 @@
 - :class:`TransformerBlock`: attention + MLP with residuals, pre-LN (``x + Drop(Attn(LN(x)))``, then
   ``x + Drop(MLP(LN(x)))``; Hi-TRS ``TRS_submodel_pre_LN.py``, ViT/MAE/MAMP) or post-LN, with optional
   stochastic depth on both residual branches (:class:`DropPath`; MAMP fine-tuning).
+- :func:`preset_sizes`: a named size (``"paper"``, ``"small"``, ``"tiny"``, ...) with per-argument overrides.
 - Sinusoid tables (Vaswani et al. 2017) used to initialise learnable position encodings: 1-D, and
   Hi-TRS's 2-D form (half of the channels encode the column index, half the row index).
 
@@ -17,12 +18,14 @@ attend to a key; a float mask is added to the scores. Both broadcast to ``(B, he
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "preset_sizes",
     "UnfusedSwitch",
     "DropPath",
     "MultiHeadAttention",
@@ -31,6 +34,21 @@ __all__ = [
     "sinusoid_table",
     "sinusoid_table_2d",
 ]
+
+
+def preset_sizes(presets: Mapping[str, Mapping[str, int]], preset: str, **overrides: int | None) -> dict[str, int]:
+    """The sizes of ``presets[preset]``, each replaced by its override (as ``int``) where that is not ``None``.
+
+    Example: ``preset_sizes(PRESETS, "small", depth=None, dim=64)`` is the small preset 64 wide.
+
+    Raises:
+        ValueError: for a preset that is not in ``presets`` (the message lists the known ones).
+    """
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(presets)}")
+    sizes = dict(presets[preset])
+    sizes.update({key: int(value) for key, value in overrides.items() if value is not None})
+    return sizes
 
 
 class MultiHeadAttention(nn.Module):

@@ -23,75 +23,28 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from skelssl.core.batch import frame_mask, full_lengths, person_mask
-from skelssl.transforms.spatial import (
-    apply_matrix,
-    choose_joints,
-    flip,
-    gaussian_noise,
-    joint_corruption,
-    joint_offset_noise,
-    num_coords,
-    on_coords,
-    rotate,
-    rotation_matrix,
-    scale,
-    shear,
-    shear_matrix,
-)
-from skelssl.transforms.streams import STREAMS, bone, bone_motion, joint, motion, to_stream
-from skelssl.transforms.temporal import (
-    check_batch,
-    crop_resize,
-    crop_windows,
-    resize_windows,
-    time_crop,
-    time_interpolate,
-    uniform,
-    uniform_sample,
-    valid_mask,
-)
+from skelssl.transforms import spatial, streams, temporal
+
+# The package re-exports every public name of its three modules (their ``__all__``), so a user
+# writes ``T.rotate`` or ``T.crop_resize`` without knowing which file holds it.
+from skelssl.transforms.spatial import *  # noqa: F401,F403
+from skelssl.transforms.streams import *  # noqa: F401,F403
+from skelssl.transforms.temporal import *  # noqa: F401,F403
+from skelssl.transforms.temporal import check_batch, uniform  # used below
 
 __all__ = [
-    # composition
+    # composition (this file)
     "Augment",
     "call_transform",
     "random_apply",
     "random_choice",
-    # temporal
-    "crop_resize",
-    "crop_windows",
-    "resize_windows",
-    "uniform_sample",
-    "time_interpolate",
-    "time_crop",
-    # spatial
-    "shear",
-    "rotate",
-    "scale",
-    "joint_offset_noise",
-    "joint_corruption",
-    "flip",
-    "gaussian_noise",
-    "apply_matrix",
-    "shear_matrix",
-    "rotation_matrix",
-    "choose_joints",
-    "num_coords",
-    "on_coords",
-    # streams
-    "joint",
-    "bone",
-    "motion",
-    "bone_motion",
-    "STREAMS",
-    "to_stream",
-    # masks and helpers
-    "check_batch",
+    *temporal.__all__,
+    *spatial.__all__,
+    *streams.__all__,
+    # batch masks (skelssl.core.batch)
     "full_lengths",
     "frame_mask",
     "person_mask",
-    "valid_mask",
-    "uniform",
 ]
 
 Transform = Callable[..., Any]

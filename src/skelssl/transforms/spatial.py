@@ -263,9 +263,7 @@ def flip(x: torch.Tensor, layout: Layout) -> torch.Tensor:
     Returns:
         ``(N, C, T, V, M)``.
     """
-    check_batch(x)
-    if x.shape[3] != layout.num_joints:
-        raise ValueError(f"layout {layout.name} has {layout.num_joints} joints, the batch has V = {x.shape[3]}")
+    check_batch(x, layout=layout)
     perm = torch.tensor(layout.flip_index, device=x.device)
     out = x.index_select(3, perm)
     sign = torch.ones(x.shape[1], dtype=x.dtype, device=x.device)

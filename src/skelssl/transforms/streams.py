@@ -22,6 +22,7 @@ import torch
 
 from skelssl.core.batch import frame_mask, full_lengths
 from skelssl.core.layouts import Layout
+from skelssl.transforms.spatial import num_coords
 from skelssl.transforms.temporal import check_batch
 
 __all__ = ["joint", "bone", "motion", "bone_motion", "STREAMS", "to_stream"]
@@ -31,15 +32,6 @@ def joint(x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """The joint stream: a copy of ``x`` ``(N, C, T, V, M)``."""
     check_batch(x, lengths)
     return x.clone()
-
-
-def _coords(x: torch.Tensor, coords: int | None) -> int:
-    c = x.shape[1]
-    if coords is None:
-        return c
-    if not 1 <= int(coords) <= c:
-        raise ValueError(f"coords must be between 1 and C = {c}, got {coords}")
-    return int(coords)
 
 
 def bone(x: torch.Tensor, layout: Layout, coords: int | None = None) -> torch.Tensor:
@@ -54,10 +46,8 @@ def bone(x: torch.Tensor, layout: Layout, coords: int | None = None) -> torch.Te
     Returns:
         ``(N, C, T, V, M)``.
     """
-    check_batch(x)
-    if x.shape[3] != layout.num_joints:
-        raise ValueError(f"layout {layout.name} has {layout.num_joints} joints, the batch has V = {x.shape[3]}")
-    k = _coords(x, coords)
+    check_batch(x, layout=layout)
+    k = num_coords(x, coords)
     parents = torch.tensor(layout.parents, device=x.device)
     parent = x.index_select(3, parents)
     if k == x.shape[1]:
@@ -78,7 +68,7 @@ def motion(x: torch.Tensor, lengths: torch.Tensor | None = None, coords: int | N
         ``(N, C, T, V, M)``.
     """
     check_batch(x, lengths)
-    k = _coords(x, coords)
+    k = num_coords(x, coords)
     prev = torch.cat([x[:, :, :1], x[:, :, :-1]], dim=2)  # x_{t-1}, with x_{-1} := x_0 so m_0 = 0
     # Without the mask the first padded frame would hold -x_{len-1}.
     keep = frame_mask(full_lengths(x, lengths), x.shape[2])[:, None, :, None, None]  # (N, 1, T, 1, 1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from skelssl.core.batch import frame_mask, full_lengths, person_mask
+from skelssl.core.layouts import Layout
 
 __all__ = [
     "check_batch",
@@ -35,12 +36,15 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------------
 
 
-def check_batch(x: torch.Tensor, lengths: torch.Tensor | None = None) -> None:
-    """Raise ``ValueError`` unless ``x`` is ``(N, C, T, V, M)`` and ``lengths`` is ``(N,)``."""
+def check_batch(x: torch.Tensor, lengths: torch.Tensor | None = None, layout: Layout | None = None) -> None:
+    """Raise ``ValueError`` unless ``x`` is ``(N, C, T, V, M)``, ``lengths`` is ``(N,)`` and, with a
+    ``layout``, ``V`` is its number of joints."""
     if x.ndim != 5:
         raise ValueError(f"expected a batch of shape (N, C, T, V, M), got shape {tuple(x.shape)}")
     if lengths is not None and tuple(lengths.shape) != (x.shape[0],):
         raise ValueError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
+    if layout is not None and x.shape[3] != layout.num_joints:
+        raise ValueError(f"layout {layout.name} has {layout.num_joints} joints, the batch has V = {x.shape[3]}")
 
 
 def valid_mask(x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
