@@ -17,7 +17,8 @@ import torch
 
 from skelssl.data.dataset import SkeletonDataset, collate
 from skelssl.methods.hitrs import HiTRSPretraining
-from skelssl.methods.hitrs_tasks import apply_swap, mask_joints, sample_order_clips, swap_pairs
+from skelssl.methods.hitrs_tasks import apply_swap, sample_order_clips, swap_pairs
+from skelssl.methods.masking import mask_joints
 from skelssl.models import build_encoder
 from skelssl.models.windowing import gather_windows, pad_frames
 
