@@ -17,7 +17,8 @@ def test_there_are_scripts():
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
-def test_script_imports(script):
+def test_script_imports(script, monkeypatch):
+    monkeypatch.syspath_prepend(str(script.parent))  # as when run as a script: siblings import each other
     spec = importlib.util.spec_from_file_location(f"_bench_{script.stem}", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
