@@ -102,7 +102,8 @@ def test_override_unknown_key_lists_close_keys():
 def test_eval_overrides_go_through_the_same_checks():
     """``skelssl eval`` overrides use :func:`apply_overrides` against :class:`EvalConfig`: an unknown
     key names close ones, a value is not a section, and nested preset values are kept."""
-    from skelssl.engine.eval_config import LINEAR_PRESETS, load_eval_config
+    from skelssl.engine.eval_config import load_eval_config
+    from skelssl.methods.hitrs import LINEAR_PRESET
 
     with pytest.raises(ConfigError) as e:
         load_eval_config(None, ["linear.epoch=3"])
@@ -111,7 +112,7 @@ def test_eval_overrides_go_through_the_same_checks():
         load_eval_config(None, ["knn.ks.x=1"])
     cfg = load_eval_config({"linear": {"preset": "hitrs"}}, ["linear.optim.lr=0.5", "finetune.encoder.pool=joints"])
     assert cfg.linear.optim.lr == 0.5 and cfg.linear.optim.name == "adamw" and cfg.finetune.encoder == {"pool": "joints"}
-    assert LINEAR_PRESETS["hitrs"]["optim"]["lr"] == 0.01  # the preset itself is untouched
+    assert LINEAR_PRESET["optim"]["lr"] == 0.01  # the preset itself is untouched
     with pytest.raises(ConfigError, match="eval.linear: a section of settings"):
         load_eval_config(None, ["linear=3"])
 

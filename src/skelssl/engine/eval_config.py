@@ -10,15 +10,10 @@ preset here, and a recipe or the command line picks one and overrides single fie
 
     skelssl eval linear RUN --protocol nucla-xview linear.epochs=30 input.frames=50
 
-Presets (docs/isc.md, docs/hitrs.md, docs/mamp.md):
-
-- ``linear``: ``isc`` (SGD 0.1, momentum 0.9, wd 0, batch 64, 80 epochs, x0.1 at 50 and 70),
-  ``hitrs`` (AdamW 0.01, wd 0, batch 128, 70 epochs, constant), ``mamp`` (SGD 0.1, batch 256,
-  100 epochs, cosine to 0, non-affine BatchNorm before the linear layer).
-- ``finetune``: ``hitrs`` (AdamW 4e-4, wd 0.01, batch 128, 70 epochs, halved every 10 epochs after
-  20, grad clip 1, dropout 0.2), ``isc`` (SGD 0.01, batch 64, 80 epochs, x0.1 at 50/70 as CMD's
-  semi-supervised script), ``mamp`` (AdamW 3e-4 to 1e-5 cosine, 5 warm-up epochs, 100 epochs, batch
-  48, wd 0.05, layer decay 0.8, label smoothing 0.1, MLP head), ``default`` (AdamW 1e-3 cosine).
+A preset is named after the method whose paper's protocol it is, and lives beside that method
+(``LINEAR_PRESET``, ``FINETUNE_PRESET`` in ``methods/<name>.py``, registered with it: ``isc``,
+``hitrs``, ``mamp``; docs/isc.md, docs/hitrs.md, docs/mamp.md); fine-tuning also has ``default``
+(AdamW 1e-3 cosine). ``preset: null`` starts from the field defaults of :class:`ClassifierTaskConfig`.
 """
 
 from __future__ import annotations
@@ -40,8 +35,8 @@ __all__ = [
     "EvalConfig",
     "ProbeConfig",
     "BaselinesConfig",
-    "LINEAR_PRESETS",
-    "FINETUNE_PRESETS",
+    "DEFAULT_FINETUNE_PRESET",
+    "presets",
     "load_eval_config",
 ]
 
@@ -271,6 +266,7 @@ class EvalConfig:
 
     input: InputConfig = field(default_factory=InputConfig)
     knn: KnnTaskConfig = field(default_factory=KnnTaskConfig)
+    # ISC's linear protocol is the default preset: the field default here is the one place it is said.
     linear: ClassifierTaskConfig = field(default_factory=lambda: ClassifierTaskConfig(preset="isc"))
     finetune: ClassifierTaskConfig = field(default_factory=lambda: ClassifierTaskConfig(preset="default"))
     semi: SemiTaskConfig = field(default_factory=SemiTaskConfig)
@@ -282,51 +278,22 @@ class EvalConfig:
     num_workers: int = 0
 
 
-LINEAR_PRESETS: dict[str, dict[str, Any]] = {
-    "isc": {
-        "epochs": 80, "batch_size": 64, "head": "linear",
-        "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0},
-        "schedule": {"name": "multistep", "milestones": [50, 70], "gamma": 0.1},
-    },
-    "hitrs": {
-        # A non-affine BatchNorm before the layer (ours; official: plain Linear, `linear.head=linear`): AdamW
-        # 0.01 on unnormalised Hi-TRS features fell 5 points below the robust probe (docs/hitrs.md).
-        "epochs": 70, "batch_size": 128, "head": "linear_bn",
-        "optim": {"name": "adamw", "lr": 0.01, "weight_decay": 0.0},
-        "schedule": {"name": "constant"},
-    },
-    "mamp": {
-        "epochs": 100, "batch_size": 256, "head": "linear_bn",
-        "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0},
-        "schedule": {"name": "cosine", "min_lr": 0.0},
-    },
+# The fine-tuning preset of methods without their own (a method's presets are registered with it:
+# ``LINEAR_PRESET`` and ``FINETUNE_PRESET`` in ``methods/<name>.py``).
+DEFAULT_FINETUNE_PRESET: dict[str, Any] = {
+    "epochs": 50, "batch_size": 32, "head": "linear",
+    "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01},
+    "schedule": {"name": "cosine", "warmup_epochs": 2, "min_lr": 1e-5},
 }
 
-FINETUNE_PRESETS: dict[str, dict[str, Any]] = {
-    "default": {
-        "epochs": 50, "batch_size": 32, "head": "linear",
-        "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01},
-        "schedule": {"name": "cosine", "warmup_epochs": 2, "min_lr": 1e-5},
-    },
-    "hitrs": {
-        # Constant for 20 epochs, then x0.5 every 10 (docs/hitrs.md).
-        "epochs": 70, "batch_size": 32, "accumulate": 4, "head": "linear", "grad_clip": 1.0,
-        "optim": {"name": "adamw", "lr": 4e-4, "weight_decay": 0.01},
-        "schedule": {"name": "multistep", "milestones": [20, 30, 40, 50, 60], "gamma": 0.5},
-    },
-    "isc": {
-        "epochs": 80, "batch_size": 64, "head": "linear",
-        "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0},
-        "schedule": {"name": "multistep", "milestones": [50, 70], "gamma": 0.1},
-    },
-    "mamp": {
-        # The official head reads the 25 per-joint features (mean over time and persons, V x 256 = 6400).
-        "epochs": 100, "batch_size": 48, "head": "mlp", "label_smoothing": 0.1, "dropout": 0.3, "layer_decay": 0.8,
-        "encoder": {"pool": "joints"},
-        "optim": {"name": "adamw", "lr": 3e-4, "weight_decay": 0.05, "no_decay": []},
-        "schedule": {"name": "cosine", "warmup_epochs": 5, "min_lr": 1e-5},
-    },
-}
+
+def presets(task: Literal["linear", "finetune"]) -> dict[str, dict[str, Any]]:
+    """The named presets of ``eval.<task>.preset``: the registered methods' (by method name), and for
+    fine-tuning ``default``."""
+    from skelssl.methods import eval_presets
+
+    named = eval_presets(task)
+    return {"default": copy.deepcopy(DEFAULT_FINETUNE_PRESET), **named} if task == "finetune" else named
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -336,15 +303,17 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def _with_presets(data: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(data)
-    for task, presets in (("linear", LINEAR_PRESETS), ("finetune", FINETUNE_PRESETS)):
+    defaults = EvalConfig()
+    for task in ("linear", "finetune"):
         section = out.get(task) or {}
         if not isinstance(section, dict):
             raise ConfigError(f"eval.{task}: a section of settings (e.g. {task}.epochs=30), not {section!r}")
-        name = section.get("preset", "isc" if task == "linear" else "default")
+        name = section.get("preset", getattr(defaults, task).preset)
         if name is not None:
-            if name not in presets:
-                raise ConfigError(f"eval.{task}.preset: unknown preset {name!r}; known: {', '.join(presets)}")
-            section = _merge(presets[name], section)
+            named = presets(task)
+            if name not in named:
+                raise ConfigError(f"eval.{task}.preset: unknown preset {name!r}; known: {', '.join(named)}")
+            section = _merge(named[name], section)
             section["preset"] = name
         out[task] = section
     # Nested defaults of the detect/predict sections (optim, schedule) hold when a recipe or an
