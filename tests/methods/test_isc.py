@@ -216,7 +216,7 @@ def test_a_few_dozen_steps_reduce_the_loss():
 
 def test_recipes_load_and_name_valid_arguments():
     from skelssl.engine.config import build_encoder_from_config, build_method_from_config, checked_kwargs, load_config
-    from skelssl.engine.eval_config import load_eval_config
+    from skelssl.engine.config import load_eval_config
     from skelssl.models import ENCODERS, _ensure
 
     recipes = {p.stem: p for p in RECIPES.glob("*.yaml") if not p.stem.startswith("_")}

@@ -1,7 +1,7 @@
-"""Typed settings of the evaluation protocols (the ``eval`` section of a recipe).
+"""Typed settings of the evaluation protocols (the ``eval`` section of a recipe, :class:`EvalConfig`).
 
 The published protocols differ in optimiser, schedule, epochs and input handling; each is a named
-preset here, and a recipe or the command line picks one and overrides single fields::
+preset, and a recipe or the command line picks one and overrides single fields::
 
     eval:
       input: {frames: 64}          # the encoder's input length (crop-resize), null for whole sequences
@@ -14,6 +14,11 @@ A preset is named after the method whose paper's protocol it is, and lives besid
 (``LINEAR_PRESET``, ``FINETUNE_PRESET`` in ``methods/<name>.py``, registered with it: ``isc``,
 ``hitrs``, ``mamp``; docs/isc.md, docs/hitrs.md, docs/mamp.md); fine-tuning also has ``default``
 (AdamW 1e-3 cosine). ``preset: null`` starts from the field defaults of :class:`ClassifierTaskConfig`.
+
+The presets are applied when an ``eval`` section is read, by the one config mechanism of
+:mod:`skelssl.engine.config` (:func:`~skelssl.engine.config.load_eval_config`; a run's
+``RunConfig.eval`` is read so when its recipe loads). ``EvalConfig()`` itself holds the bare field
+defaults, no preset applied.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from skelssl.engine.config import ConfigError, OptimConfig, ScheduleConfig, apply_overrides, deep_merge, from_dict, to_dict
+from skelssl.engine.optim_config import OptimConfig, ScheduleConfig
 
 __all__ = [
     "InputConfig",
@@ -37,7 +42,6 @@ __all__ = [
     "BaselinesConfig",
     "DEFAULT_FINETUNE_PRESET",
     "presets",
-    "load_eval_config",
 ]
 
 
@@ -294,42 +298,3 @@ def presets(task: Literal["linear", "finetune"]) -> dict[str, dict[str, Any]]:
 
     named = eval_presets(task)
     return {"default": copy.deepcopy(DEFAULT_FINETUNE_PRESET), **named} if task == "finetune" else named
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """:func:`~skelssl.engine.config.deep_merge` on copies: the result never shares a preset's values."""
-    return deep_merge(copy.deepcopy(base), copy.deepcopy(top))
-
-
-def _with_presets(data: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(data)
-    defaults = EvalConfig()
-    for task in ("linear", "finetune"):
-        section = out.get(task) or {}
-        if not isinstance(section, dict):
-            raise ConfigError(f"eval.{task}: a section of settings (e.g. {task}.epochs=30), not {section!r}")
-        name = section.get("preset", getattr(defaults, task).preset)
-        if name is not None:
-            named = presets(task)
-            if name not in named:
-                raise ConfigError(f"eval.{task}.preset: unknown preset {name!r}; known: {', '.join(named)}")
-            section = _merge(named[name], section)
-            section["preset"] = name
-        out[task] = section
-    # Nested defaults of the detect/predict sections (optim, schedule) hold when a recipe or an
-    # override sets only one of their fields (``detect.optim.lr=0.01`` keeps AdamW and its decay).
-    for task, cls in (("detect", DetectTaskConfig), ("predict", PredictTaskConfig)):
-        out[task] = _merge(to_dict(cls()), out.get(task) or {})
-    return out
-
-
-def load_eval_config(recipe_eval: dict[str, Any] | None, overrides: list[str] | tuple[str, ...] = ()) -> EvalConfig:
-    """The evaluation settings: defaults <- presets <- the run's ``eval`` section <- overrides.
-
-    Overrides are ``section.key=value`` (``linear.epochs=30``, ``input.frames=64``,
-    ``finetune.optim.lr=1e-3``), applied by :func:`~skelssl.engine.config.apply_overrides` against
-    :class:`EvalConfig` (each key must exist; values parsed with ``yaml.safe_load``), then checked strictly.
-    """
-    data = apply_overrides(recipe_eval or {}, overrides, schema=EvalConfig)
-    data = _with_presets(data)
-    return from_dict(EvalConfig, data)

@@ -163,7 +163,6 @@ def run_bench(recipe: str | Path, overrides: list[str] | tuple[str, ...] = (),
               opts: BenchOptions | None = None) -> dict[str, Any]:
     """Measure the recipe (see the module docstring); returns the JSON row."""
     from skelssl.engine.dist import make_fabric
-    from skelssl.engine.eval_config import load_eval_config
     from skelssl.engine.eval_input import test_transform
     from skelssl.engine.optim import optimizer_factory
     from skelssl.engine.seed import seed_all
@@ -213,7 +212,7 @@ def run_bench(recipe: str | Path, overrides: list[str] | tuple[str, ...] = (),
 
     # -- inference: the exported encoder on the evaluation input -------------------------------------
     encoder = method.export_encoder()
-    transform = test_transform(load_eval_config(cfg.eval).input)
+    transform = test_transform(cfg.eval.input)
     inputs = transform(batch) if transform is not None else batch
     encoder.eval()
 

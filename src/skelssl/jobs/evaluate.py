@@ -34,8 +34,8 @@ from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.protocols import sequence_split, identical_to_train_count
 from skelssl.data.protocols import split as protocol_split
 from skelssl.data.store import Store
-from skelssl.engine.config import ConfigError, to_dict
-from skelssl.engine.eval_config import EvalConfig, load_eval_config
+from skelssl.engine.config import ConfigError, load_eval_config, to_dict
+from skelssl.engine.eval_config import EvalConfig
 from skelssl.evaluation.results import TASKS, config_hash, write_results
 from skelssl.jobs.eval_context import EncoderSource, EvalContext, load_encoder_source
 from skelssl.jobs.evaluate_classifier import run_finetune, run_semi
