@@ -31,7 +31,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from skelssl.core.canonical import config_hash
-from skelssl.engine.eval_config import ClassifierTaskConfig, DetectTaskConfig, EvalConfig, PredictTaskConfig, presets
+from skelssl.engine.eval_config import DetectTaskConfig, EvalConfig, PredictTaskConfig, presets
 from skelssl.engine.optim_config import OptimConfig, ScheduleConfig
 
 __all__ = [
@@ -233,28 +233,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is Any:
         return value
     if _is_union(tp):
-        members = typing.get_args(tp)
-        if value is None:
-            if type(None) in members:
-                return None
-            raise ConfigError(f"{where}: null is not allowed (expected {_type_name(tp)})")
-        errors = []
-        # Try exact type matches first, so that ``int | str`` keeps 2 an int and "auto" a string.
-        ordered = sorted((m for m in members if m is not type(None)), key=lambda m: not _matches(value, m))
-        for member in ordered:
-            try:
-                return _coerce(value, member, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"{where}: {value!r} is not a {_type_name(tp)}")
+        return _coerce_union(value, tp, where)
     if origin is Literal:
-        choices = typing.get_args(tp)
-        for choice in choices:
-            if value == choice and type(value) is type(choice):
-                return choice
-            if isinstance(choice, str) and not isinstance(value, bool) and str(value) == choice:
-                return choice
-        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
+        return _coerce_literal(value, tp, where)
     if value is None and (dataclasses.is_dataclass(tp) or origin is dict or tp is dict):
         value = {}  # an empty YAML section (``eval:``) reads as null
     if dataclasses.is_dataclass(tp):
@@ -273,41 +254,80 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         args = typing.get_args(tp)
         val_tp = args[1] if len(args) == 2 else Any
         return {str(k): _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        try:
-            number = float(value) if isinstance(value, (str, float)) else None
-        except ValueError:
-            number = None
-        if number is not None and number.is_integer():
-            return int(number)
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                # YAML 1.1 reads "1e-3" as a string (no dot); it is clearly meant as a number.
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if tp in _SCALARS:
+        return _SCALARS[tp](value, where)
     return value
+
+
+def _coerce_union(value: Any, tp: Any, where: str) -> Any:
+    members = typing.get_args(tp)
+    if value is None:
+        if type(None) in members:
+            return None
+        raise ConfigError(f"{where}: null is not allowed (expected {_type_name(tp)})")
+    # Try exact type matches first, so that ``int | str`` keeps 2 an int and "auto" a string.
+    ordered = sorted((m for m in members if m is not type(None)), key=lambda m: not _matches(value, m))
+    for member in ordered:
+        try:
+            return _coerce(value, member, where)
+        except ConfigError:
+            pass
+    raise ConfigError(f"{where}: {value!r} is not a {_type_name(tp)}")
+
+
+def _coerce_literal(value: Any, tp: Any, where: str) -> Any:
+    choices = typing.get_args(tp)
+    for choice in choices:
+        if value == choice and type(value) is type(choice):
+            return choice
+        if isinstance(choice, str) and not isinstance(value, bool) and str(value) == choice:
+            return choice
+    raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+def _to_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
+
+
+def _to_int(value: Any, where: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value) if isinstance(value, (str, float)) else None
+    except ValueError:
+        number = None
+    if number is not None and number.is_integer():
+        return int(number)
+    raise ConfigError(f"{where}: expected an integer, got {value!r}")
+
+
+def _to_float(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            # YAML 1.1 reads "1e-3" as a string (no dot); it is clearly meant as a number.
+            return float(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{where}: expected a number, got {value!r}")
+
+
+def _to_str(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{where}: expected a string, got {value!r}")
+
+
+_SCALARS = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
 
 
 def _matches(value: Any, tp: Any) -> bool:
