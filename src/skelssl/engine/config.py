@@ -385,7 +385,7 @@ def from_dict(cls: type, data: dict[str, Any], _prefix: str = "") -> Any:
         dotted = f"{_prefix}.{key}" if _prefix else str(key)
         if key not in hints:
             valid = [f"{_prefix}.{k}" if _prefix else k for k in hints]
-            raise _unknown(dotted, valid, [k for k in config_keys(RunConfig)] + valid)
+            raise _unknown(dotted, valid, list(dict.fromkeys(config_keys(RunConfig) + valid)))
         kwargs[key] = _coerce(value, hints[key], dotted)
     return cls(**kwargs)
 
