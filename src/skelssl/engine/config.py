@@ -17,10 +17,10 @@ that method's preset (:func:`load_eval_config`), and a typo there is refused whe
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import inspect
-import copy
 import json
 import types
 import typing
