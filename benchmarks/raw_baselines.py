@@ -16,7 +16,7 @@ import time
 from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.protocols import split
 from skelssl.data.store import Store
-from skelssl.engine.eval_config import load_eval_config
+from skelssl.engine.config import load_eval_config
 from skelssl.evaluation.baselines import not_copies_mask, raw_frames_for, raw_input_features
 from skelssl.jobs.evaluate_frozen import frozen_figures
 

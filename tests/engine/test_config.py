@@ -77,7 +77,8 @@ def test_overrides_are_parsed_and_coerced():
             "data.split=all",
             "encoder.name=gru",
             "encoder.kwargs.hidden=32",
-            "eval.knn_k=20",
+            "eval.knn.ks=[20]",
+            "eval.linear.preset=hitrs",
             "trainer.progress=false",
             "optim.no_decay=[bias, norm]",
         ],
@@ -86,8 +87,32 @@ def test_overrides_are_parsed_and_coerced():
     assert cfg.trainer.devices == 2 and cfg.trainer.max_steps is None and cfg.trainer.epochs == 100
     assert cfg.optim.betas == [0.9, 0.95] and cfg.data.split == "all"
     assert cfg.encoder == ComponentConfig("gru", {"hidden": 32})
-    assert cfg.eval == {"knn_k": 20} and cfg.trainer.progress is False
+    assert cfg.eval.knn.ks == [20] and cfg.trainer.progress is False
+    assert cfg.eval.linear.epochs == 70 and cfg.eval.linear.optim.name == "adamw"  # the hitrs preset, applied at load
     assert cfg.optim.no_decay == ["bias", "norm"]
+
+
+def test_a_typo_in_the_eval_section_is_refused_when_the_recipe_loads(tmp_path):
+    """The ``eval`` section is typed: pre-training refuses a misspelt key there, in one line."""
+    path = write(tmp_path / "r.yaml", {"eval": {"linear": {"preset": "isc", "epoch": 3}}})
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert "eval.linear.epoch" in str(e.value) and "eval.linear.epochs" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="eval.finetune.preset: unknown preset 'nope'"):
+        load_config(None, ["eval.finetune.preset=nope"])
+
+
+def test_a_preset_picked_on_the_command_line_replaces_the_recorded_one():
+    """A run's saved ``eval`` holds its sections resolved; ``linear.preset=X`` still gives X's values,
+    with the values the recipe set itself kept."""
+    from skelssl.engine.config import load_eval_config
+
+    recorded = to_dict(load_eval_config({"linear": {"preset": "isc", "epochs": 40}}))
+    assert recorded["linear"]["optim"]["name"] == "sgd"
+    cfg = load_eval_config(recorded, ["linear.preset=hitrs"])
+    assert cfg.linear.preset == "hitrs" and cfg.linear.optim.name == "adamw" and cfg.linear.epochs == 40
+    assert cfg == load_eval_config({"linear": {"preset": "hitrs", "epochs": 40}})
+    assert load_eval_config(recorded) == load_eval_config({"linear": {"preset": "isc", "epochs": 40}})
 
 
 def test_override_unknown_key_lists_close_keys():
@@ -102,7 +127,8 @@ def test_override_unknown_key_lists_close_keys():
 def test_eval_overrides_go_through_the_same_checks():
     """``skelssl eval`` overrides use :func:`apply_overrides` against :class:`EvalConfig`: an unknown
     key names close ones, a value is not a section, and nested preset values are kept."""
-    from skelssl.engine.eval_config import LINEAR_PRESETS, load_eval_config
+    from skelssl.engine.config import load_eval_config
+    from skelssl.methods.hitrs import LINEAR_PRESET
 
     with pytest.raises(ConfigError) as e:
         load_eval_config(None, ["linear.epoch=3"])
@@ -111,8 +137,8 @@ def test_eval_overrides_go_through_the_same_checks():
         load_eval_config(None, ["knn.ks.x=1"])
     cfg = load_eval_config({"linear": {"preset": "hitrs"}}, ["linear.optim.lr=0.5", "finetune.encoder.pool=joints"])
     assert cfg.linear.optim.lr == 0.5 and cfg.linear.optim.name == "adamw" and cfg.finetune.encoder == {"pool": "joints"}
-    assert LINEAR_PRESETS["hitrs"]["optim"]["lr"] == 0.01  # the preset itself is untouched
-    with pytest.raises(ConfigError, match="eval.linear: a section of settings"):
+    assert LINEAR_PRESET["optim"]["lr"] == 0.01  # the preset itself is untouched
+    with pytest.raises(ConfigError, match="linear is a section; set its keys"):
         load_eval_config(None, ["linear=3"])
 
 
@@ -181,4 +207,4 @@ def test_empty_sections_read_as_defaults(tmp_path):
     path = tmp_path / "empty.yaml"
     path.write_text("optim:\neval:\nencoder:\n  name: gru\n  kwargs:\n")
     cfg = load_config(path)
-    assert cfg.optim == RunConfig().optim and cfg.eval == {} and cfg.encoder == ComponentConfig("gru", {})
+    assert cfg.optim == RunConfig().optim and cfg.eval == RunConfig().eval and cfg.encoder == ComponentConfig("gru", {})

@@ -1,5 +1,6 @@
-"""Every recipe in configs/ loads strictly (unknown keys, wrong types and bad values are errors), names a
-registered encoder and method, and resolves its batch on one device."""
+"""Every recipe in configs/ (the ``_base.yaml`` files the others start from too) loads strictly (unknown
+keys, wrong types and bad values are errors, in the ``eval`` section too), names a registered encoder
+and method, and resolves its batch on one device."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from skelssl.engine.config import load_config, resolve_batch
-from skelssl.engine.eval_config import load_eval_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-RECIPES = sorted(p for p in CONFIGS.rglob("*.yaml") if not p.name.startswith("_"))
+RECIPES = sorted(CONFIGS.rglob("*.yaml"))
 
 
 def test_there_are_recipes():
@@ -28,4 +28,3 @@ def test_recipe_loads(recipe):
     # A supervised baseline names no method: it is evaluated with --random-init (trained from scratch).
     assert cfg.method.name in import_methods() or (not cfg.method.name and "supervised" in recipe.name)
     assert cfg.data.batch_size >= 1 and cfg.trainer.epochs >= 1
-    load_eval_config(cfg.eval)  # the eval section is checked strictly too

@@ -184,7 +184,7 @@ def test_task_encoder_overrides_keep_the_weights(run, tmp_path):
 
     from skelssl.engine import checkpoint as ckpt
     from skelssl.engine.checkpoint import CheckpointError
-    from skelssl.engine.eval_config import load_eval_config
+    from skelssl.engine.config import load_eval_config
     from skelssl.models import build_encoder
 
     _, store = run

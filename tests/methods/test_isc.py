@@ -5,6 +5,7 @@ recipes in configs/isc/ load and build."""
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from pathlib import Path
 
@@ -206,9 +207,14 @@ def test_a_few_dozen_steps_reduce_the_loss():
     assert sum(losses[-8:]) / 8 < sum(losses[4:12]) / 8 - 0.5, losses
 
 
+def _defaults(cls) -> dict:
+    """The constructor defaults a recipe leaves out (recipes state only what differs from them)."""
+    return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if p.default is not p.empty}
+
+
 def test_recipes_load_and_name_valid_arguments():
     from skelssl.engine.config import build_encoder_from_config, build_method_from_config, checked_kwargs, load_config
-    from skelssl.engine.eval_config import load_eval_config
+    from skelssl.engine.config import load_eval_config
     from skelssl.models import ENCODERS, _ensure
 
     recipes = {p.stem: p for p in RECIPES.glob("*.yaml") if not p.stem.startswith("_")}
@@ -219,13 +225,13 @@ def test_recipes_load_and_name_valid_arguments():
         assert cfg.method.name == "isc" and cfg.optim.name == "sgd" and cfg.data.store, name
         _ensure(cfg.encoder.name)
         checked_kwargs(ENCODERS.get(cfg.encoder.name), cfg.encoder.kwargs, "encoder.kwargs")
-        kwargs = checked_kwargs(isc, cfg.method.kwargs, "method.kwargs", given=("encoder",))
+        kwargs = {**_defaults(isc), **checked_kwargs(isc, cfg.method.kwargs, "method.kwargs", given=("encoder",))}
         assert kwargs["queue_size"] % (cfg.data.batch_size * int(cfg.trainer.devices)) == 0, name
         ev = load_eval_config(cfg.eval)
         assert ev.knn.ks[0] == 1 and ev.linear.optim.lr == 0.1 and ev.linear.epochs in (40, 80), name
     ntu = load_config(recipes["ntu60_xsub"])
     assert (ntu.trainer.epochs, ntu.schedule.milestones, ntu.optim.lr, ntu.optim.weight_decay) == (451, [351], 0.01, 1e-4)
-    assert ntu.method.kwargs["queue_size"] == 16384 and ntu.data.batch_size == 64
+    assert {**_defaults(isc), **ntu.method.kwargs}["queue_size"] == 16384 and ntu.data.batch_size == 64
     assert load_config(recipes["ntu120_xset"]).trainer.epochs == 351
     # The CPU recipe builds for real (small presets; N-UCLA: one person, 20 joints) and trains a step.
     cfg = load_config(recipes["nucla_cpu"])

@@ -155,7 +155,7 @@ def test_wrong_encoder_and_bad_options_raise():
 @pytest.mark.parametrize("recipe", sorted(RECIPES.glob("[!_]*.yaml")), ids=lambda p: p.name)
 def test_recipes_load_and_build(recipe):
     from skelssl.engine.config import build_encoder_from_config, build_method_from_config, load_config
-    from skelssl.engine.eval_config import load_eval_config
+    from skelssl.engine.config import load_eval_config
 
     cfg = load_config(recipe)
     assert cfg.optim.name == "adamw" and cfg.optim.weight_decay == 0.01 and cfg.optim.no_decay == ["bias", "norm"]

@@ -10,11 +10,14 @@ to the recipe) whose contents are merged under it. Command-line overrides are do
 
 The free ``kwargs`` of the ``encoder`` and ``method`` sections are checked against the signature of
 the class they are given to when that class is built (:func:`checked_kwargs`), since only then is
-the class known. The ``eval`` section is free-form for the evaluation protocols.
+the class known. The ``eval`` section is :class:`~skelssl.engine.eval_config.EvalConfig`, read by the
+same mechanism: a recipe's ``eval.linear.preset: hitrs`` fills the fields the recipe leaves out from
+that method's preset (:func:`load_eval_config`), and a typo there is refused when the recipe loads.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import inspect
@@ -28,6 +31,8 @@ from typing import Any, Literal, Union
 import yaml
 
 from skelssl.core.canonical import config_hash
+from skelssl.engine.eval_config import DetectTaskConfig, EvalConfig, PredictTaskConfig, presets
+from skelssl.engine.optim_config import OptimConfig, ScheduleConfig
 
 __all__ = [
     "ConfigError",
@@ -39,6 +44,7 @@ __all__ = [
     "TrainerConfig",
     "RunConfig",
     "load_config",
+    "load_eval_config",
     "apply_overrides",
     "deep_merge",
     "resolve_batch",
@@ -130,62 +136,6 @@ class InitFromConfig:
 
 
 @dataclass
-class OptimConfig:
-    """Optimiser settings (see :func:`skelssl.engine.optim.build_optimizer`).
-
-    Attributes:
-        name: ``adamw``, ``adam`` or ``sgd``.
-        lr: peak learning rate (absolute, unless ``lr_scale_batch`` is set).
-        lr_scale_batch: the global batch ``lr`` is meant for; when set, the run uses the linear scaling
-            rule (Goyal et al. 2017) ``lr * actual_global_batch / lr_scale_batch``. The saved config
-            records the effective lr in ``lr`` and the actual global batch in ``lr_scale_batch`` (so
-            resolving it again changes nothing). ``schedule.min_lr`` stays absolute.
-        weight_decay: decay of the decayed parameter group.
-        betas, eps: Adam/AdamW.
-        momentum, nesterov: SGD.
-        no_decay: name fragments of parameters without weight decay; ``None`` lets the module decide
-            (its ``param_groups``); ``[]`` decays everything but 1-D tensors.
-    """
-
-    name: Literal["adamw", "adam", "sgd"] = "adamw"
-    lr: float = 1e-3
-    lr_scale_batch: int | None = None
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-    momentum: float = 0.9
-    nesterov: bool = False
-    no_decay: list[str] | None = None
-
-
-@dataclass
-class ScheduleConfig:
-    """Learning-rate schedule over optimiser steps (see :mod:`skelssl.engine.optim`).
-
-    Attributes:
-        name: ``constant``, ``cosine``, ``linear`` (decay to ``min_lr``), ``step`` (x ``gamma`` every
-            ``step_size`` epochs) or ``multistep`` (x ``gamma`` at each of ``milestones`` epochs).
-        warmup_steps / warmup_epochs: linear warm-up from 0 (steps win when both are set; epochs may be
-            fractional).
-        min_lr: absolute end value of cosine/linear decay, floor of step/multistep.
-        total_steps: horizon of cosine/linear decay; ``None`` is the run's length (Hi-TRS decays over
-            50k updates but stops at 30k).
-        milestones: epochs at which multistep multiplies the lr by ``gamma``.
-        step_size: epochs between two ``step`` decays.
-        gamma: the multiplicative factor of step/multistep.
-    """
-
-    name: Literal["constant", "cosine", "linear", "step", "multistep"] = "constant"
-    warmup_steps: int = 0
-    warmup_epochs: float = 0.0
-    min_lr: float = 0.0
-    total_steps: int | None = None
-    milestones: list[int] = field(default_factory=list)
-    step_size: int = 1
-    gamma: float = 0.1
-
-
-@dataclass
 class TrainerConfig:
     """How the one training loop runs (see :class:`skelssl.engine.loop.Trainer`).
 
@@ -263,7 +213,7 @@ class RunConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
-    eval: dict[str, Any] = field(default_factory=dict)
+    eval: EvalConfig = field(default_factory=lambda: load_eval_config())
 
 
 # -- coercion --------------------------------------------------------------------------------------
@@ -283,28 +233,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is Any:
         return value
     if _is_union(tp):
-        members = typing.get_args(tp)
-        if value is None:
-            if type(None) in members:
-                return None
-            raise ConfigError(f"{where}: null is not allowed (expected {_type_name(tp)})")
-        errors = []
-        # Try exact type matches first, so that ``int | str`` keeps 2 an int and "auto" a string.
-        ordered = sorted((m for m in members if m is not type(None)), key=lambda m: not _matches(value, m))
-        for member in ordered:
-            try:
-                return _coerce(value, member, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"{where}: {value!r} is not a {_type_name(tp)}")
+        return _coerce_union(value, tp, where)
     if origin is Literal:
-        choices = typing.get_args(tp)
-        for choice in choices:
-            if value == choice and type(value) is type(choice):
-                return choice
-            if isinstance(choice, str) and not isinstance(value, bool) and str(value) == choice:
-                return choice
-        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
+        return _coerce_literal(value, tp, where)
     if value is None and (dataclasses.is_dataclass(tp) or origin is dict or tp is dict):
         value = {}  # an empty YAML section (``eval:``) reads as null
     if dataclasses.is_dataclass(tp):
@@ -323,41 +254,80 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         args = typing.get_args(tp)
         val_tp = args[1] if len(args) == 2 else Any
         return {str(k): _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        try:
-            number = float(value) if isinstance(value, (str, float)) else None
-        except ValueError:
-            number = None
-        if number is not None and number.is_integer():
-            return int(number)
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                # YAML 1.1 reads "1e-3" as a string (no dot); it is clearly meant as a number.
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if tp in _SCALARS:
+        return _SCALARS[tp](value, where)
     return value
+
+
+def _coerce_union(value: Any, tp: Any, where: str) -> Any:
+    members = typing.get_args(tp)
+    if value is None:
+        if type(None) in members:
+            return None
+        raise ConfigError(f"{where}: null is not allowed (expected {_type_name(tp)})")
+    # Try exact type matches first, so that ``int | str`` keeps 2 an int and "auto" a string.
+    ordered = sorted((m for m in members if m is not type(None)), key=lambda m: not _matches(value, m))
+    for member in ordered:
+        try:
+            return _coerce(value, member, where)
+        except ConfigError:
+            pass
+    raise ConfigError(f"{where}: {value!r} is not a {_type_name(tp)}")
+
+
+def _coerce_literal(value: Any, tp: Any, where: str) -> Any:
+    choices = typing.get_args(tp)
+    for choice in choices:
+        if value == choice and type(value) is type(choice):
+            return choice
+        if isinstance(choice, str) and not isinstance(value, bool) and str(value) == choice:
+            return choice
+    raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+def _to_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
+
+
+def _to_int(value: Any, where: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value) if isinstance(value, (str, float)) else None
+    except ValueError:
+        number = None
+    if number is not None and number.is_integer():
+        return int(number)
+    raise ConfigError(f"{where}: expected an integer, got {value!r}")
+
+
+def _to_float(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            # YAML 1.1 reads "1e-3" as a string (no dot); it is clearly meant as a number.
+            return float(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{where}: expected a number, got {value!r}")
+
+
+def _to_str(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{where}: expected a string, got {value!r}")
+
+
+_SCALARS = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
 
 
 def _matches(value: Any, tp: Any) -> bool:
@@ -407,13 +377,15 @@ def from_dict(cls: type, data: dict[str, Any], _prefix: str = "") -> Any:
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{_prefix or 'config'}: expected a mapping, got {data!r}")
+    if cls is EvalConfig:
+        data = _with_presets(data, _prefix or "eval")
     hints = _hints(cls)
     kwargs = {}
     for key, value in data.items():
         dotted = f"{_prefix}.{key}" if _prefix else str(key)
         if key not in hints:
             valid = [f"{_prefix}.{k}" if _prefix else k for k in hints]
-            raise _unknown(dotted, valid, [k for k in config_keys(RunConfig)] + valid)
+            raise _unknown(dotted, valid, list(dict.fromkeys(config_keys(RunConfig) + valid)))
         kwargs[key] = _coerce(value, hints[key], dotted)
     return cls(**kwargs)
 
@@ -489,7 +461,8 @@ def _parse_value(text: str) -> Any:
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...], schema: type | None = None) -> dict[str, Any]:
     """Apply ``key.path=value`` overrides to a raw config mapping, checking each key exists.
 
-    Keys inside the free mappings (``encoder.kwargs``, ``method.kwargs``, ``eval``) may be new.
+    Keys inside the free mappings (``encoder.kwargs``, ``method.kwargs``) may be new. A section takes
+    a mapping (``eval.linear={epochs: 3}``), never a single value.
 
     Args:
         data: the raw mapping (a recipe, or a part of one).
@@ -527,7 +500,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
                 if not last and cls is None and not free:
                     raise ConfigError(f"override {key!r}: {'.'.join(parts[: depth + 1])} is a value, not a section")
             if last:
-                node[part] = _parse_value(text)
+                value = _parse_value(text)
+                if cls is not None and value is not None and not isinstance(value, dict):
+                    raise ConfigError(f"override {item!r}: {key} is a section; set its keys ({key}.{next(iter(_hints(cls)))}=...)")
+                node[part] = value
             else:
                 child = node.get(part)
                 if not isinstance(child, dict):
@@ -560,6 +536,81 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     except ConfigError as e:
         where = f"{path}: " if path is not None else ""
         raise ConfigError(f"{where}{e}") from None
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """:func:`deep_merge` on copies: the result never shares a preset's values."""
+    return deep_merge(copy.deepcopy(base), copy.deepcopy(top))
+
+
+def _with_presets(data: dict[str, Any], where: str = "eval") -> dict[str, Any]:
+    """A raw ``eval`` mapping with the named presets of ``linear`` and ``finetune`` under its sections.
+
+    Resolving a resolved mapping again changes nothing (every field is then the section's own).
+    """
+    out = copy.deepcopy(data)
+    defaults = EvalConfig()
+    for task in ("linear", "finetune"):
+        section = out.get(task) or {}
+        if not isinstance(section, dict):
+            continue  # from_dict says: a section, not a value
+        name = section.get("preset", getattr(defaults, task).preset)
+        if name is not None:
+            named = presets(task)
+            if name not in named:
+                raise ConfigError(f"{where}.{task}.preset: unknown preset {name!r}; known: {', '.join(named)}")
+            section = _merge(named[name], section)
+            section["preset"] = name
+        out[task] = section
+    # Nested defaults of the detect/predict sections (optim, schedule) hold when a recipe or an
+    # override sets only one of their fields (``detect.optim.lr=0.01`` keeps AdamW and its decay).
+    for task, cls in (("detect", DetectTaskConfig), ("predict", PredictTaskConfig)):
+        if isinstance(out.get(task) or {}, dict):
+            out[task] = _merge(to_dict(cls()), out.get(task) or {})
+    return out
+
+
+def _own_values(section: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``section`` that differ from ``base`` (nested mappings compared key by key)."""
+    out = {}
+    for key, value in section.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            value = _own_values(value, base[key])
+            if value:
+                out[key] = value
+        elif key not in base or value != base[key]:
+            out[key] = value
+    return out
+
+
+def _drop_preset_values(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Where an override picks another preset (``linear.preset=hitrs``), the section keeps only the
+    values its own preset did not give it, so that the new preset's fill the rest (a run's saved
+    ``eval`` holds its sections resolved)."""
+    keys = {item.split("=", 1)[0].strip() for item in overrides}
+    out = dict(data)
+    for task in ("linear", "finetune"):
+        section = out.get(task)
+        if f"{task}.preset" not in keys or not isinstance(section, dict):
+            continue
+        old = section.get("preset", getattr(EvalConfig(), task).preset)
+        if old is not None and old not in presets(task):
+            continue  # the unknown preset is named when the section is read
+        base = to_dict(getattr(from_dict(EvalConfig, {task: {"preset": old}}), task))
+        out[task] = _own_values(section, base)
+    return out
+
+
+def load_eval_config(section: EvalConfig | dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> EvalConfig:
+    """The evaluation settings: defaults <- presets <- ``section`` (a run's ``eval``) <- overrides.
+
+    Overrides are ``section.key=value`` (``linear.epochs=30``, ``input.frames=64``,
+    ``finetune.optim.lr=1e-3``), applied by :func:`apply_overrides` against :class:`EvalConfig`
+    (each key must exist; values parsed with ``yaml.safe_load``), then checked strictly.
+    """
+    data = to_dict(section) if isinstance(section, EvalConfig) else (section or {})
+    data = apply_overrides(_drop_preset_values(data, overrides), overrides, schema=EvalConfig)
+    return from_dict(EvalConfig, data)
 
 
 # (key, smallest allowed value): values a type check lets through but no run can use.

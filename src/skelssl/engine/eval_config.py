@@ -1,7 +1,7 @@
-"""Typed settings of the evaluation protocols (the ``eval`` section of a recipe).
+"""Typed settings of the evaluation protocols (the ``eval`` section of a recipe, :class:`EvalConfig`).
 
 The published protocols differ in optimiser, schedule, epochs and input handling; each is a named
-preset here, and a recipe or the command line picks one and overrides single fields::
+preset, and a recipe or the command line picks one and overrides single fields::
 
     eval:
       input: {frames: 64}          # the encoder's input length (crop-resize), null for whole sequences
@@ -10,15 +10,15 @@ preset here, and a recipe or the command line picks one and overrides single fie
 
     skelssl eval linear RUN --protocol nucla-xview linear.epochs=30 input.frames=50
 
-Presets (docs/isc.md, docs/hitrs.md, docs/mamp.md):
+A preset is named after the method whose paper's protocol it is, and lives beside that method
+(``LINEAR_PRESET``, ``FINETUNE_PRESET`` in ``methods/<name>.py``, registered with it: ``isc``,
+``hitrs``, ``mamp``; docs/isc.md, docs/hitrs.md, docs/mamp.md); fine-tuning also has ``default``
+(AdamW 1e-3 cosine). ``preset: null`` starts from the field defaults of :class:`ClassifierTaskConfig`.
 
-- ``linear``: ``isc`` (SGD 0.1, momentum 0.9, wd 0, batch 64, 80 epochs, x0.1 at 50 and 70),
-  ``hitrs`` (AdamW 0.01, wd 0, batch 128, 70 epochs, constant), ``mamp`` (SGD 0.1, batch 256,
-  100 epochs, cosine to 0, non-affine BatchNorm before the linear layer).
-- ``finetune``: ``hitrs`` (AdamW 4e-4, wd 0.01, batch 128, 70 epochs, halved every 10 epochs after
-  20, grad clip 1, dropout 0.2), ``isc`` (SGD 0.01, batch 64, 80 epochs, x0.1 at 50/70 as CMD's
-  semi-supervised script), ``mamp`` (AdamW 3e-4 to 1e-5 cosine, 5 warm-up epochs, 100 epochs, batch
-  48, wd 0.05, layer decay 0.8, label smoothing 0.1, MLP head), ``default`` (AdamW 1e-3 cosine).
+The presets are applied when an ``eval`` section is read, by the one config mechanism of
+:mod:`skelssl.engine.config` (:func:`~skelssl.engine.config.load_eval_config`; a run's
+``RunConfig.eval`` is read so when its recipe loads). ``EvalConfig()`` itself holds the bare field
+defaults, no preset applied.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from skelssl.engine.config import ConfigError, OptimConfig, ScheduleConfig, apply_overrides, deep_merge, from_dict, to_dict
+from skelssl.engine.optim_config import OptimConfig, ScheduleConfig
 
 __all__ = [
     "InputConfig",
@@ -40,9 +40,8 @@ __all__ = [
     "EvalConfig",
     "ProbeConfig",
     "BaselinesConfig",
-    "LINEAR_PRESETS",
-    "FINETUNE_PRESETS",
-    "load_eval_config",
+    "DEFAULT_FINETUNE_PRESET",
+    "presets",
 ]
 
 
@@ -271,6 +270,7 @@ class EvalConfig:
 
     input: InputConfig = field(default_factory=InputConfig)
     knn: KnnTaskConfig = field(default_factory=KnnTaskConfig)
+    # ISC's linear protocol is the default preset: the field default here is the one place it is said.
     linear: ClassifierTaskConfig = field(default_factory=lambda: ClassifierTaskConfig(preset="isc"))
     finetune: ClassifierTaskConfig = field(default_factory=lambda: ClassifierTaskConfig(preset="default"))
     semi: SemiTaskConfig = field(default_factory=SemiTaskConfig)
@@ -282,85 +282,19 @@ class EvalConfig:
     num_workers: int = 0
 
 
-LINEAR_PRESETS: dict[str, dict[str, Any]] = {
-    "isc": {
-        "epochs": 80, "batch_size": 64, "head": "linear",
-        "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0},
-        "schedule": {"name": "multistep", "milestones": [50, 70], "gamma": 0.1},
-    },
-    "hitrs": {
-        # A non-affine BatchNorm before the layer (ours; official: plain Linear, `linear.head=linear`): AdamW
-        # 0.01 on unnormalised Hi-TRS features fell 5 points below the robust probe (docs/hitrs.md).
-        "epochs": 70, "batch_size": 128, "head": "linear_bn",
-        "optim": {"name": "adamw", "lr": 0.01, "weight_decay": 0.0},
-        "schedule": {"name": "constant"},
-    },
-    "mamp": {
-        "epochs": 100, "batch_size": 256, "head": "linear_bn",
-        "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0},
-        "schedule": {"name": "cosine", "min_lr": 0.0},
-    },
-}
-
-FINETUNE_PRESETS: dict[str, dict[str, Any]] = {
-    "default": {
-        "epochs": 50, "batch_size": 32, "head": "linear",
-        "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01},
-        "schedule": {"name": "cosine", "warmup_epochs": 2, "min_lr": 1e-5},
-    },
-    "hitrs": {
-        # Constant for 20 epochs, then x0.5 every 10 (docs/hitrs.md).
-        "epochs": 70, "batch_size": 32, "accumulate": 4, "head": "linear", "grad_clip": 1.0,
-        "optim": {"name": "adamw", "lr": 4e-4, "weight_decay": 0.01},
-        "schedule": {"name": "multistep", "milestones": [20, 30, 40, 50, 60], "gamma": 0.5},
-    },
-    "isc": {
-        "epochs": 80, "batch_size": 64, "head": "linear",
-        "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0},
-        "schedule": {"name": "multistep", "milestones": [50, 70], "gamma": 0.1},
-    },
-    "mamp": {
-        # The official head reads the 25 per-joint features (mean over time and persons, V x 256 = 6400).
-        "epochs": 100, "batch_size": 48, "head": "mlp", "label_smoothing": 0.1, "dropout": 0.3, "layer_decay": 0.8,
-        "encoder": {"pool": "joints"},
-        "optim": {"name": "adamw", "lr": 3e-4, "weight_decay": 0.05, "no_decay": []},
-        "schedule": {"name": "cosine", "warmup_epochs": 5, "min_lr": 1e-5},
-    },
+# The fine-tuning preset of methods without their own (a method's presets are registered with it:
+# ``LINEAR_PRESET`` and ``FINETUNE_PRESET`` in ``methods/<name>.py``).
+DEFAULT_FINETUNE_PRESET: dict[str, Any] = {
+    "epochs": 50, "batch_size": 32, "head": "linear",
+    "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01},
+    "schedule": {"name": "cosine", "warmup_epochs": 2, "min_lr": 1e-5},
 }
 
 
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """:func:`~skelssl.engine.config.deep_merge` on copies: the result never shares a preset's values."""
-    return deep_merge(copy.deepcopy(base), copy.deepcopy(top))
+def presets(task: Literal["linear", "finetune"]) -> dict[str, dict[str, Any]]:
+    """The named presets of ``eval.<task>.preset``: the registered methods' (by method name), and for
+    fine-tuning ``default``."""
+    from skelssl.methods import eval_presets
 
-
-def _with_presets(data: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(data)
-    for task, presets in (("linear", LINEAR_PRESETS), ("finetune", FINETUNE_PRESETS)):
-        section = out.get(task) or {}
-        if not isinstance(section, dict):
-            raise ConfigError(f"eval.{task}: a section of settings (e.g. {task}.epochs=30), not {section!r}")
-        name = section.get("preset", "isc" if task == "linear" else "default")
-        if name is not None:
-            if name not in presets:
-                raise ConfigError(f"eval.{task}.preset: unknown preset {name!r}; known: {', '.join(presets)}")
-            section = _merge(presets[name], section)
-            section["preset"] = name
-        out[task] = section
-    # Nested defaults of the detect/predict sections (optim, schedule) hold when a recipe or an
-    # override sets only one of their fields (``detect.optim.lr=0.01`` keeps AdamW and its decay).
-    for task, cls in (("detect", DetectTaskConfig), ("predict", PredictTaskConfig)):
-        out[task] = _merge(to_dict(cls()), out.get(task) or {})
-    return out
-
-
-def load_eval_config(recipe_eval: dict[str, Any] | None, overrides: list[str] | tuple[str, ...] = ()) -> EvalConfig:
-    """The evaluation settings: defaults <- presets <- the run's ``eval`` section <- overrides.
-
-    Overrides are ``section.key=value`` (``linear.epochs=30``, ``input.frames=64``,
-    ``finetune.optim.lr=1e-3``), applied by :func:`~skelssl.engine.config.apply_overrides` against
-    :class:`EvalConfig` (each key must exist; values parsed with ``yaml.safe_load``), then checked strictly.
-    """
-    data = apply_overrides(recipe_eval or {}, overrides, schema=EvalConfig)
-    data = _with_presets(data)
-    return from_dict(EvalConfig, data)
+    named = eval_presets(task)
+    return {"default": copy.deepcopy(DEFAULT_FINETUNE_PRESET), **named} if task == "finetune" else named

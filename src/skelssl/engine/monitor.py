@@ -16,7 +16,6 @@ from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.protocols import split
 from skelssl.data.store import Store
 from skelssl.engine.config import ConfigError, MonitorConfig
-from skelssl.engine.eval_config import load_eval_config
 from skelssl.engine.eval_input import test_transform
 from skelssl.evaluation.diagnostics import effective_rank
 from skelssl.evaluation.features import extract_features
@@ -64,7 +63,7 @@ def make_monitor(cfg: Any, epochs: int, device: torch.device | None = None) -> C
     bank, queries = monitor_split(store.labels, train, mon.holdout, mon.max_samples)
     if len(queries) == 0 or len(bank) == 0:
         return None
-    ev = load_eval_config(cfg.eval)
+    ev = cfg.eval
     transform = test_transform(ev.input)
     bank_set = SkeletonDataset(store, bank, max_frames=ev.input.max_frames)
     query_set = SkeletonDataset(store, queries, max_frames=ev.input.max_frames)

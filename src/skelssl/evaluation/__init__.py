@@ -13,7 +13,7 @@ from skelssl.evaluation.metrics import (
     mean_std,
     topk_accuracy,
 )
-from skelssl.evaluation.published import PUBLISHED, published_for
+from skelssl.evaluation.published import all_published, published_for
 from skelssl.evaluation.report import collect, markdown_table
 from skelssl.evaluation.results import REQUIRED_KEYS, TASKS, config_hash, read_results, write_results
 
@@ -32,7 +32,7 @@ __all__ = [
     "confusion_matrix",
     "mean_std",
     "topk_accuracy",
-    "PUBLISHED",
+    "all_published",
     "published_for",
     "collect",
     "markdown_table",

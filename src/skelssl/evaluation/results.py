@@ -3,7 +3,7 @@
 Required fields (DESIGN.md "Evaluation outputs"):
 
 ========================  ===========================================================================
-``task``                  one of :data:`TASKS`
+``task``                  one of :data:`TASKS`, or ``transfer`` or ``ensemble``
 ``protocol``              the split, named as :mod:`skelssl.data.protocols` names it (``ntu60-xsub``)
 ``metric``                e.g. ``top1`` (percent), ``map@0.5``, ``mpjpe``
 ``final``                 the metric at the last epoch (or the only value, for kNN)
@@ -35,7 +35,10 @@ from skelssl.data.store import atomic_write_text
 __all__ = ["REQUIRED_KEYS", "TASKS", "RESULTS_FILE", "write_results", "read_results", "validate_results", "config_hash", "to_jsonable"]
 
 REQUIRED_KEYS = ("task", "protocol", "metric", "final", "best", "train_samples", "test_samples", "seed", "config_hash", "wall_seconds")
-TASKS = frozenset({"linear", "knn", "finetune", "semi", "transfer", "detect", "predict", "tsne", "ensemble"})
+# The tasks ``skelssl eval`` runs (``jobs/evaluate.py`` reads this list); a results.json may also record a
+# ``transfer`` (``finetune`` of an encoder pre-trained on other data) or an ``ensemble`` of saved logits.
+TASKS = ("knn", "linear", "finetune", "semi", "tsne", "detect", "predict")
+_RECORDED_TASKS = frozenset(TASKS) | {"transfer", "ensemble"}
 RESULTS_FILE = "results.json"
 
 
@@ -50,8 +53,8 @@ def validate_results(results: dict[str, Any], where: str | Path = "results") -> 
     missing = [k for k in REQUIRED_KEYS if k not in results]
     if missing:
         raise SkeletonFormatError(where, f"missing required key(s) {', '.join(missing)}")
-    if results["task"] not in TASKS:
-        raise SkeletonFormatError(where, f"task {results['task']!r} is not one of {', '.join(sorted(TASKS))}")
+    if results["task"] not in _RECORDED_TASKS:
+        raise SkeletonFormatError(where, f"task {results['task']!r} is not one of {', '.join(sorted(_RECORDED_TASKS))}")
     for key in ("protocol", "metric", "config_hash"):
         if not isinstance(results[key], str) or not results[key]:
             raise SkeletonFormatError(where, f"{key} must be a non-empty string, got {results[key]!r}")

@@ -209,10 +209,9 @@ def _time_training(fabric: Any, method: Any, batch: dict[str, torch.Tensor], cfg
 def _time_inference(fabric: Any, encoder: Any, batch: dict[str, torch.Tensor], cfg: RunConfig,
                     device: torch.device, opts: BenchOptions) -> tuple[float, float | None]:
     """The exported encoder on the evaluation input; returns ``(seconds per batch, peak GPU MiB)``."""
-    from skelssl.engine.eval_config import load_eval_config
     from skelssl.engine.eval_input import test_transform
 
-    transform = test_transform(load_eval_config(cfg.eval).input)
+    transform = test_transform(cfg.eval.input)
     inputs = transform(batch) if transform is not None else batch
     encoder.eval()
 

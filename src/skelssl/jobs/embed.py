@@ -34,8 +34,8 @@ from skelssl.core.layouts import Layout, get_layout
 from skelssl.data.dataset import SkeletonDataset, uniform_frame_indices
 from skelssl.data.store import Store, channels_for_encoder
 from skelssl.engine import checkpoint as ckpt
-from skelssl.engine.config import ConfigError
-from skelssl.engine.eval_config import InputConfig, load_eval_config
+from skelssl.engine.config import ConfigError, load_eval_config
+from skelssl.engine.eval_config import InputConfig
 from skelssl.engine.eval_input import test_transform
 from skelssl.evaluation.features import extract_features
 

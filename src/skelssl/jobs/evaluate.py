@@ -34,9 +34,9 @@ from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.protocols import sequence_split, identical_to_train_count
 from skelssl.data.protocols import split as protocol_split
 from skelssl.data.store import Store
-from skelssl.engine.config import ConfigError, to_dict
-from skelssl.engine.eval_config import EvalConfig, load_eval_config
-from skelssl.evaluation.results import config_hash, write_results
+from skelssl.engine.config import ConfigError, load_eval_config, to_dict
+from skelssl.engine.eval_config import EvalConfig
+from skelssl.evaluation.results import TASKS, config_hash, write_results
 from skelssl.jobs.eval_context import EncoderSource, EvalContext, load_encoder_source
 from skelssl.jobs.evaluate_classifier import run_finetune, run_semi
 from skelssl.jobs.evaluate_detect import run_detect
@@ -46,7 +46,6 @@ from skelssl.jobs.evaluate_tsne import run_tsne, silhouette_cosine
 
 __all__ = ["TASKS", "EncoderSource", "EvalContext", "load_encoder_source", "evaluate", "default_out_dir", "silhouette_cosine"]
 
-TASKS = ("knn", "linear", "finetune", "semi", "tsne", "detect", "predict")
 LOGIT_TASKS = ("linear", "finetune", "semi")  # the protocols with a classifier whose test logits can be saved
 
 

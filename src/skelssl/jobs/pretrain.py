@@ -25,6 +25,7 @@ from skelssl.engine.config import (
     build_encoder_from_config,
     build_method_from_config,
     from_dict,
+    load_eval_config,
     resolve_batch,
     to_dict,
 )
@@ -237,7 +238,13 @@ def check_same_run(run_dir: Path, config_dict: dict[str, Any]) -> None:
     given settings differ from ``run_dir/config.yaml`` (which is never rewritten)."""
     import yaml
 
-    recorded = _flat(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
+    recorded_dict = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    # Runs recorded before the eval section was typed saved it as written (presets unapplied).
+    try:
+        recorded_dict["eval"] = to_dict(load_eval_config(recorded_dict.get("eval")))
+    except ConfigError:
+        pass
+    recorded = _flat(recorded_dict)
     given = _flat(config_dict)
     # Runs recorded before store paths were made absolute name them relative to where they were started.
     for key in ("data.store", "monitor.store"):
@@ -300,8 +307,6 @@ def encoder_data(store: Store) -> dict[str, Any]:
 def test_input_of(config_dict: dict[str, Any]) -> dict[str, Any] | None:
     """The resolved test-time input (``eval.input`` with presets) of a run config; ``None`` when its
     ``eval`` section does not load (``skelssl eval`` says why; saving the encoder must not fail on it)."""
-    from skelssl.engine.eval_config import load_eval_config
-
     try:
         return to_dict(load_eval_config(config_dict.get("eval")).input)
     except ConfigError:

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skelssl import transforms as T
-from skelssl.methods import register_method
+from skelssl.methods import published_rows, register_method
 from skelssl.methods.base import Method, no_gather, process_rank
 from skelssl.methods.losses import contrastive_loss, info_nce_logits
 from skelssl.methods.moco_queue import KeyQueue
@@ -97,7 +97,37 @@ def _official_head_init(head: ProjectionHead, rep: str) -> None:
             nn.init.zeros_(last.bias)
 
 
-@register_method("isc")
+# -- evaluation (docs/isc.md) -------------------------------------------------------------------------
+# Linear: SGD 0.1, momentum 0.9, no decay, batch 64, 80 epochs, x0.1 at 50 and 70; fine-tuning the same
+# schedule from 0.01, as CMD's semi-supervised script.
+LINEAR_PRESET = {
+    "epochs": 80, "batch_size": 64, "head": "linear",
+    "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0},
+    "schedule": {"name": "multistep", "milestones": [50, 70], "gamma": 0.1},
+}
+FINETUNE_PRESET = {
+    "epochs": 80, "batch_size": 64, "head": "linear",
+    "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0},
+    "schedule": {"name": "multistep", "milestones": [50, 70], "gamma": 0.1},
+}
+_LINEAR_REF = "fmthoker/skeleton-contrast images/results_classification.png (the paper's table)"
+_KNN_REF = "fmthoker/skeleton-contrast images/results_retrieval.png (k=1)"
+PUBLISHED = [
+    *published_rows(
+        "ISC", "linear",
+        {"ntu60-xview": 85.2, "ntu60-xsub": 76.3, "ntu120-xset": 67.9, "ntu120-xsub": 67.1, "pku1-xsub": 80.9, "pku2-xsub": 36.0},
+        "READ", _LINEAR_REF,
+    ),
+    *published_rows("ISC", "knn", {"ntu60-xview": 82.6, "ntu60-xsub": 62.5, "ntu120-xset": 52.3, "ntu120-xsub": 50.6}, "READ", _KNN_REF),
+    *published_rows("ISC", "semi", {"ntu60-xsub": 70.8}, "READ", "fmthoker/skeleton-contrast issue #8 quoting the paper", label_fraction=0.2),
+    *published_rows("ISC", "semi", {"ntu60-xsub": 35.7, "ntu60-xview": 38.1, "pku1-xsub": 37.7}, "RECALL", "ISC paper (unverified)",
+                    label_fraction=0.01),
+    *published_rows("ISC", "semi", {"ntu60-xsub": 65.9, "ntu60-xview": 72.5, "pku1-xsub": 72.1}, "RECALL", "ISC paper (unverified)",
+                    label_fraction=0.1),
+]
+
+
+@register_method("isc", linear=LINEAR_PRESET, finetune=FINETUNE_PRESET, published=PUBLISHED)
 class ISC(Method):
     """Inter-skeleton contrastive learning (and the intra-skeleton MoCo baseline).
 
