@@ -191,7 +191,8 @@ def test_build_components_from_config():
     enc = build_encoder_from_config(ComponentConfig(TOY_ENCODER, {"hidden": 8}), in_channels=3, layout="kinect20", num_persons=1)
     assert isinstance(enc, ToyEncoder) and enc.spec == {
         "name": TOY_ENCODER,
-        "kwargs": {"hidden": 8, "in_channels": 3, "layout": "kinect20", "num_persons": 1},
+        # what was given, and the constructor's defaults for the rest (a saved encoder never depends on them)
+        "kwargs": {"hidden": 8, "in_channels": 3, "layout": "kinect20", "num_persons": 1, "out_dim": 8},
     }
     with pytest.raises(ConfigError, match="encoder.kwargs.layout"):
         build_encoder_from_config(ComponentConfig(TOY_ENCODER, {"layout": "ntu25"}), layout="kinect20")

@@ -65,7 +65,8 @@ def test_pretrain_end_to_end(tmp_path, store):
     summary = pretrain(cfg, run, fabric=Fabric(accelerator="cpu", devices=1))
     assert summary["step"] == 8 and summary["encoder"] == str(run / "encoder.safetensors")
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["encoder"]["kwargs"] == {"hidden": 12, "in_channels": 3, "layout": "kinect20", "num_persons": 1}
+    # what the recipe gave, the geometry from the store, and the constructor defaults of the rest
+    assert saved["encoder"]["kwargs"] == {"hidden": 12, "in_channels": 3, "layout": "kinect20", "num_persons": 1, "out_dim": 8}
     encoder = ck.load_encoder(run)
     trained = ck.load_checkpoint(run).model
     for key, value in encoder.state_dict().items():

@@ -47,10 +47,12 @@ def build_encoder(name: str, **kwargs: Any) -> Encoder:
     """Build a registered encoder from keyword arguments and record its spec.
 
     ``layout`` may be given by name; it is stored by name in ``encoder.spec`` so that the spec is
-    JSON-serialisable and an encoder checkpoint can rebuild the encoder.
+    JSON-serialisable and an encoder checkpoint can rebuild the encoder. The spec also records the
+    constructor's defaults for every argument not given (recipes state only what differs from them), so
+    a saved encoder is rebuilt as it was trained even if a default changes later.
     """
     cls = get_encoder(name)
-    spec_kwargs = dict(kwargs)
+    spec_kwargs = {**_constructor_defaults(cls), **kwargs}
     if "layout" in kwargs:
         layout = get_layout(kwargs["layout"])
         kwargs["layout"] = layout
@@ -58,3 +60,21 @@ def build_encoder(name: str, **kwargs: Any) -> Encoder:
     enc = cls(**kwargs)
     enc.spec = {"name": name, "kwargs": spec_kwargs}
     return enc
+
+
+def _constructor_defaults(cls: type) -> dict[str, Any]:
+    """The JSON-representable keyword defaults of ``cls.__init__`` (tuples as lists)."""
+    import inspect
+    import json
+
+    out: dict[str, Any] = {}
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or param.default is inspect.Parameter.empty:
+            continue
+        value = list(param.default) if isinstance(param.default, tuple) else param.default
+        try:
+            json.dumps(value)
+        except TypeError:
+            continue
+        out[name] = value
+    return out

@@ -196,6 +196,6 @@ def test_isc_at_paper_size(tmp_path, shared_data):
 
     obj, run = _convert(tmp_path, shared_data, "isc")
     kwargs = ckpt.encoder_metadata(run)["encoder_spec"]["kwargs"]
-    assert kwargs["preset"] == "paper" and "hidden_size" not in kwargs  # 3 x 1024, the paper size
+    assert kwargs["preset"] == "paper" and kwargs.get("hidden_size") is None  # 3 x 1024, the paper size
     assert cli_main(["export-weights", str(run), "--out", str(tmp_path / "back.pth")]) == 0
     assert_same_contents(obj, load_official(tmp_path / "back.pth"))
