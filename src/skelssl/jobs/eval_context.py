@@ -159,6 +159,10 @@ class EvalContext:
     """Encoder arguments the task sets (its ``encoder:`` section), also for the random-init baseline."""
     save_logits: bool = False
     """Write the test split's ``logits.npz`` (``linear``, ``finetune``, ``semi``)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the results should warn of (input mismatches, ignored ``--devices``)."""
+    reinitialised: list[str] = field(default_factory=list)
+    """Parameters built afresh rather than loaded (e.g. a classifier head the run did not train)."""
 
     # -- for the protocols that train a head or decoder through the engine's loop (detect, predict) --
     def task_trainer(self, task: Any, **settings: Any) -> Trainer:

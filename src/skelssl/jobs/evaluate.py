@@ -133,62 +133,76 @@ def evaluate(
     store_path = store or source.pretrain_store
     if not store_path:
         raise ConfigError("--store: the run names no pre-training store; give the store to evaluate on")
+    ctx, transfer = _context(task, source, Path(store_path), protocol, out, overrides, random_init, devices,
+                             accelerator, progress, resume, save_logits)
+    common = _common_fields(ctx, task, transfer)
+    if task == "semi":
+        results = []
+        for r in run_semi(ctx):
+            full = {"task": "semi", **common, **r, "seed": ctx.cfg.semi.seeds[0], "wall_seconds": time.perf_counter() - t0}
+            write_results(ctx.out / f"{r['label_fraction']:g}", full)
+            results.append(full)
+        return results[0]
+    r = _RUNNERS[task](ctx)
+    results = {  # a protocol may count its own samples (detect: sequences, predict: those long enough)
+        "task": "transfer" if transfer and task == "finetune" else task, **common,
+        "train_samples": int(len(ctx.train_idx)), **r, "seed": ctx.seed, "wall_seconds": time.perf_counter() - t0,
+    }
+    write_results(ctx.out, results)
+    return results
+
+
+def _context(task: str, source: EncoderSource, store_path: Path, protocol: str, out: str | Path | None,
+             overrides: list[str] | tuple[str, ...], random_init: bool, devices: int | str | None,
+             accelerator: str | None, progress: bool, resume: bool, save_logits: bool) -> tuple[EvalContext, bool]:
+    """The typed context of one evaluation (settings, encoder, splits, device, output) and whether it
+    evaluates on another store than the pre-training one (a transfer)."""
     store_obj = source.input_store(Store(store_path))
     cfg = load_eval_config(source.run_config.get("eval"), overrides)
     # Detection runs on whole untrimmed sequences (label -1, per-frame labels), the rest on labelled samples.
     train_idx, test_idx = (sequence_split if task == "detect" else protocol_split)(store_obj, protocol)
-    section = getattr(cfg, _SEED_SECTION.get(task, "finetune"))
+    section = getattr(cfg, _SEED_SECTION.get(task, "finetune"))  # semi trains with the finetune settings
     seed = section.seed
     task_encoder = dict(section.encoder) if task in ("linear", "finetune", "semi") else {}
     encoder, reinit = source.build(store_obj, random_init, seed=seed, overrides=task_encoder)
     device = torch.device("cuda" if (accelerator in (None, "auto", "cuda", "gpu") and torch.cuda.is_available()) else "cpu")
-    transfer = source.pretrain_store is not None and Path(source.pretrain_store).resolve() != Path(store_path).resolve()
-    out_dir = Path(out) if out else default_out_dir(source, task, protocol, random_init)
+    transfer = source.pretrain_store is not None and Path(source.pretrain_store).resolve() != store_path.resolve()
     warnings = _input_warnings(source, store_obj, reinit)
     if devices not in (None, 1, "1") and not _trains_on_fabric(task, cfg):
         warnings.append(f"--devices {devices}: {task} runs in one process on one device (only the trained protocols, "
                         "finetune, semi and linear with linear.probe=sgd, spread over devices)")
-    label = source.spec["name"] + (" (random init)" if random_init else "")
     ctx = EvalContext(
         cfg=cfg, encoder=encoder, store=store_obj, protocol=protocol, source=source, random_init=random_init,
         train_set=SkeletonDataset(store_obj, train_idx, max_frames=cfg.input.max_frames),
         test_set=SkeletonDataset(store_obj, test_idx, max_frames=cfg.input.max_frames),
         train_idx=train_idx, test_idx=test_idx,
-        num_classes=store_obj.num_classes, device=device, progress=progress, out=out_dir,
-        devices=devices if devices is not None else 1, accelerator=accelerator or "auto", resume=resume, label=label,
-        seed=seed, task_encoder=task_encoder, save_logits=save_logits,
+        num_classes=store_obj.num_classes, device=device, progress=progress,
+        out=Path(out) if out else default_out_dir(source, task, protocol, random_init),
+        devices=devices if devices is not None else 1, accelerator=accelerator or "auto", resume=resume,
+        label=source.spec["name"] + (" (random init)" if random_init else ""),
+        seed=seed, task_encoder=task_encoder, save_logits=save_logits, warnings=warnings, reinitialised=reinit,
     )
-    common = {
-        "protocol": protocol,
-        "test_samples": int(len(test_idx)),
-        "config_hash": config_hash({"eval": to_dict(cfg), "task": task, "encoder": source.spec}),
+    return ctx, transfer
+
+
+def _common_fields(ctx: EvalContext, task: str, transfer: bool) -> dict[str, Any]:
+    """The results fields every protocol shares: what was evaluated, on what, and what to beware of."""
+    source, store = ctx.source, ctx.store
+    return {
+        "protocol": ctx.protocol,
+        "test_samples": int(len(ctx.test_idx)),
+        "config_hash": config_hash({"eval": to_dict(ctx.cfg), "task": task, "encoder": source.spec}),
         "encoder": source.spec["name"],
         "run": str(source.run_dir or source.path),
         "method": ((source.run_config.get("method") or {}).get("name") or source.spec["name"]) if source.weights else "supervised",
-        "store": str(Path(store_obj.path).absolute()),
+        "store": str(Path(store.path).absolute()),
         # what report needs to never put a paper's number beside a user's data
-        "store_dataset": store_obj.dataset, "store_classes": store_obj.num_classes,
-        "store_source_format": store_obj.info.get("source_format"),
-        "random_init": random_init,
+        "store_dataset": store.dataset, "store_classes": store.num_classes,
+        "store_source_format": store.info.get("source_format"),
+        "random_init": ctx.random_init,
         "transfer_from": source.pretrain_store if transfer else None,
-        "reinitialised": reinit,
-        "warnings": warnings,
+        "reinitialised": ctx.reinitialised,
+        "warnings": ctx.warnings,
         # test samples bit-identical to a training sample (None: the store does not record it)
-        "test_identical_to_train": identical_to_train_count(store_obj, train_idx, test_idx),
+        "test_identical_to_train": identical_to_train_count(store, ctx.train_idx, ctx.test_idx),
     }
-    if task == "semi":
-        results = []
-        for r in run_semi(ctx):
-            sub = out_dir / f"{r['label_fraction']:g}"
-            full = {"task": "semi", **common, **r, "seed": cfg.semi.seeds[0], "wall_seconds": time.perf_counter() - t0}
-            write_results(sub, full)
-            results.append(full)
-        return results[0]
-    r = _RUNNERS[task](ctx)
-    task_name = "transfer" if transfer and task == "finetune" else task
-    results = {  # a protocol may count its own samples (detect: sequences, predict: those long enough)
-        "task": task_name, **common, "train_samples": int(len(train_idx)), **r, "seed": seed,
-        "wall_seconds": time.perf_counter() - t0,
-    }
-    write_results(out_dir, results)
-    return results
