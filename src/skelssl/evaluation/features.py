@@ -90,10 +90,8 @@ def run_model(
     if world_size > 1 and gather is None:
         raise ValueError("world_size > 1 needs a gather function to collect the other processes' features")
     device = torch.device(device)
-    # Process r takes positions r, r + W, r + 2W, ...; shard sizes differ by at most one, and the
-    # shorter shards are padded (position -1) so every process gathers tensors of one size.
+    # Process r takes positions r, r + W, r + 2W, ...; shard sizes differ by at most one.
     positions = torch.arange(rank, n, world_size)
-    shard_len = -(-n // world_size)
     loader = DataLoader(
         Subset(dataset, positions.tolist()) if world_size > 1 else dataset,
         batch_size=batch_size,
@@ -102,14 +100,24 @@ def run_model(
         collate_fn=collate_fn or collate,
         pin_memory=device.type == "cuda",
     )
+    if progress:
+        from tqdm.auto import tqdm
+
+        loader = tqdm(loader, desc=desc, unit="batch", disable=rank != 0)
+    feats, labs = _forward(model, loader, device, batch_transform)
+    if gather is None:
+        return feats, labs
+    return _gather_in_order(feats, labs, positions, n, gather, world_size, device)
+
+
+def _forward(model: nn.Module, loader: Any, device: torch.device,
+             batch_transform: Callable[[Batch], Batch] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``model`` in eval mode over ``loader``: ``(n_local, D)`` float32 outputs and ``(n_local,)`` labels
+    on the CPU (the model's mode is restored afterwards)."""
     was_training = model.training
     model.eval()
     outs, labels = [], []
     try:
-        if progress:
-            from tqdm.auto import tqdm
-
-            loader = tqdm(loader, desc=desc, unit="batch", disable=rank != 0)
         for batch in loader:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             if batch_transform is not None:
@@ -119,12 +127,14 @@ def run_model(
             labels.append(batch["label"].cpu())
     finally:
         model.train(was_training)
-    feats = torch.cat(outs)  # (n_local, D)
-    labs = torch.cat(labels).long()
-    if gather is None:
-        return feats, labs
+    return torch.cat(outs), torch.cat(labels).long()
 
-    pad = shard_len - feats.shape[0]
+
+def _gather_in_order(feats: torch.Tensor, labs: torch.Tensor, positions: torch.Tensor, n: int, gather: Gather,
+                     world_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every process's shard, back in dataset order. Shorter shards are padded (position -1) so that
+    every process gathers tensors of one size."""
+    pad = -(-n // world_size) - feats.shape[0]
     pos = torch.cat([positions, positions.new_full((pad,), -1)])
     feats = torch.cat([feats, feats.new_zeros(pad, feats.shape[1])])
     ints = torch.stack([pos, torch.cat([labs, labs.new_zeros(pad)])], 1)  # (shard_len, 2): position, label
