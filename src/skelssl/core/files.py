@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -20,8 +21,10 @@ from typing import Callable
 
 __all__ = [
     "OutputError",
+    "atomic_write_with",
     "atomic_write_bytes",
     "atomic_write_text",
+    "file_sha256",
     "FolderLock",
     "OwnedFolder",
     "check_replaceable",
@@ -33,15 +36,26 @@ class OutputError(RuntimeError):
     """An output path that skelssl must not write to (a user's folder, a file, a busy run)."""
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+def atomic_write_with(path: str | Path, write: Callable[[str], None], keep_suffix: bool = False) -> Path:
+    """``write(tmp)`` fills a temporary sibling of ``path``, which is then synced, made readable by all
+    and renamed into place; on any error the temporary file is removed and ``path`` is untouched.
+
+    Args:
+        path: the file to write.
+        write: writes the whole file at the temporary path it is given.
+        keep_suffix: end the temporary name with ``path``'s suffix (for writers that pick the file
+            format from the name: Pillow, ffmpeg).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if keep_suffix:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        write(tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes files private; results and stores are meant to be shared
         os.replace(tmp, path)
@@ -49,6 +63,21 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    atomic_write_with(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 4 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -23,7 +23,6 @@ initialisation and are named in a warning, as evaluation does on another layout.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from skelssl.core.files import file_sha256
 from skelssl.engine import checkpoint as ckpt
 from skelssl.engine.checkpoint import CheckpointError
 from skelssl.engine.config import (
@@ -72,14 +72,6 @@ class InitSource:
         return InitFromConfig(path=str(self.file), sha256=self.sha256)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def weights_file(path: str | Path) -> Path:
     """The file ``init_from.path`` names (absolute): see the module docstring for a folder's order."""
     path = Path(path).absolute()
@@ -107,7 +99,7 @@ def read_source(init: InitFromConfig) -> InitSource:
         ConfigError: the file's contents differ from the recorded ``init_from.sha256``.
     """
     file = weights_file(init.path or "")
-    digest = _sha256(file)
+    digest = file_sha256(file)
     if init.sha256 and init.sha256 != digest:
         raise ConfigError(f"init_from.sha256: {file} has changed since the run was recorded (sha256 {digest[:12]}..., "
                           f"recorded {init.sha256[:12]}...); give the weights it was started from, or drop init_from.sha256")
@@ -140,7 +132,7 @@ def recorded(init: InitFromConfig) -> InitFromConfig:
     if init.sha256:
         return InitFromConfig(path=str(Path(init.path).absolute()), sha256=init.sha256)
     file = weights_file(init.path)
-    return InitFromConfig(path=str(file), sha256=_sha256(file))
+    return InitFromConfig(path=str(file), sha256=file_sha256(file))
 
 
 def _geometry(kwargs: dict[str, Any] | None) -> dict[str, Any]:

@@ -13,8 +13,6 @@ Frames use the store's layout ``(T, M, V, C)`` (:mod:`skelssl.core.conventions`)
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import warnings
 
 import numpy as np
 
+from skelssl.core.files import atomic_write_with
 from skelssl.core.layouts import Layout, get_layout
 
 __all__ = ["animate", "draw_frame", "drawable", "FRONT"]
@@ -281,11 +280,8 @@ def animate(frames: np.ndarray, layout: Layout | str, out_path: str | Path, fps:
     ax = _new_axes()
     plot = _SkeletonPlot(ax, xyz, layout, up, title, view)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name keeps the suffix: Pillow and ffmpeg pick the file format from it.
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".tmp{suffix}", dir=out.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:  # the temporary name keeps the suffix: Pillow and ffmpeg pick the format from it
         if suffix == ".gif":
             images = _to_palette(_render(plot, shown), xyz.shape[1])
             # What matplotlib's PillowWriter does, minus its full redraw of every frame.
@@ -294,10 +290,6 @@ def animate(frames: np.ndarray, layout: Layout | str, out_path: str | Path, fps:
         else:
             anim = animation.FuncAnimation(ax.figure, plot.show, frames=[int(t) for t in shown], repeat=False)
             anim.save(tmp, writer=animation.FFMpegWriter(fps=fps), dpi=ax.figure.dpi)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; an output picture is not
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write_with(out, write, keep_suffix=True)
     return out

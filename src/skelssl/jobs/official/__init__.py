@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from skelssl.core.files import OwnedFolder, check_replaceable
+from skelssl.core.files import OwnedFolder, check_replaceable, file_sha256
 from skelssl.engine import checkpoint as ckpt
 from skelssl.engine.checkpoint import CheckpointError
 from skelssl.engine.config import (
@@ -39,7 +39,7 @@ from skelssl.engine.config import (
 )
 from skelssl.jobs.official import hitrs, isc, mamp
 from skelssl.jobs.official.load import (
-    check_export_output, from_plain, load_official, save_official, sha256, strip_prefix, to_plain,
+    check_export_output, from_plain, load_official, save_official, strip_prefix, to_plain,
 )
 from skelssl.jobs.official.mapping import (
     Rule, check_tensors, folded_parts, official_dtypes, official_shapes, to_official, to_ours,
@@ -202,7 +202,7 @@ def convert(method: str, source: str | Path, out: str | Path, *, recipe: str | P
     structure, tensors = ckpt.flatten_state({"extras": kept, "folded": folded_parts(rules, state)})
     record = {
         "format": FORMAT, "version": 1, "method": method,
-        "source": {"name": source.name, "bytes": source.stat().st_size, "sha256": sha256(source)},
+        "source": {"name": source.name, "bytes": source.stat().st_size, "sha256": file_sha256(source)},
         "recipe": str(recipe), "overrides": list(overrides),
         "container": [str(k) for k in order], "prefix": prefix, "keys": list(state),
         "kept": structure, "dropped": dropped,

@@ -9,11 +9,9 @@ for (``os.system``, a model class, ...) is refused with one line naming it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import pickle
 import re
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -21,10 +19,10 @@ from typing import Any
 
 import torch
 
-from skelssl.core.files import OutputError
+from skelssl.core.files import OutputError, atomic_write_with
 from skelssl.engine.checkpoint import CheckpointError
 
-__all__ = ["ALLOWED_CLASSES", "load_official", "save_official", "check_export_output", "is_our_export", "sha256", "strip_prefix",
+__all__ = ["ALLOWED_CLASSES", "load_official", "save_official", "check_export_output", "is_our_export", "strip_prefix",
            "to_plain", "from_plain"]
 
 #: Classes a file may hold besides tensors and plain containers: MAMP's ``args``.
@@ -94,14 +92,6 @@ def from_plain(x: Any) -> Any:
     return x
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def is_our_export(path: Path) -> bool:
     """True when ``path`` is a file :func:`save_official` wrote (its archive holds our record)."""
     try:
@@ -130,20 +120,12 @@ def save_official(obj: Any, path: str | Path, record: str, overwrite: bool = Fal
     """
     path = Path(path)
     check_export_output(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:
         torch.save(obj, tmp)
         with zipfile.ZipFile(tmp, "a") as z:
             archive = z.namelist()[0].split("/")[0]
             z.writestr(f"{archive}/{EXPORT_RECORD}", record)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write_with(path, write)
     return path
