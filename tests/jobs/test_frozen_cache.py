@@ -32,3 +32,19 @@ def test_knn_then_linear_fit_the_probe_of_the_features_once(tmp_path, monkeypatc
     evaluate("linear", tmp_path / "run", store=None, protocol="synthetic-xsub", accelerator="cpu",
              overrides=[*no_baselines, "probe.cs=[0.1]"])
     assert len(calls) == 2
+
+
+def test_features_of_one_encoder_are_extracted_once_and_other_weights_are_not_confused(tmp_path, monkeypatch):
+    store = synthetic.write_store(tmp_path / "store", num_samples=60, layout="kinect20", seed=6, num_persons=1)
+    pretrain(load_config(None, [f"data.store={store.path}", *TINY]), tmp_path / "run")
+    calls = []
+    real = evaluate_frozen._extract
+    monkeypatch.setattr(evaluate_frozen, "_extract", lambda ctx, enc: calls.append(1) or real(ctx, enc))
+    no_baselines = ["baselines.raw_input=false", "baselines.random_init=false"]
+    knn = evaluate("knn", tmp_path / "run", store=None, protocol="synthetic-xsub", accelerator="cpu", overrides=no_baselines)
+    lin = evaluate("linear", tmp_path / "run", store=None, protocol="synthetic-xsub", accelerator="cpu", overrides=no_baselines)
+    assert len(calls) == 1 and lin["frozen"] == knn["frozen"]
+    # The random-init encoder has other weights: its own features, its own figures.
+    rnd = evaluate("knn", tmp_path / "run", store=None, protocol="synthetic-xsub", accelerator="cpu", overrides=no_baselines,
+                   random_init=True)
+    assert len(calls) == 2 and rnd["frozen"] != knn["frozen"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -35,8 +36,37 @@ __all__ = ["run_knn", "run_linear", "frozen_figures", "encoder_features", "basel
 _CACHE: dict[str, dict[str, Any]] = {}
 
 
+# The features of the last few encoders evaluated (``knn`` then ``linear`` on one encoder extract them
+# once); few, because a process that evaluates many checkpoints (benchmarks/curve.py) would otherwise
+# hold every feature set.
+_FEATURES: OrderedDict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+_FEATURES_KEPT = 2
+
+
+def _weights_digest(encoder: torch.nn.Module) -> str:
+    """What the encoder computes: its class and the bytes of every parameter and buffer."""
+    h = hashlib.sha256(type(encoder).__qualname__.encode())
+    for name, t in sorted(encoder.state_dict().items()):
+        h.update(name.encode())
+        h.update(repr((t.dtype, tuple(t.shape))).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def encoder_features(ctx: EvalContext, encoder: torch.nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(train_f, train_y, test_f, test_y)`` of a frozen encoder on the protocol's splits (test-time input)."""
+    """``(train_f, train_y, test_f, test_y)`` of a frozen encoder on the protocol's splits (test-time input),
+    kept for the next call with the same weights, store, splits and input (each call gets its own copies)."""
+    key = _key(ctx, "features", _weights_digest(encoder), str(ctx.device), repr(ctx.cfg.knn.batch_size))
+    if key not in _FEATURES:
+        _FEATURES[key] = _extract(ctx, encoder)
+        while len(_FEATURES) > _FEATURES_KEPT:
+            _FEATURES.popitem(last=False)
+    _FEATURES.move_to_end(key)
+    train_f, train_y, test_f, test_y = _FEATURES[key]
+    return train_f.copy(), train_y.copy(), test_f.copy(), test_y.copy()
+
+
+def _extract(ctx: EvalContext, encoder: torch.nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     cfg = ctx.cfg
     encoder = encoder.to(ctx.device).eval()
     kw = dict(batch_size=cfg.knn.batch_size, device=ctx.device, batch_transform=test_transform(cfg.input),
