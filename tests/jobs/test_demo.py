@@ -30,3 +30,21 @@ def test_quick_demo_reports_every_result_beside_its_baselines(tmp_path):
     again: list[str] = []
     run_demo(tmp_path / "demo", quick=True, log=again.append, methods=("isc",))
     assert not any("pre-training isc" in ln for ln in again)
+
+
+def test_an_unfinished_demo_run_is_restarted_and_a_look_alike_folder_is_left_alone(tmp_path):
+    from skelssl.core.files import OutputError
+    from skelssl.jobs.demo import _unfinished_demo_run
+
+    store = tmp_path / "demo" / "store"
+    run = tmp_path / "demo" / "runs" / "isc"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text(f"data: {{store: {store.resolve()}}}\nmethod: {{name: isc}}\n")
+    assert _unfinished_demo_run(run, store, "isc")
+    assert not _unfinished_demo_run(run, store, "mamp")  # another method's run
+    assert not _unfinished_demo_run(run, tmp_path / "elsewhere", "isc")  # a run on another store
+    (run / "config.yaml").write_text("data: {store: /some/where/else}\nmethod: {name: isc}\n")
+    (run / "checkpoints" / "mine.txt").write_text("a user's file")
+    with pytest.raises(OutputError, match="not an unfinished demo run"):
+        run_demo(tmp_path / "demo", quick=True, log=lambda _: None, methods=("isc",))
+    assert (run / "checkpoints" / "mine.txt").read_text() == "a user's file"

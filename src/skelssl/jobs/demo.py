@@ -182,13 +182,32 @@ def _pretrain(store: Path, method: str, run: Path, epochs: int | None, log: Call
     cfg = demo_config(store, method, epochs)
     log(f"[demo] pre-training {method} ({cfg.encoder.name} encoder) for {cfg.trainer.epochs} epochs ...")
     if run.exists():
-        if not (run / "config.yaml").is_file() or any(p.name not in DEMO_RUN_FILES for p in run.iterdir()):
+        if not _unfinished_demo_run(run, store, method):
             raise OutputError(f"{run} exists and is not an unfinished demo run; move it away or choose another --out")
         import shutil
 
         shutil.rmtree(run)
     summary = pretrain(cfg, run)
     log(f"[demo] {method}: {summary['step']} steps in {summary['elapsed_s']:.0f} s, final loss {summary['loss']:.3f}")
+
+
+def _unfinished_demo_run(run: Path, store: Path, method: str) -> bool:
+    """``run`` holds only what a demo pre-training writes, and its config is this demo's run of
+    ``method`` on this demo's store (so a user's folder that merely looks alike is never removed)."""
+    import yaml
+
+    if not run.is_dir() or run.is_symlink() or any(p.name not in DEMO_RUN_FILES for p in run.iterdir()):
+        return False
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    if not isinstance(cfg, dict):
+        return False
+    data, spec = cfg.get("data") or {}, cfg.get("method") or {}
+    if not isinstance(data.get("store"), str) or spec.get("name") != DEMO_METHODS[method]["method"]["name"]:
+        return False
+    return Path(data["store"]).resolve() == Path(store).resolve()
 
 
 def _evaluate(run: Path, method: str, log: Callable[[str], None]) -> list[tuple[str, str, bool]]:
