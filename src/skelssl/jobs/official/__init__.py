@@ -236,9 +236,10 @@ def _write_run(out: Path, built: torch.nn.Module, config_dict: dict[str, Any], r
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out.exists():
-            os.replace(old, out)  # put the earlier conversion back
-            old = None
+        if old is not None:
+            if not out.exists():
+                os.replace(old, out)  # put the earlier conversion back
+            old = None  # never removed on failure: where it cannot go back, it stays beside out
         raise
     finally:
         if old is not None:
