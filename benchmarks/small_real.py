@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
+from skelssl.evaluation.metrics import mean_std
 from skelssl.evaluation.results import read_results
 from skelssl.jobs.evaluate import evaluate
 
@@ -72,7 +72,8 @@ def _summary(rows: list[dict], paper: bool) -> list[str]:
         cells = []
         for k in keys:
             v = [r[k] for r in sel]
-            cells.append(f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}" if len(v) > 1 else f"{v[0]:.2f}")
+            mean, std = mean_std(v)
+            cells.append(f"{mean:.2f} ± {std:.2f}" if len(v) > 1 else f"{mean:.2f}")
         r0 = sel[0]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {r0['knn_random']:.2f} / {r0['knn_raw']:.2f} | "
                      f"{r0['probe_random']:.2f} / {r0['probe_raw']:.2f} |")
