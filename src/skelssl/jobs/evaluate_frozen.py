@@ -41,6 +41,10 @@ _CACHE: dict[str, dict[str, Any]] = {}
 # hold every feature set.
 _FEATURES: OrderedDict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
 _FEATURES_KEPT = 2
+# The frozen figures of the last few feature sets (with the fitted probe, whose test log-probabilities
+# grow with the test split): bounded for the same reason.
+_FIGURES: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_FIGURES_KEPT = 8
 
 
 def _weights_digest(encoder: torch.nn.Module) -> str:
@@ -89,14 +93,17 @@ def frozen_figures(cfg: EvalConfig, train_f: np.ndarray, train_y: np.ndarray, te
         h.update(repr((a.dtype, a.shape)).encode())
         h.update(np.ascontiguousarray(a).tobytes())
     h.update(repr((cfg.knn, cfg.probe, diagnostics)).encode())
-    key = "frozen:" + h.hexdigest()
-    if key not in _CACHE:
+    key = h.hexdigest()
+    if key not in _FIGURES:
         kept: dict[str, Any] = {}
-        _CACHE[key] = {"figures": _frozen_figures(cfg, train_f, train_y, test_f, test_y, copies_mask, diagnostics, kept),
-                       "probe": kept["probe"]}
+        _FIGURES[key] = {"figures": _frozen_figures(cfg, train_f, train_y, test_f, test_y, copies_mask, diagnostics, kept),
+                         "probe": kept["probe"]}
+        while len(_FIGURES) > _FIGURES_KEPT:
+            _FIGURES.popitem(last=False)
+    _FIGURES.move_to_end(key)
     if keep is not None:
-        keep["probe"] = _CACHE[key]["probe"]
-    return copy.deepcopy(_CACHE[key]["figures"])
+        keep["probe"] = _FIGURES[key]["probe"]
+    return copy.deepcopy(_FIGURES[key]["figures"])
 
 
 def _frozen_figures(cfg: EvalConfig, train_f: np.ndarray, train_y: np.ndarray, test_f: np.ndarray, test_y: np.ndarray,
