@@ -490,7 +490,8 @@ def _parser_prepare(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--pipeline", default="raw", help="raw (Hi-TRS), agcn (ISC / 2s-AGCN) or ctrgcn (MAMP)")
     s.add_argument("--workers", type=int, default=1, help="reader processes (default 1)")
     s.add_argument("--persons", type=int, default=None, help="person slots M (default: 1 for single-person datasets, else 2)")
-    s.add_argument("--layout", default=None, help="layout for formats that do not imply one (pyskl, arrays)")
+    s.add_argument("--layout", default=None, help="layout for formats that do not imply one (pyskl, arrays); for NTU and PKU-MMD "
+                   "kinect20 keeps the 20 Kinect v1 joints (pre-training data for N-UCLA, MSR, UTKinect)")
     s.add_argument("--untrimmed", action="store_true", help="PKU-MMD: keep whole sequences with per-frame labels (detection)")
     s.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help="reader option (repeatable)")
     _add_overwrite(s, _REPLACE_STORE)

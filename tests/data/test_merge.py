@@ -42,3 +42,33 @@ def test_merge_refuses_a_protocol_of_another_dataset_in_one_line(tmp_path, capsy
     assert cli_main(["merge", f"{a.path}:ntu60-xsub", "--out", str(tmp_path / "u")]) == 2
     err = capsys.readouterr().err.strip()
     assert "ntu60-xsub" in err and len(err.splitlines()) == 1 and not (tmp_path / "u").exists()
+
+
+def test_prepare_converts_ntu25_to_kinect20_for_a_kinect_v1_union(tmp_path, capsys):
+    """NTU (Kinect v2) files prepared with ``--layout kinect20`` keep the 20 Kinect v1 joints, so they
+    can join a union with N-UCLA / MSR / UTKinect stores; the store records the conversion."""
+    from skelssl.core.layouts import CONVERSIONS
+    from skelssl.data.prepare import prepare
+
+    synthetic.write_ntu_skeleton_files(tmp_path / "ntu", 6, seed=3)
+    full = prepare("ntu", tmp_path / "ntu", tmp_path / "s25", pipeline="raw")
+    part = prepare("ntu", tmp_path / "ntu", tmp_path / "s20", pipeline="raw", layout="kinect20")
+    a, b = Store(full.store), Store(part.store)
+    assert a.layout.name == "ntu25" and b.layout.name == "kinect20" and len(a) == len(b) == 6
+    select = list(CONVERSIONS[("ntu25", "kinect20")])
+    for i in range(len(a)):
+        assert np.array_equal(b.frames(i), a.frames(i)[:, :, select])
+    assert b.info["converted_from"] == {"layout": "ntu25", "joints": select}
+    # ... and it merges with another kinect20 store of its pipeline (an N-UCLA store in real use)
+    synthetic.write_ntu_skeleton_files(tmp_path / "ntu2", 4, seed=4)
+    other = prepare("ntu", tmp_path / "ntu2", tmp_path / "o20", pipeline="raw", layout="kinect20")
+    assert cli_main(["merge", str(other.store), str(b.path), "--out", str(tmp_path / "u")]) == 0
+    assert len(Store(tmp_path / "u")) == 10 and Store(tmp_path / "u").layout.name == "kinect20"
+
+
+def test_prepare_refuses_an_unknown_layout_conversion_in_one_line(tmp_path, capsys):
+    synthetic.write_ntu_skeleton_files(tmp_path / "ntu", 2, seed=3)
+    code = cli_main(["prepare", "ntu", str(tmp_path / "ntu"), "--out", str(tmp_path / "s"), "--layout", "coco17"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "ntu25 -> kinect20" in err[0] and "coco17" in err[0]
+    assert not (tmp_path / "s").exists()

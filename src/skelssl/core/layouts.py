@@ -22,7 +22,8 @@ import numpy as np
 from skelssl.core.conventions import SkeletonFormatError
 
 __all__ = ["Layout", "NTU25", "KINECT20", "COCO17", "OPENPOSE18", "H36M17", "LAYOUTS", "BUILTIN_LAYOUTS",
-           "get_layout", "register_layout", "layout_from_dict", "load_layout_file", "is_layout_file"]
+           "get_layout", "register_layout", "layout_from_dict", "load_layout_file", "is_layout_file",
+           "CONVERSIONS", "conversion"]
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,24 @@ H36M17 = Layout(
 BUILTIN_LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (NTU25, KINECT20, COCO17, OPENPOSE18, H36M17)}
 # The built-in layouts and those registered since (from a layout file, or a store that records one).
 LAYOUTS: dict[str, Layout] = dict(BUILTIN_LAYOUTS)
+
+
+# Joint selections that turn one layout into another: the target's joints as indices of the source's.
+# Kinect v2 -> Kinect v1 (NTU RGB+D or PKU-MMD as pre-training data for N-UCLA, MSR or UTKinect): NTU's
+# spine_base, spine_mid and spine_shoulder play hip_center, spine and shoulder_center; the head and the
+# 16 limb joints are the same sensor joints; the hand tips and thumbs have no Kinect v1 joint and go.
+CONVERSIONS: dict[tuple[str, str], tuple[int, ...]] = {
+    ("ntu25", "kinect20"): (0, 1, 20, 3, *range(4, 20)),
+}
+
+
+def conversion(source: str | Layout, target: str | Layout) -> tuple[int, ...] | None:
+    """The joints of ``target`` as indices into ``source`` (``bodies[..., idx, :]``), ``None`` when no
+    conversion between the two is known (the same layout converts to itself)."""
+    a, b = getattr(source, "name", source), getattr(target, "name", target)
+    if a == b:
+        return tuple(range(get_layout(a).num_joints))
+    return CONVERSIONS.get((a, b))
 
 
 def is_layout_file(name: Any) -> bool:

@@ -21,7 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 import os
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from skelssl.core.conventions import SkeletonFormatError, StoreError
 from skelssl.core.files import OutputError, is_inside
-from skelssl.core.layouts import Layout, get_layout
+from skelssl.core.layouts import CONVERSIONS, Layout, conversion, get_layout
 from skelssl.data.formats import Discovery, Reader, get_format, unit_path
 from skelssl.data.store import Store, StoreWriter, check_store_output, frames_problem
 
@@ -73,12 +73,13 @@ class PrepareReport:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(fmt: str, pipeline: str, layout: Any, num_persons: int, options: dict[str, Any]) -> None:
+def _init_worker(fmt: str, pipeline: str, layout: Any, num_persons: int, options: dict[str, Any],
+                 joints: tuple[int, ...] | None = None) -> None:
     from skelssl.data.preprocess import apply_pipeline  # imported here: workers may be spawned
 
     _WORKER.update(
         reader=get_format(fmt), apply=apply_pipeline, pipeline=pipeline,
-        layout=get_layout(layout), num_persons=num_persons, options=options,
+        layout=get_layout(layout), num_persons=num_persons, options=options, joints=joints,
     )
 
 
@@ -104,6 +105,8 @@ def _process(unit: Any) -> tuple[list[tuple], list[tuple[str, str]]]:
             problem = frames_problem(raw.bodies)
             if problem is not None:
                 raise SkeletonFormatError(where, problem)
+            if w.get("joints") is not None:  # another layout: keep its joints before the pipeline runs
+                raw = replace(raw, bodies=np.ascontiguousarray(raw.bodies[:, :, list(w["joints"])]))
             done = w["apply"](w["pipeline"], raw, w["layout"], num_persons=w["num_persons"])
             item = (done.name, done.bodies, done.meta(), done.source or unit_path(unit), done.frame_labels)
         except SkeletonFormatError as e:
@@ -158,6 +161,7 @@ class _Plan:
     store_pipeline: str  # the one the store records (an exported store's frames are already processed)
     channel_names: list[str]
     info: dict[str, Any]  # store.json fields: dataset, source, reader options, channels, class names
+    joints: tuple[int, ...] | None = None  # joints kept from the reader's layout when converting to another
 
 
 def prepare(
@@ -208,7 +212,7 @@ def prepare(
     units = list(discovery.units)
     plan = _plan(reader, source, units, options, pipeline=pipeline, layout=layout, num_persons=num_persons)
 
-    init = (fmt, plan.pipeline, plan.layout, plan.persons, options)  # the object: a user layout is not registered in workers
+    init = (fmt, plan.pipeline, plan.layout, plan.persons, options, plan.joints)  # the object: a user layout is not registered in workers
     with StoreWriter(out, plan.layout, plan.persons, channels=len(plan.channel_names), pipeline=plan.store_pipeline,
                      info=plan.info, overwrite=overwrite) as writer:
         skipped = _write_samples(writer, discovery, _results(units, workers, init), len(units), progress)
@@ -255,6 +259,7 @@ def _plan(reader: Reader, source: Path, units: list[Any], options: dict[str, Any
     if layout_name is None:
         layout_name = _infer_layout(reader, units, options)
     layout_obj = get_layout(layout_name)
+    joints = _conversion(reader, source, layout_obj)
     # A file `skelssl export` wrote records its store (pyskl: dataset, pipeline, persons, class names).
     recorded = reader.recorded_store(source, **options)
     persons = num_persons or recorded.get("num_persons") or reader.NUM_PERSONS
@@ -281,7 +286,26 @@ def _plan(reader: Reader, source: Path, units: list[Any], options: dict[str, Any
     class_names = recorded.get("class_names") or reader.CLASS_NAMES
     if class_names is not None:
         info["class_names"] = list(class_names)
-    return _Plan(layout_obj, persons, pipeline, store_pipeline, channel_names, info)
+    if joints is not None:
+        info["converted_from"] = {"layout": reader.LAYOUT, "joints": list(joints)}
+    return _Plan(layout_obj, persons, pipeline, store_pipeline, channel_names, info, joints)
+
+
+def _conversion(reader: Reader, source: Path, target: Layout) -> tuple[int, ...] | None:
+    """For a reader of a fixed layout asked for another one: the joints to keep (``None``: the same
+    joints); refused in one line when the joint counts differ and no conversion is known."""
+    if reader.LAYOUT is None or reader.LAYOUT == target.name:
+        return None
+    fixed = get_layout(reader.LAYOUT)
+    if fixed.num_joints == target.num_joints:
+        return None  # the same joints under another name (a layout file of the user's)
+    joints = conversion(fixed, target)
+    if joints is None:
+        known = ", ".join(f"{a} -> {b}" for a, b in CONVERSIONS)
+        raise SkeletonFormatError(source, f"{reader.NAME} files hold {fixed.name} skeletons ({fixed.num_joints} joints); "
+                                          f"--layout {target.name} ({target.num_joints}) is no conversion skelssl knows "
+                                          f"(known: {known})")
+    return joints
 
 
 def _write_samples(writer: StoreWriter, discovery: Discovery, results: Iterator[tuple[list[tuple], list[tuple[str, str]]]],

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from skelssl.core.layouts import CONVERSIONS
+
 __all__ = [
     "NUM_RIG", "LUMBAR", "PITCH", "YAW", "ROLL", "TWIST", "RIG_PARENTS", "MIRROR", "KINECT20_FROM_NTU25",
     "Scene", "body_offsets", "rest_angles", "mirror_motion", "forward_kinematics", "render",
@@ -51,7 +53,7 @@ for _a, _b in ((4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (
 _MIRROR_SIGN = np.array([1.0, -1.0, -1.0, -1.0])
 
 # Kinect v1 (kinect20) joints as NTU joints: hip_center, spine, shoulder_center, head, then the limbs.
-KINECT20_FROM_NTU25 = np.array([0, 1, 20, 3, *range(4, 20)])
+KINECT20_FROM_NTU25 = np.array(CONVERSIONS[("ntu25", "kinect20")])
 
 FEET = np.array([L_ANK, L_FOOT, R_ANK, R_FOOT])
 
