@@ -80,7 +80,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     try:
         report = prepare(
             args.format, source, args.out, pipeline=args.pipeline, workers=args.workers,
-            num_persons=args.persons, layout=args.layout, options=options, progress=update,
+            num_persons=args.persons, layout=args.layout, windows=_windows(args.windows), options=options, progress=update,
             overwrite=args.overwrite,
         )
     except (SkeletonFormatError, KeyError) as e:
@@ -90,6 +90,20 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             bar.close()
     print(report.summary())
     return 0
+
+
+def _windows(text: str | None) -> tuple[int, int] | None:
+    """``--windows LEN[:STRIDE]`` -> ``(LEN, STRIDE)``."""
+    if text is None:
+        return None
+    try:
+        length, _, stride = text.partition(":")
+        windows = int(length), int(stride or length)
+    except ValueError:
+        raise CLIError(f"--windows takes LEN or LEN:STRIDE in frames (e.g. 64:32), got {text!r}") from None
+    if min(windows) < 1:
+        raise CLIError(f"--windows: length and stride must be at least 1 frame, got {text!r}")
+    return windows
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -493,6 +507,9 @@ def _parser_prepare(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--layout", default=None, help="layout for formats that do not imply one (pyskl, arrays); for NTU and PKU-MMD "
                    "kinect20 keeps the 20 Kinect v1 joints (pre-training data for N-UCLA, MSR, UTKinect)")
     s.add_argument("--untrimmed", action="store_true", help="PKU-MMD: keep whole sequences with per-frame labels (detection)")
+    s.add_argument("--windows", default=None, metavar="LEN[:STRIDE]",
+                   help="cut every sequence into windows of LEN frames every STRIDE (default LEN): long or untrimmed "
+                        "recordings as unlabelled pre-training clips")
     s.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help="reader option (repeatable)")
     _add_overwrite(s, _REPLACE_STORE)
     s.set_defaults(func=cmd_prepare)

@@ -31,9 +31,10 @@ from skelssl.core.conventions import SkeletonFormatError, StoreError
 from skelssl.core.files import OutputError, is_inside
 from skelssl.core.layouts import CONVERSIONS, Layout, conversion, get_layout
 from skelssl.data.formats import Discovery, Reader, get_format, unit_path
+from skelssl.data.sample import RawSample
 from skelssl.data.store import Store, StoreWriter, check_store_output, frames_problem
 
-__all__ = ["PrepareReport", "prepare"]
+__all__ = ["PrepareReport", "prepare", "cut_windows"]
 
 
 @dataclass
@@ -74,12 +75,13 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(fmt: str, pipeline: str, layout: Any, num_persons: int, options: dict[str, Any],
-                 joints: tuple[int, ...] | None = None) -> None:
+                 joints: tuple[int, ...] | None = None, windows: tuple[int, int] | None = None) -> None:
     from skelssl.data.preprocess import apply_pipeline  # imported here: workers may be spawned
 
     _WORKER.update(
         reader=get_format(fmt), apply=apply_pipeline, pipeline=pipeline,
         layout=get_layout(layout), num_persons=num_persons, options=options, joints=joints,
+        windows=windows,
     )
 
 
@@ -107,16 +109,36 @@ def _process(unit: Any) -> tuple[list[tuple], list[tuple[str, str]]]:
                 raise SkeletonFormatError(where, problem)
             if w.get("joints") is not None:  # another layout: keep its joints before the pipeline runs
                 raw = replace(raw, bodies=np.ascontiguousarray(raw.bodies[:, :, list(w["joints"])]))
-            done = w["apply"](w["pipeline"], raw, w["layout"], num_persons=w["num_persons"])
-            item = (done.name, done.bodies, done.meta(), done.source or unit_path(unit), done.frame_labels)
+            pieces = cut_windows(raw, *w["windows"]) if w.get("windows") else [raw]
+            done = [w["apply"](w["pipeline"], piece, w["layout"], num_persons=w["num_persons"]) for piece in pieces]
         except SkeletonFormatError as e:
             errors.append((e.path, e.problem))
             continue
         except Exception as e:
             errors.append((where, _unexpected(e, f" in pipeline {w['pipeline']}")))
             continue
-        out.append(item)
+        out.extend((d.name, d.bodies, d.meta(), d.source or unit_path(unit), d.frame_labels) for d in done)
     return out, errors
+
+
+def cut_windows(raw: RawSample, length: int, stride: int) -> list[RawSample]:
+    """``raw`` cut into windows of ``length`` frames every ``stride`` (long unlabelled recordings as
+    pre-training clips); each is named ``NAME@START`` and keeps the sample's label and metadata. A
+    sequence shorter than ``length`` stays whole; a window in which no frame holds a body is left out."""
+    t = raw.num_frames
+    starts = range(0, t - length + 1, stride) if t > length else [0]
+    pieces = []
+    for start in starts:
+        cut = slice(start, start + length)
+        bodies = raw.bodies[cut]
+        if not bodies.any():
+            continue
+        pieces.append(replace(
+            raw, name=f"{raw.name}@{start}", bodies=np.ascontiguousarray(bodies),
+            body_ids=None if raw.body_ids is None else raw.body_ids[cut],
+            frame_labels=None if raw.frame_labels is None else raw.frame_labels[cut],
+        ))
+    return pieces
 
 
 def _unexpected(e: BaseException, context: str = "") -> str:
@@ -173,6 +195,7 @@ def prepare(
     workers: int = 1,
     num_persons: int | None = None,
     layout: str | None = None,
+    windows: tuple[int, int] | None = None,
     options: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
     overwrite: bool = False,
@@ -187,7 +210,11 @@ def prepare(
         workers: reader processes.
         num_persons: person slots ``M`` (default: the reader's ``NUM_PERSONS``: 1 for single-person
             datasets, else 2).
-        layout: skeleton layout name, for formats whose files do not imply one.
+        layout: skeleton layout name, for formats whose files do not imply one; for a format of a fixed
+            layout another one it converts to (``ntu25`` -> ``kinect20``, :data:`~skelssl.core.layouts.CONVERSIONS`).
+        windows: ``(length, stride)``: cut every sequence into windows of ``length`` frames every
+            ``stride`` before the pipeline (:func:`cut_windows`; e.g. untrimmed recordings as
+            unlabelled pre-training clips).
         options: reader options (e.g. ``{"untrimmed": True}`` for PKU-MMD detection stores).
         progress: ``progress(done_units, total_units)`` callback.
         overwrite: replace an existing store at ``out`` (never a folder that is not a store).
@@ -212,7 +239,12 @@ def prepare(
     units = list(discovery.units)
     plan = _plan(reader, source, units, options, pipeline=pipeline, layout=layout, num_persons=num_persons)
 
-    init = (fmt, plan.pipeline, plan.layout, plan.persons, options, plan.joints)  # the object: a user layout is not registered in workers
+    if windows is not None:
+        length, stride = windows
+        if length < 1 or stride < 1:
+            raise KeyError(f"windows must be at least 1 frame long and 1 frame apart, got {length}:{stride}")
+        plan.info["windows"] = {"length": int(length), "stride": int(stride)}
+    init = (fmt, plan.pipeline, plan.layout, plan.persons, options, plan.joints, windows)  # the object: a user layout is not registered in workers
     with StoreWriter(out, plan.layout, plan.persons, channels=len(plan.channel_names), pipeline=plan.store_pipeline,
                      info=plan.info, overwrite=overwrite) as writer:
         skipped = _write_samples(writer, discovery, _results(units, workers, init), len(units), progress)
