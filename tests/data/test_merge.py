@@ -72,3 +72,34 @@ def test_prepare_refuses_an_unknown_layout_conversion_in_one_line(tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and "ntu25 -> kinect20" in err[0] and "coco17" in err[0]
     assert not (tmp_path / "s").exists()
+
+
+def test_cut_windows_names_slices_and_leaves_out_empty_windows():
+    from skelssl.data.prepare import cut_windows
+    from skelssl.data.sample import RawSample
+
+    bodies = np.random.default_rng(0).normal(size=(100, 1, 20, 3)).astype(np.float32)
+    bodies[40:80] = 0  # nobody in view for 40 frames
+    labels = np.arange(100, dtype=np.int32)
+    raw = RawSample("rec", bodies, label=-1, subject=3, frame_labels=labels)
+    pieces = cut_windows(raw, 20, 20)
+    assert [p.name for p in pieces] == ["rec@0", "rec@20", "rec@80"]  # 40 and 60 hold no body
+    assert all(p.subject == 3 and p.num_frames == 20 for p in pieces)
+    assert np.array_equal(pieces[2].bodies, bodies[80:100]) and np.array_equal(pieces[2].frame_labels, labels[80:100])
+    assert [p.name for p in cut_windows(raw, 30, 35)] == ["rec@0", "rec@35", "rec@70"]  # 105 would be short
+    short = cut_windows(RawSample("s", bodies[:5]), 20, 10)
+    assert len(short) == 1 and short[0].num_frames == 5  # a short sequence stays whole
+
+
+def test_prepare_windows_from_the_command_line(tmp_path, capsys):
+    synthetic.write_ntu_skeleton_files(tmp_path / "ntu", 3, seed=5)
+    assert cli_main(["prepare", "ntu", str(tmp_path / "ntu"), "--out", str(tmp_path / "w"), "--windows", "16:8"]) == 0
+    whole = cli_main(["prepare", "ntu", str(tmp_path / "ntu"), "--out", str(tmp_path / "s")])
+    a, w = Store(tmp_path / "s"), Store(tmp_path / "w")
+    assert whole == 0 and w.info["windows"] == {"length": 16, "stride": 8}
+    expected = sum(max(1, (int(n) - 16) // 8 + 1) for n in a.lengths)
+    assert len(w) == expected and all("@" in str(n) for n in w.names) and int(w.lengths.max()) <= 16
+    capsys.readouterr()
+    assert cli_main(["prepare", "ntu", str(tmp_path / "ntu"), "--out", str(tmp_path / "x"), "--windows", "16:x"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--windows" in err[0] and not (tmp_path / "x").exists()
