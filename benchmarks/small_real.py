@@ -20,16 +20,19 @@ from pathlib import Path
 
 from skelssl.evaluation.metrics import mean_std
 from skelssl.evaluation.results import read_results
-from skelssl.jobs.evaluate import evaluate
+from skelssl.jobs.evaluate import evaluate, settings_hash
 
 PROTOCOLS = {"nucla": "nucla-xview", "msr": "msr-xsub", "utk": "utkinect-xsub"}
 PAPER = ["linear.probe=sgd", "linear.cache_features=true", "baselines.raw_input=false", "baselines.random_init=false"]
 
 
 def _result(task: str, run: str, store: str, protocol: str, out: Path, overrides: list[str]) -> dict:
-    """The result in ``out`` when an earlier call left one there, else a new evaluation."""
+    """The result in ``out`` when an earlier call left one there with the same settings, else a new
+    evaluation (a changed preset or override gives another ``config_hash``)."""
     if (out / "results.json").is_file():
-        return read_results(out)
+        earlier = read_results(out)
+        if earlier.get("config_hash") == settings_hash(task, run, overrides):
+            return earlier
     return evaluate(task, run, store=store, protocol=protocol, accelerator="cpu", out=out, overrides=overrides)
 
 

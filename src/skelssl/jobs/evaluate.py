@@ -44,7 +44,7 @@ from skelssl.jobs.evaluate_frozen import run_knn, run_linear
 from skelssl.jobs.evaluate_predict import run_predict
 from skelssl.jobs.evaluate_tsne import run_tsne, silhouette_cosine
 
-__all__ = ["TASKS", "EncoderSource", "EvalContext", "load_encoder_source", "evaluate", "default_out_dir", "silhouette_cosine"]
+__all__ = ["TASKS", "EncoderSource", "EvalContext", "load_encoder_source", "evaluate", "settings_hash", "default_out_dir", "silhouette_cosine"]
 
 LOGIT_TASKS = ("linear", "finetune", "semi")  # the protocols with a classifier whose test logits can be saved
 
@@ -185,13 +185,24 @@ def _context(task: str, source: EncoderSource, store_path: Path, protocol: str, 
     return ctx, transfer
 
 
+def _settings_hash(task: str, cfg: EvalConfig, source: EncoderSource) -> str:
+    return config_hash({"eval": to_dict(cfg), "task": task, "encoder": source.spec})
+
+
+def settings_hash(task: str, run: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> str:
+    """The ``config_hash`` that evaluating ``run`` with ``overrides`` records in its results: a result
+    whose hash differs was computed with other settings (a changed preset, another override)."""
+    source = load_encoder_source(run)
+    return _settings_hash(task, load_eval_config(source.run_config.get("eval"), list(overrides)), source)
+
+
 def _common_fields(ctx: EvalContext, task: str, transfer: bool) -> dict[str, Any]:
     """The results fields every protocol shares: what was evaluated, on what, and what to beware of."""
     source, store = ctx.source, ctx.store
     return {
         "protocol": ctx.protocol,
         "test_samples": int(len(ctx.test_idx)),
-        "config_hash": config_hash({"eval": to_dict(ctx.cfg), "task": task, "encoder": source.spec}),
+        "config_hash": _settings_hash(task, ctx.cfg, source),
         "encoder": source.spec["name"],
         "run": str(source.run_dir or source.path),
         "method": ((source.run_config.get("method") or {}).get("name") or source.spec["name"]) if source.weights else "supervised",
