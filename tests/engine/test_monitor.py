@@ -38,7 +38,8 @@ def test_pretraining_logs_the_monitor_on_training_samples_only(tmp_path):
     ])
     pretrain(cfg, tmp_path / "run", fabric=Fabric(accelerator="cpu", devices=1))
     evals = [r for r in read_metrics(tmp_path / "run") if r.get("kind") == "eval"]
-    assert [r["epoch"] for r in evals] == [1, 2]  # every 2 epochs, and after the last
+    assert [r["epoch"] for r in evals] == [-1, 1, 2]  # at initialisation, every 2 epochs, and after the last
+    assert evals[0]["step"] == 0
     for r in evals:
         assert 0 <= r["monitor_knn"] <= 100 and 1 <= r["monitor_rank"] <= 8
     # The queries come from the training split: a monitor on the test split is impossible by construction.

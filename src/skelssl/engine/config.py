@@ -178,7 +178,8 @@ class TrainerConfig:
 class MonitorConfig:
     """The online kNN monitor of pre-training: is the representation learning, or collapsing?
 
-    Every ``every_epochs`` epochs (and after the last) the encoder's features of labelled *training*
+    Before the first step (epoch ``-1``: the initialised weights, so a run that falls below its start
+    shows it), every ``every_epochs`` epochs and after the last, the encoder's features of labelled *training*
     samples are split, class-stratified and always the same way, into a bank and held-out queries
     (``holdout``); the 1-NN cosine accuracy of the queries and the effective rank of the bank's
     features go to ``metrics.jsonl`` and TensorBoard (``monitor_knn``, ``monitor_rank``). No test

@@ -251,7 +251,9 @@ class Trainer:
                 ``state_dict``, ``load_state_dict`` (:func:`skelssl.engine.optim.scheduler_factory`).
             batch_transform: ``(batch, generator) -> batch``, batched augmentation on the device.
             resume: continue from ``run_dir/checkpoints/last`` when it exists.
-            evaluate: ``(module, epoch) -> metrics`` after each epoch (to ``metrics.jsonl`` as ``eval``).
+            evaluate: ``(module, epoch) -> metrics`` after each epoch (to ``metrics.jsonl`` as ``eval``);
+                one with a true ``at_start`` attribute is also called once before the first step of a
+                new run, with epoch ``-1`` (the pre-training monitor: its reading at initialisation).
             config_dict: the resolved run config, saved as ``config.yaml`` and in every checkpoint.
             drop_last: drop each epoch's incomplete last batch (pre-training does).
             collate_fn: the batch collation (default :func:`skelssl.data.dataset.collate`).
@@ -274,6 +276,8 @@ class Trainer:
             self._restore(run)
         self._open_outputs(run)
         try:
+            if getattr(run.evaluate, "at_start", False) and run.state.step == 0:
+                self._evaluate_start(run)
             while run.state.epoch < self.cfg.epochs and not self._done(run):
                 epoch = run.state.epoch
                 self._train_epoch(run, epoch)
@@ -471,6 +475,15 @@ class Trainer:
             if run.saved_step != state.step:
                 self._checkpoint(run)
             self._keep(f"step-{state.step:07d}")
+
+    def _evaluate_start(self, run: _Fit) -> None:
+        """The reading before the first step (epoch ``-1``, step 0): the initialised weights' figure, so
+        a run that falls below where it started shows it."""
+        metrics = {k: scalar(v) for k, v in run.evaluate(run.raw, -1).items()}
+        if metrics:
+            run.wrapped.train()
+            run.eval_history.append({"epoch": -1, "step": 0, **metrics})
+            run.logger.log({"step": 0, "epoch": -1, **metrics}, kind="eval")
 
     def _end_epoch(self, run: _Fit, epoch: int) -> None:
         """After a complete epoch: evaluate, log, checkpoint and keep as the config asks."""

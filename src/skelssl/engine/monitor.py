@@ -82,4 +82,5 @@ def make_monitor(cfg: Any, epochs: int, device: torch.device | None = None) -> C
         return {"monitor_knn": knn_accuracy(bank_f, bank_y, query_f, query_y, k=1, metric="cosine"),
                 "monitor_rank": effective_rank(bank_f.numpy())}
 
+    monitor.at_start = True  # type: ignore[attr-defined]  # a reading at initialisation too (epoch -1, step 0)
     return monitor
