@@ -229,6 +229,8 @@ def prepare(
     t0 = time.perf_counter()
     reader = get_format(fmt)
     options = _checked_options(reader, pipeline, options, layout)
+    if windows is not None and min(windows) < 1:
+        raise KeyError(f"windows must be at least 1 frame long and 1 frame apart, got {windows[0]}:{windows[1]}")
     source = Path(source)
     if not source.exists():
         raise SkeletonFormatError(source, "no such file or folder")
@@ -240,10 +242,7 @@ def prepare(
     plan = _plan(reader, source, units, options, pipeline=pipeline, layout=layout, num_persons=num_persons)
 
     if windows is not None:
-        length, stride = windows
-        if length < 1 or stride < 1:
-            raise KeyError(f"windows must be at least 1 frame long and 1 frame apart, got {length}:{stride}")
-        plan.info["windows"] = {"length": int(length), "stride": int(stride)}
+        plan.info["windows"] = {"length": int(windows[0]), "stride": int(windows[1])}
     init = (fmt, plan.pipeline, plan.layout, plan.persons, options, plan.joints, windows)  # the object: a user layout is not registered in workers
     with StoreWriter(out, plan.layout, plan.persons, channels=len(plan.channel_names), pipeline=plan.store_pipeline,
                      info=plan.info, overwrite=overwrite) as writer:
