@@ -52,14 +52,12 @@ def _distributed() -> bool:
 
 # -- evaluation (docs/hitrs.md) -----------------------------------------------------------------------
 LINEAR_PRESET = {
-    # Two departures (ours; official: plain Linear, constant lr, `linear.head=linear
-    # linear.schedule.name=constant`): a non-affine BatchNorm before the layer (AdamW 0.01 on
-    # unnormalised Hi-TRS features fell 5 points below the robust probe) and a cosine decay (the last
-    # epoch at a constant 0.01 was still 3.5-4 below it); both chosen on carved validation splits
-    # (docs/hitrs.md, benchmarks/RESULTS.md).
+    # A non-affine BatchNorm before the layer (ours; official: plain Linear, `linear.head=linear`): AdamW
+    # 0.01 on unnormalised Hi-TRS features fell 5 points below the robust probe (docs/hitrs.md). A
+    # cosine decay was tried and not kept (benchmarks/RESULTS.md, "Hi-TRS's linear preset").
     "epochs": 70, "batch_size": 128, "head": "linear_bn",
     "optim": {"name": "adamw", "lr": 0.01, "weight_decay": 0.0},
-    "schedule": {"name": "cosine"},
+    "schedule": {"name": "constant"},
 }
 FINETUNE_PRESET = {
     # AdamW 4e-4, batch 128 (32 x 4 accumulated), constant for 20 epochs, then x0.5 every 10.
