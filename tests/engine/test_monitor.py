@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from lightning_fabric import Fabric
 
 from _toys import TOY_ENCODER, TOY_METHOD
@@ -46,6 +47,27 @@ def test_pretraining_logs_the_monitor_on_training_samples_only(tmp_path):
     train, test = split(store, "synthetic-xsub")
     bank, queries = monitor_split(store.labels, train, cfg.monitor.holdout, cfg.monitor.max_samples)
     assert set(bank) | set(queries) <= set(train) and not (set(queries) & set(test))
+
+
+def test_the_monitor_does_not_change_the_run(tmp_path):
+    """Training with and without the monitor gives the same weights: its loaders' seed draws do not
+    shift the global stream the training's dropout reads."""
+    from safetensors.torch import load_file
+
+    store = synthetic.write_store(tmp_path / "store", num_samples=40, layout="kinect20", seed=1, num_persons=1)
+    weights = []
+    for every in (0, 1):
+        cfg = load_config(None, [
+            f"data.store={store.path}", "data.protocol=synthetic-xsub", "data.batch_size=8",
+            f"encoder.name={TOY_ENCODER}", f"method.name={TOY_METHOD}", "method.kwargs.queue_size=8",
+            "trainer.epochs=2", "trainer.accelerator=cpu", "trainer.progress=false", f"monitor.every_epochs={every}",
+        ])
+        pretrain(cfg, tmp_path / f"run{every}", fabric=Fabric(accelerator="cpu", devices=1))
+        weights.append(load_file(str(tmp_path / f"run{every}" / "encoder.safetensors")))
+    assert any(r.get("kind") == "eval" for r in read_metrics(tmp_path / "run1"))
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
 
 
 def test_monitor_is_off_without_labels(tmp_path):

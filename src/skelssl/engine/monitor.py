@@ -76,8 +76,11 @@ def make_monitor(cfg: Any, epochs: int, device: torch.device | None = None) -> C
         was_training = encoder.training
         encoder.eval()
         kw = dict(batch_size=128, device=dev, batch_transform=transform)
-        bank_f, bank_y = extract_features(encoder, bank_set, **kw)
-        query_f, query_y = extract_features(encoder, query_set, **kw)
+        # The monitor observes without moving the run: the loaders draw their seeds from the global
+        # generators, which the training's dropout also uses, so they are restored afterwards.
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            bank_f, bank_y = extract_features(encoder, bank_set, **kw)
+            query_f, query_y = extract_features(encoder, query_set, **kw)
         encoder.train(was_training)
         return {"monitor_knn": knn_accuracy(bank_f, bank_y, query_f, query_y, k=1, metric="cosine"),
                 "monitor_rank": effective_rank(bank_f.numpy())}
