@@ -116,6 +116,28 @@ def test_step_gives_finite_losses_and_every_parameter_a_gradient():
     assert int(m.step) == 1
 
 
+@pytest.mark.parametrize("scale", [0.0, 0.5])
+def test_video_grad_scale_scales_what_the_video_tasks_send_to_the_lower_levels(scale):
+    """With only the video-level tasks in the loss, the clip and frame levels get ``scale`` times the
+    official gradient (none at 0), the video level all of it; the loss itself does not change."""
+    batch = walking_batch(3, 50, 1, [50, 44, 38])
+    only_video = dict(pose_weight=0.0, clip_order_weight=0.0)
+    grads = []
+    for s in (1.0, scale):
+        m = method(seed=3, video_grad_scale=s, **only_video)
+        loss, _ = m.training_step(batch)
+        loss.backward()
+        grads.append((loss.item(), {n: p.grad.clone() for n, p in m.encoder.named_parameters() if p.grad is not None}))
+    (loss_a, full), (loss_b, scaled) = grads
+    assert loss_a == pytest.approx(loss_b, rel=1e-6)
+    lower = [n for n in full if n.startswith(("frame_", "clip_"))]
+    assert lower and any(full[n].abs().sum() > 0 for n in lower)
+    for n in lower:
+        assert torch.allclose(scaled.get(n, torch.zeros_like(full[n])), scale * full[n], atol=1e-7), n
+    for n in (n for n in full if n.startswith("video_")):
+        assert torch.allclose(scaled[n], full[n], atol=1e-6), n
+
+
 def test_same_seed_and_step_give_the_same_loss():
     batch = walking_batch(3, 40, 1, [40, 35, 28])
     a, b, c = method(seed=1), method(seed=1), method(seed=2)

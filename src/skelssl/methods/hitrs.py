@@ -86,6 +86,9 @@ class HiTRSPretraining(Method):
         pose_scale: factor on prediction and target in the Smooth-L1 (10).
         temperature: InfoNCE temperature of the future-clip task (0.07).
         pose_weight, clip_order_weight, video_order_weight, future_weight: loss weights (1).
+        video_grad_scale: share of the video-level tasks' gradient that reaches the clip and frame
+            levels through the clip embeddings (1, official; 0 stops it: on small data the two
+            video-level tasks erode the clip level, docs/hitrs.md).
         augment_p: probability of the Hi-TRS augmentation per sequence (0.5; 0 disables it).
         min_frames: single-person sequences shorter than this are dropped (19).
         coords: leading input channels that are coordinates (2 or 3); later channels (a pose estimator's
@@ -110,6 +113,7 @@ class HiTRSPretraining(Method):
         clip_order_weight: float = 1.0,
         video_order_weight: float = 1.0,
         future_weight: float = 1.0,
+        video_grad_scale: float = 1.0,
         augment_p: float = 0.5,
         min_frames: int = 19,
         coords: int | None = None,
@@ -125,6 +129,9 @@ class HiTRSPretraining(Method):
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if min_frames < 1:
             raise ValueError(f"min_frames must be >= 1, got {min_frames}")
+        if not 0.0 <= video_grad_scale <= 1.0:
+            raise ValueError(f"video_grad_scale must be between 0 and 1, got {video_grad_scale}")
+        self.video_grad_scale = float(video_grad_scale)
         self.encoder = encoder
         d, c = encoder.frame_dim, encoder.in_channels
         if coords is not None and not 1 <= int(coords) <= c:
@@ -210,6 +217,8 @@ class HiTRSPretraining(Method):
         rows = torch.arange(b, device=seq.device)
         target = clips[rows, counts - 1].detach()  # (B, 2d)
         observed = clips[:, : clips.shape[1] - 1]  # (B, K-1, 2d)
+        if self.video_grad_scale != 1.0:  # same values; the clip level gets that share of their gradient
+            observed = observed.detach() + self.video_grad_scale * (observed - observed.detach())
         n_obs = counts - 1
         obs_valid = torch.arange(observed.shape[1], device=seq.device)[None, :] < n_obs[:, None]
         vi, vj, video_valid = swap_pairs(n_obs, g)
