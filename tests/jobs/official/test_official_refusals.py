@@ -142,6 +142,32 @@ def test_out_is_never_a_folder_we_did_not_write(tmp_path, capsys, shared_data):
     assert "files convert did not write (eval)" in line
 
 
+def test_an_earlier_conversion_survives_a_failed_replace_it_cannot_undo(tmp_path, capsys, shared_data, monkeypatch):
+    """The new run cannot be renamed into place and the earlier one cannot be renamed back: the earlier
+    conversion stays, whole, in its hidden folder beside --out (it was removed by the cleanup before)."""
+    import skelssl.jobs.official as official
+
+    src = tmp_path / "hitrs.pth"
+    write_official(src, shared_data, "hitrs")
+    run = tmp_path / "run"
+    assert cli_main(["convert", "hitrs", str(src), "--out", str(run)]) == 0
+    first = (run / "encoder.safetensors").read_bytes()
+    real = os.replace
+
+    def failing(a, b):
+        a, b = Path(a), Path(b)
+        if (b == run and a.name.endswith(".partial")) or a.name.endswith(".old"):
+            raise OSError("simulated rename failure")
+        return real(a, b)
+
+    monkeypatch.setattr(official.os, "replace", failing)
+    with pytest.raises(OSError, match="simulated"):
+        official.convert("hitrs", src, run, overwrite=True)
+    monkeypatch.undo()
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith(".run.") and p.name.endswith(".old")]
+    assert len(kept) == 1 and (kept[0] / "encoder.safetensors").read_bytes() == first
+
+
 @pytest.mark.parametrize("override, words", [("encoder.kwargs.mode=bidirectional", "not the official stepped GRU"),
                                              ("method.kwargs.pairing=intra-seq", "pairing is intra-seq"),
                                              ("method.kwargs.export=graph", "exports the graph encoder")])

@@ -237,9 +237,12 @@ def _write_run(out: Path, built: torch.nn.Module, config_dict: dict[str, Any], r
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
+            earlier, old = old, None  # never removed on failure: where it cannot go back, it stays beside out
             if not out.exists():
-                os.replace(old, out)  # put the earlier conversion back
-            old = None  # never removed on failure: where it cannot go back, it stays beside out
+                try:
+                    os.replace(earlier, out)  # put the earlier conversion back
+                except OSError:
+                    pass  # kept in `earlier`; the first error is the one to report
         raise
     finally:
         if old is not None:
