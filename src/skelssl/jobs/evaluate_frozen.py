@@ -13,7 +13,7 @@ import copy
 import hashlib
 import json
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -36,15 +36,27 @@ __all__ = ["run_knn", "run_linear", "frozen_figures", "encoder_features", "basel
 _CACHE: dict[str, dict[str, Any]] = {}
 
 
+class _Recent:
+    """The last ``size`` values computed, by key (least recently used dropped first)."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.items = size, OrderedDict()
+
+    def get(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self.items:
+            self.items[key] = compute()
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        self.items.move_to_end(key)
+        return self.items[key]
+
+
 # The features of the last few encoders evaluated (``knn`` then ``linear`` on one encoder extract them
-# once); few, because a process that evaluates many checkpoints (benchmarks/curve.py) would otherwise
-# hold every feature set.
-_FEATURES: OrderedDict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
-_FEATURES_KEPT = 2
-# The frozen figures of the last few feature sets (with the fitted probe, whose test log-probabilities
-# grow with the test split): bounded for the same reason.
-_FIGURES: OrderedDict[str, dict[str, Any]] = OrderedDict()
-_FIGURES_KEPT = 8
+# once), and the frozen figures of the last few feature sets (with the fitted probe, whose test
+# log-probabilities grow with the test split): few, because a process that evaluates many checkpoints
+# (benchmarks/curve.py) would otherwise hold every one.
+_FEATURES = _Recent(2)
+_FIGURES = _Recent(8)
 
 
 def _weights_digest(encoder: torch.nn.Module) -> str:
@@ -61,12 +73,7 @@ def encoder_features(ctx: EvalContext, encoder: torch.nn.Module) -> tuple[np.nda
     """``(train_f, train_y, test_f, test_y)`` of a frozen encoder on the protocol's splits (test-time input),
     kept for the next call with the same weights, store, splits and input (each call gets its own copies)."""
     key = _key(ctx, "features", _weights_digest(encoder), str(ctx.device), repr(ctx.cfg.knn.batch_size))
-    if key not in _FEATURES:
-        _FEATURES[key] = _extract(ctx, encoder)
-        while len(_FEATURES) > _FEATURES_KEPT:
-            _FEATURES.popitem(last=False)
-    _FEATURES.move_to_end(key)
-    train_f, train_y, test_f, test_y = _FEATURES[key]
+    train_f, train_y, test_f, test_y = _FEATURES.get(key, lambda: _extract(ctx, encoder))
     return train_f.copy(), train_y.copy(), test_f.copy(), test_y.copy()
 
 
@@ -93,17 +100,15 @@ def frozen_figures(cfg: EvalConfig, train_f: np.ndarray, train_y: np.ndarray, te
         h.update(repr((a.dtype, a.shape)).encode())
         h.update(np.ascontiguousarray(a).tobytes())
     h.update(repr((cfg.knn, cfg.probe, diagnostics)).encode())
-    key = h.hexdigest()
-    if key not in _FIGURES:
+    def compute() -> dict[str, Any]:
         kept: dict[str, Any] = {}
-        _FIGURES[key] = {"figures": _frozen_figures(cfg, train_f, train_y, test_f, test_y, copies_mask, diagnostics, kept),
-                         "probe": kept["probe"]}
-        while len(_FIGURES) > _FIGURES_KEPT:
-            _FIGURES.popitem(last=False)
-    _FIGURES.move_to_end(key)
+        figures = _frozen_figures(cfg, train_f, train_y, test_f, test_y, copies_mask, diagnostics, kept)
+        return {"figures": figures, "probe": kept["probe"]}
+
+    entry = _FIGURES.get(h.hexdigest(), compute)
     if keep is not None:
-        keep["probe"] = _FIGURES[key]["probe"]
-    return copy.deepcopy(_FIGURES[key]["figures"])
+        keep["probe"] = entry["probe"]
+    return copy.deepcopy(entry["figures"])
 
 
 def _frozen_figures(cfg: EvalConfig, train_f: np.ndarray, train_y: np.ndarray, test_f: np.ndarray, test_y: np.ndarray,
