@@ -11,7 +11,6 @@ next to this script's output as ``RUN/eval/graph-encoder.safetensors``. Splits a
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 from pathlib import Path
@@ -22,25 +21,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hitrs_levels import carve  # noqa: E402
 
 from skelssl.data.store import Store  # noqa: E402
-from skelssl.engine import checkpoint as ckpt  # noqa: E402
-from skelssl.engine.config import RunConfig, from_dict  # noqa: E402
 from skelssl.evaluation.diagnostics import effective_rank  # noqa: E402
 from skelssl.evaluation.knn import knn_accuracy  # noqa: E402
 from skelssl.evaluation.probe import robust_probe  # noqa: E402
 from skelssl.jobs.embed import load_encoder  # noqa: E402
-from skelssl.jobs.pretrain import build_method, encoder_data, open_store, test_input_of  # noqa: E402
+from skelssl.jobs.pretrain import export_encoder  # noqa: E402
 
 
 def graph_encoder(run: Path) -> Path:
     """The AGCN partner of an ISC run's last checkpoint, saved as an encoder file."""
-    loaded = ckpt.load_checkpoint(run / "checkpoints" / "last")
-    config = copy.deepcopy(loaded.config)
-    config["method"]["kwargs"]["export"] = "graph"
-    cfg = from_dict(RunConfig, config)
-    method, _ = build_method(cfg)
-    method.load_state_dict(loaded.model, strict=True)
-    return ckpt.save_encoder(run / "eval" / "graph-encoder.safetensors", method.export_encoder(), config,
-                             data=encoder_data(open_store(cfg.data, config["data"]["store"])), test_input=test_input_of(config))
+    return export_encoder(run, run / "eval" / "graph-encoder.safetensors", ["method.kwargs.export=graph"])
 
 
 def main() -> None:

@@ -81,3 +81,6 @@ def test_pretrain_end_to_end(tmp_path, store):
     again = ck.load_encoder(exported)
     for (key, a), b in zip(encoder.state_dict().items(), again.state_dict().values()):
         assert torch.equal(a, b), key
+    # Overrides that leave the weights alone change the recorded config (ISC: which representation).
+    seeded = export_encoder(run, tmp_path / "seeded.safetensors", ["trainer.seed=123"])
+    assert ck.encoder_metadata(seeded)["config"]["trainer"]["seed"] == 123

@@ -7,6 +7,7 @@ become modules, ``optim``/``schedule`` become factories for :class:`~skelssl.eng
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +23,7 @@ from skelssl.engine.config import (
     ConfigError,
     DataConfig,
     RunConfig,
+    apply_overrides,
     build_encoder_from_config,
     build_method_from_config,
     from_dict,
@@ -313,12 +315,14 @@ def test_input_of(config_dict: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-def export_encoder(checkpoint: str | Path, out: str | Path) -> Path:
+def export_encoder(checkpoint: str | Path, out: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:
     """Write the encoder of a training checkpoint (e.g. MAMP's epoch 300 for PKU-MMD) as an encoder file.
 
     Args:
         checkpoint: a checkpoint folder (``run/checkpoints/epoch-0300``) or a run folder (``last``).
         out: the ``.safetensors`` file (or folder) to write.
+        overrides: ``key=value`` changes to the run config that leave the weights' shapes alone, e.g.
+            ``method.kwargs.export=graph`` for ISC's other representation.
 
     Returns:
         The file written.
@@ -326,14 +330,15 @@ def export_encoder(checkpoint: str | Path, out: str | Path) -> Path:
     loaded = ckpt.load_checkpoint(checkpoint)
     if not loaded.config:
         raise ckpt.CheckpointError(f"{loaded.path}: no run config inside, cannot rebuild the method")
-    cfg = from_dict(RunConfig, loaded.config)
+    config = apply_overrides(copy.deepcopy(loaded.config), overrides, RunConfig) if overrides else loaded.config
+    cfg = from_dict(RunConfig, config)
     method, _ = build_method(cfg)
     try:
         method.load_state_dict(loaded.model, strict=True)
     except RuntimeError as e:
         raise ckpt.CheckpointError(f"{loaded.path}: weights do not fit the configured method: {e}") from None
     data = None
-    store = (loaded.config.get("data") or {}).get("store")
+    store = (config.get("data") or {}).get("store")
     if store and (Path(store) / "store.json").is_file():
         data = encoder_data(open_store(cfg.data, store))
-    return ckpt.save_encoder(out, method.export_encoder(), loaded.config, data=data, test_input=test_input_of(loaded.config))
+    return ckpt.save_encoder(out, method.export_encoder(), config, data=data, test_input=test_input_of(config))
