@@ -20,7 +20,6 @@ import json
 import numpy as np
 import torch
 
-from skelssl.core.batch import frame_mask
 from skelssl.data.protocols import split
 from skelssl.data.store import Store
 from skelssl.engine.seed import seed_all
@@ -30,7 +29,6 @@ from skelssl.evaluation.probe import robust_probe
 from skelssl.jobs.embed import load_encoder
 from skelssl.models import build_encoder
 from skelssl.models.hitrs import HiTRS
-from skelssl.models.windowing import gather_windows, pad_frames, window_indices
 
 
 def carve(store: Store, protocol: str) -> tuple[np.ndarray, np.ndarray]:
@@ -45,43 +43,45 @@ def carve(store: Store, protocol: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class LevelFeatures:
-    """Makes ``HiTRS.pool`` return the chosen levels (patched on the class for one evaluation)."""
+    """Makes ``HiTRS.pool`` return the chosen levels: the encoder's own ``encode_frames`` and
+    ``encode_video`` are wrapped (patched on the class for one evaluation) to note their inputs and
+    outputs; the sequence encoding itself is the model's."""
 
     def __init__(self, level: str) -> None:
         self.parts = level.split("+")
+        self.levels: dict[str, torch.Tensor] = {}
 
-    def encode_sequences(self, enc: HiTRS, seq: torch.Tensor, lengths: torch.Tensor):
-        b, t = seq.shape[:2]
-        lengths = lengths.to(seq.device, torch.int64).clamp(0, t)
-        index, valid = window_indices(lengths, enc.window, enc.stride, enc.dilation)
-        frames = pad_frames(seq, enc.pad)
-        used = frame_mask(lengths + 2 * enc.pad, frames.shape[1])
-        s_x = enc.encode_frames(frames, used)  # (B, F, V, d), zero on unused frames
-        clips = s_x.new_zeros(b, index.shape[1], enc.clip_dim)
-        clips[valid] = enc.encode_clips(gather_windows(s_x, index)[valid]).to(clips.dtype)
-        vx, v_cx = enc.encode_video(clips, valid)
-        v_cx = v_cx * valid[:, :, None].to(v_cx.dtype)
+    def encode_frames(self, enc: HiTRS, frames: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        s_x = ORIGINAL["encode_frames"](enc, frames, valid)  # (B, F, V, d), zero on unused frames
+        used = valid.sum(1, keepdim=True) if valid is not None else s_x.new_full((s_x.shape[0], 1), s_x.shape[1])
+        self.levels["frames"] = s_x.sum((1, 2)) / (used * s_x.shape[2]).clamp(min=1)
+        return s_x
+
+    def encode_video(self, enc: HiTRS, clips: torch.Tensor, valid: torch.Tensor):
+        vx, v_cx = ORIGINAL["encode_video"](enc, clips, valid)
         n_clips = valid.sum(1, keepdim=True).clamp(min=1)
-        levels = {"frames": s_x.sum((1, 2)) / (used.sum(1, keepdim=True) * s_x.shape[2]).clamp(min=1),
-                  "clips": clips.sum(1) / n_clips, "vclips": v_cx.sum(1) / n_clips, "video": vx}
-        enc._levels = torch.cat([levels[p] for p in self.parts], -1)  # (B, D) per encoded person
-        return v_cx, vx, valid
+        self.levels.update(clips=clips.sum(1) / n_clips, video=vx,
+                           vclips=(v_cx * valid[:, :, None].to(v_cx.dtype)).sum(1) / n_clips)
+        return vx, v_cx
 
     def pool(self, enc: HiTRS, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        chosen = torch.cat([self.levels[p] for p in self.parts], -1)  # (encoded persons, D)
         n, m = features.shape[:2]
-        per_person = features.new_zeros(n * m, enc._levels.shape[-1])
+        per_person = features.new_zeros(n * m, chosen.shape[-1])
         encoded = features.reshape(n * m, -1).abs().amax(1) > 0
-        per_person[encoded] = enc._levels
+        per_person[encoded] = chosen
         per_person = per_person.view(n, m, -1)
         weight = encoded.view(n, m).to(per_person.dtype)
         return (per_person * weight[..., None]).sum(1) / weight.sum(1, keepdim=True).clamp(min=1)
 
 
+ORIGINAL = {name: getattr(HiTRS, name) for name in ("encode_frames", "encode_video", "pool")}
+
+
 def evaluate(run: str, store: Store, protocol: str, level: str, random_init: bool) -> dict:
     patch = LevelFeatures(level)
-    saved = HiTRS.encode_sequences, HiTRS.pool
-    HiTRS.encode_sequences = lambda self, seq, lengths: patch.encode_sequences(self, seq, lengths)
-    HiTRS.pool = lambda self, features, lengths=None: patch.pool(self, features, lengths)
+    for name in ORIGINAL:
+        setattr(HiTRS, name, lambda self, *a, _name=name, **k: getattr(patch, _name)(self, *a, **k))
     try:
         emb = load_encoder(run, device="cpu")
         if random_init:  # the same architecture as its constructor initialises it (seed 0)
@@ -91,7 +91,8 @@ def evaluate(run: str, store: Store, protocol: str, level: str, random_init: boo
         xf, yf = emb.embed_store(store, fit)
         xv, yv = emb.embed_store(store, val)
     finally:
-        HiTRS.encode_sequences, HiTRS.pool = saved
+        for name, fn in ORIGINAL.items():
+            setattr(HiTRS, name, fn)
     return {"protocol": protocol, "level": level, "init": "random" if random_init else "trained",
             "knn": round(knn_accuracy(xf, yf, xv, yv), 2), "probe": round(robust_probe(xf, yf, xv, yv).top1, 2),
             "rank": round(effective_rank(xf), 1), "dim": int(xf.shape[1]), "fit": len(fit), "validate": len(val)}
