@@ -233,11 +233,8 @@ CONVERSIONS: dict[tuple[str, str], tuple[int, ...]] = {
 
 def conversion(source: str | Layout, target: str | Layout) -> tuple[int, ...] | None:
     """The joints of ``target`` as indices into ``source`` (``bodies[..., idx, :]``), ``None`` when no
-    conversion between the two is known (the same layout converts to itself)."""
-    a, b = getattr(source, "name", source), getattr(target, "name", target)
-    if a == b:
-        return tuple(range(get_layout(a).num_joints))
-    return CONVERSIONS.get((a, b))
+    conversion between the two is known."""
+    return CONVERSIONS.get((getattr(source, "name", source), getattr(target, "name", target)))
 
 
 def is_layout_file(name: Any) -> bool:
