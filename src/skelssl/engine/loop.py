@@ -277,7 +277,7 @@ class Trainer:
         self._open_outputs(run)
         try:
             if getattr(run.evaluate, "at_start", False) and run.state.step == 0:
-                self._evaluate_start(run)
+                self._evaluate(run, -1)  # the initialised weights: a run falling below its start shows it
             while run.state.epoch < self.cfg.epochs and not self._done(run):
                 epoch = run.state.epoch
                 self._train_epoch(run, epoch)
@@ -476,25 +476,22 @@ class Trainer:
                 self._checkpoint(run)
             self._keep(f"step-{state.step:07d}")
 
-    def _evaluate_start(self, run: _Fit) -> None:
-        """The reading before the first step (epoch ``-1``, step 0): the initialised weights' figure, so
-        a run that falls below where it started shows it."""
-        metrics = {k: scalar(v) for k, v in run.evaluate(run.raw, -1).items()}
+    def _evaluate(self, run: _Fit, epoch: int) -> None:
+        """``run.evaluate`` after ``epoch`` (``-1``: before the first step), logged when it measured
+        something (an evaluation may run only every few epochs)."""
+        metrics = {k: scalar(v) for k, v in run.evaluate(run.raw, epoch).items()}
         if metrics:
             run.wrapped.train()
-            run.eval_history.append({"epoch": -1, "step": 0, **metrics})
-            run.logger.log({"step": 0, "epoch": -1, **metrics}, kind="eval")
+            run.last_eval = {"epoch": epoch, "step": run.state.step, **metrics}
+            run.eval_history.append(run.last_eval)
+            run.logger.log({"step": run.state.step, "epoch": epoch, **metrics}, kind="eval")
 
     def _end_epoch(self, run: _Fit, epoch: int) -> None:
         """After a complete epoch: evaluate, log, checkpoint and keep as the config asks."""
         cfg, state = self.cfg, run.state
         state.epoch, state.batch_in_epoch = epoch + 1, 0
-        metrics = {k: scalar(v) for k, v in run.evaluate(run.raw, epoch).items()} if run.evaluate is not None else {}
-        if metrics:  # (an evaluation may run only every few epochs)
-            run.wrapped.train()
-            run.last_eval = {"epoch": epoch, "step": state.step, **metrics}
-            run.eval_history.append(run.last_eval)
-            run.logger.log({"step": state.step, "epoch": epoch, **metrics}, kind="eval")
+        if run.evaluate is not None:
+            self._evaluate(run, epoch)
         final = state.epoch >= cfg.epochs or self._done(run)
         if final or (cfg.ckpt_every_epochs and state.epoch % cfg.ckpt_every_epochs == 0):
             self._checkpoint(run)
