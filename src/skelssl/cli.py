@@ -98,12 +98,9 @@ def _windows(text: str | None) -> tuple[int, int] | None:
         return None
     try:
         length, _, stride = text.partition(":")
-        windows = int(length), int(stride or length)
+        return int(length), int(stride or length)  # prepare refuses values under 1
     except ValueError:
         raise CLIError(f"--windows takes LEN or LEN:STRIDE in frames (e.g. 64:32), got {text!r}") from None
-    if min(windows) < 1:
-        raise CLIError(f"--windows: length and stride must be at least 1 frame, got {text!r}")
-    return windows
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
