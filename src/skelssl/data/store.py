@@ -497,6 +497,8 @@ class Store:
         self.layout = _store_layout(self.path, self.info)
         self._name_to_index: dict[str, int] | None = None
         self._channel_index: list[int] | None = None  # a channel view (select_channels) reads these only
+        self.stream = "joint"  # a stream view (with_stream) derives this from the coordinates of each sample
+        self._derive: Callable[[np.ndarray], np.ndarray] | None = None
 
     # -- basic facts -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -546,6 +548,21 @@ class Store:
         view.info = {**self.info, "channels": len(names), "channel_names": names}
         base = self._channel_index or list(range(len(own)))
         view._channel_index = [base[own.index(n)] for n in names]
+        return view
+
+    def with_stream(self, name: str, derive: Callable[[np.ndarray], np.ndarray]) -> "Store":
+        """This store read as the input stream ``name``: ``derive`` maps the ``(T, M, V, C)`` frames of
+        each sample, as it is read, to the same shape (bone or motion vectors of the joints; see
+        :func:`skelssl.engine.eval_input.stream_view`). Every dataset, baseline and cache built on the
+        view sees the stream; the store on disk is unchanged.
+
+        Raises:
+            StoreError: the store is already a view of another stream.
+        """
+        if self.stream != "joint":
+            raise StoreError(f"{self.path}: already read as the {self.stream} stream")
+        view = copy.copy(self)
+        view.stream, view._derive = name, derive
         return view
 
     def without_score(self) -> "Store":
@@ -612,7 +629,14 @@ class Store:
     # -- sample access -----------------------------------------------------------------------------
     @property
     def frames_array(self) -> np.ndarray:
-        """All frames, ``(total_frames, M, V, C)``, as a read-only memory map (for bulk access)."""
+        """All frames, ``(total_frames, M, V, C)``, as a read-only memory map (for bulk access).
+
+        Raises:
+            StoreError: on a stream view (a stream is derived per sample).
+        """
+        if self.stream != "joint":
+            raise StoreError(f"{self.path}: the {self.stream} stream is derived sample by sample; "
+                             "this task reads frames in bulk and takes joint coordinates")
         idx = self._channel_index
         if idx is None:
             return self._frames
@@ -642,6 +666,8 @@ class Store:
             raise StoreError(f"{self.path}/frames.npy: short read for sample {i} ({got} of {nbytes} bytes)")
         if self._channel_index is not None:
             out = np.ascontiguousarray(out[..., self._channel_index])
+        if self._derive is not None:
+            out = self._derive(out)
         return out
 
     def __getstate__(self) -> dict[str, Any]:

@@ -92,6 +92,11 @@ class DataConfig:
         use_score: feed a store's ``score`` channel (a pose estimator's confidence) to the encoder as
             an input channel; ``false`` drops it (the encoder then takes the coordinates only, and
             evaluation and ``embed`` read the same channels). Augmentations never move a score.
+        stream: the input stream the encoder is trained on, derived from the joints of each sample as
+            it is read (:func:`~skelssl.engine.eval_input.stream_view`): ``joint`` (the coordinates),
+            ``bone``, ``motion`` or ``bone_motion``. Recorded in the encoder file, so evaluation,
+            baselines and ``embed`` read every store through the same stream; one run per stream, then
+            ``skelssl ensemble`` of their evaluations (the "3s" / "4s" numbers of the field).
     """
 
     store: str = ""
@@ -105,6 +110,7 @@ class DataConfig:
     subset_seed: int = 0
     drop_last: bool = True
     use_score: bool = True
+    stream: Literal["joint", "bone", "motion", "bone_motion"] = "joint"
 
 
 @dataclass

@@ -1,20 +1,44 @@
 """The evaluation input: how sequences reach a frozen or trained encoder (``eval.input``).
 
 Training crops (random window, resize, optional rotation) and the deterministic test-time view
-(centre crop resized to ``input.frames``); ``None`` where the encoder takes whole sequences.
+(centre crop resized to ``input.frames``); ``None`` where the encoder takes whole sequences. And the
+input stream (``data.stream``) every store is read through, in pre-training and evaluation alike.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
 
+from skelssl.data.store import Store
+from skelssl.engine.config import ConfigError
 from skelssl.engine.eval_config import InputConfig
 from skelssl.transforms.spatial import rotate
+from skelssl.transforms.streams import STREAMS, sample_stream
 from skelssl.transforms.temporal import crop_resize
 
-__all__ = ["train_transform", "test_transform"]
+__all__ = ["train_transform", "test_transform", "stream_view"]
+
+
+def stream_view(store: Store, name: str) -> Store:
+    """``store`` read as the input stream ``name`` (``joint``: the store itself; ``bone``, ``motion``,
+    ``bone_motion``: derived from each sample's joints as it is read, a ``score`` channel kept).
+
+    Derived before the method's augmentations, as 2s-AGCN's and CTR-GCN's feeders do: bone vectors
+    commute with the rotations, shears and temporal resampling the methods apply; motion is taken at
+    the store's frame rate, before any temporal resize. (Hi-TRS's own ``encoder.kwargs.stream`` derives
+    its stream after augmentation, as the official code does.)
+
+    Raises:
+        ConfigError: an unknown stream.
+    """
+    if name == store.stream:
+        return store
+    if name not in STREAMS:
+        raise ConfigError(f"unknown input stream {name!r}; known: {', '.join(STREAMS)}")
+    return store.with_stream(name, functools.partial(sample_stream, name, layout=store.layout, coords=store.coords))
 
 
 def train_transform(inp: InputConfig, coords: int | None = None) -> Callable[[dict, torch.Generator], dict] | None:

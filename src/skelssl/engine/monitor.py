@@ -16,7 +16,7 @@ from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.protocols import split
 from skelssl.data.store import Store
 from skelssl.engine.config import ConfigError, MonitorConfig
-from skelssl.engine.eval_input import test_transform
+from skelssl.engine.eval_input import stream_view, test_transform
 from skelssl.evaluation.diagnostics import effective_rank
 from skelssl.evaluation.features import extract_features
 from skelssl.evaluation.knn import knn_accuracy
@@ -56,6 +56,7 @@ def make_monitor(cfg: Any, epochs: int, device: torch.device | None = None) -> C
     store = Store(store_path)
     if not cfg.data.use_score:  # the encoder takes the channels it was trained on
         store = store.without_score()
+    store = stream_view(store, cfg.data.stream)
     try:
         train, _ = split(store, protocol)
     except (KeyError, ValueError) as e:

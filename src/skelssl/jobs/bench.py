@@ -101,14 +101,14 @@ def _resolve(recipe: str | Path, overrides: list[str], opts: BenchOptions) -> tu
 
 def _open_store(cfg: RunConfig) -> tuple[Any, str | None]:
     """The recipe's store when it is here, else ``(None, why not)``."""
-    from skelssl.data.store import Store, is_store
+    from skelssl.data.store import is_store
+    from skelssl.jobs.pretrain import open_store
 
     if not cfg.data.store:
         return None, "the recipe names no data.store"
     if not is_store(cfg.data.store):
         return None, f"data.store {cfg.data.store} is not a store here (benched on a synthetic batch)"
-    store = Store(cfg.data.store)
-    return (store if cfg.data.use_score else store.without_score()), None
+    return open_store(cfg.data), None
 
 
 def _training_batch(cfg: RunConfig, store: Any, opts: BenchOptions) -> tuple[dict[str, torch.Tensor], Any, int]:

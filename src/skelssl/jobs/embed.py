@@ -36,7 +36,7 @@ from skelssl.data.store import Store, channels_for_encoder
 from skelssl.engine import checkpoint as ckpt
 from skelssl.engine.config import ConfigError, load_eval_config
 from skelssl.engine.eval_config import InputConfig
-from skelssl.engine.eval_input import test_transform
+from skelssl.engine.eval_input import stream_view, test_transform
 from skelssl.evaluation.features import extract_features
 
 __all__ = ["Embedder", "load_encoder", "SPLITS", "store_indices"]
@@ -139,6 +139,16 @@ class Embedder:
             return x[[full.index(n) for n in own]]
         return x
 
+    def _in_stream(self, x: torch.Tensor) -> torch.Tensor:
+        """A clip ``(C, T, V, M)`` of joints in the input stream the encoder was trained on."""
+        stream = self.data.get("stream", "joint")
+        if stream == "joint":
+            return x
+        from skelssl.transforms.streams import to_stream
+
+        coords = sum(1 for n in self.channel_names if n in ("x", "y", "z")) or None
+        return to_stream(stream, torch.as_tensor(x, dtype=torch.float32)[None], self.layout, coords=coords)[0]
+
     def _check(self, c: int, v: int, m: int, what: str) -> None:
         want = (self.channels, self.layout.num_joints, self.num_persons)
         if (c, v, m) != want:
@@ -164,6 +174,7 @@ class Embedder:
         items = [self._own_channels(x) for x in _as_clips(clips, lengths)]
         for i, x in enumerate(items):
             self._check(x.shape[0], x.shape[2], x.shape[3], f"clip {i} of shape {tuple(x.shape)}")
+        items = [self._in_stream(x) for x in items]
         feats, _ = extract_features(self.encoder, _Clips(items, self.input.max_frames), batch_size=self.batch_size,
                                     device=self.device, batch_transform=test_transform(self.input), progress=progress)
         return feats.numpy()
@@ -191,9 +202,9 @@ class Embedder:
         return feats.numpy(), labels.numpy()
 
     def input_store(self, store: Store) -> Store:
-        """``store`` read through the channels the encoder was trained on (an ``x, y, score`` store
-        without its score for an encoder trained with ``data.use_score=false``)."""
-        return channels_for_encoder(store, self.data.get("channel_names"))
+        """``store`` read through the channels and the input stream the encoder was trained on (an
+        ``x, y, score`` store without its score for an encoder trained with ``data.use_score=false``)."""
+        return stream_view(channels_for_encoder(store, self.data.get("channel_names")), self.data.get("stream", "joint"))
 
     def pipeline_warning(self, store: Store) -> str | None:
         """A line when ``store`` was prepared with another pipeline than the training store."""

@@ -20,6 +20,7 @@ from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.store import Store, channels_for_encoder
 from skelssl.engine import checkpoint as ckpt
 from skelssl.engine.config import ConfigError, TrainerConfig, to_dict
+from skelssl.engine.eval_input import stream_view
 from skelssl.engine.eval_config import EvalConfig
 from skelssl.engine.loop import Trainer
 from skelssl.engine.optim import optimizer_factory, scheduler_factory
@@ -39,12 +40,17 @@ class EncoderSource:
         self.data = dict(data or {})  # what the encoder file records of its training store
 
     def input_store(self, store: Store) -> Store:
-        """``store`` read through the channels the encoder takes (without the score for a run trained
-        with ``data.use_score=false``; a recipe decides by its own ``data.use_score``)."""
+        """``store`` read through the channels and the input stream the encoder takes (without the score
+        for a run trained with ``data.use_score=false``; a recipe decides by its own ``data``)."""
         names = self.data.get("channel_names")
-        if names is None and not self.weights and not (self.run_config.get("data") or {}).get("use_score", True):
-            return store.without_score()
-        return channels_for_encoder(store, names)
+        if self.weights:
+            stream = self.data.get("stream", "joint")
+        else:
+            recipe = self.run_config.get("data") or {}
+            stream = recipe.get("stream", "joint")
+            if names is None and not recipe.get("use_score", True):
+                return stream_view(store.without_score(), stream)
+        return stream_view(channels_for_encoder(store, names), stream)
 
     @property
     def pretrain_store(self) -> str | None:

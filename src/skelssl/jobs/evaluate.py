@@ -207,6 +207,7 @@ def _common_fields(ctx: EvalContext, task: str, transfer: bool) -> dict[str, Any
         "run": str(source.run_dir or source.path),
         "method": ((source.run_config.get("method") or {}).get("name") or source.spec["name"]) if source.weights else "supervised",
         "store": str(Path(store.path).absolute()),
+        "stream": store.stream,  # the input stream the encoder and both baselines read (data.stream of the run)
         # what report needs to never put a paper's number beside a user's data
         "store_dataset": store.dataset, "store_classes": store.num_classes,
         "store_source_format": store.info.get("source_format"),

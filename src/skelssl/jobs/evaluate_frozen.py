@@ -136,10 +136,11 @@ def _frozen_figures(cfg: EvalConfig, train_f: np.ndarray, train_y: np.ndarray, t
 
 
 def _key(ctx: EvalContext, *parts: str) -> str:
-    """What a baseline figure depends on: store, split, input, kNN and probe settings, and ``parts``."""
+    """What a baseline figure depends on: store (and its input stream), split, input, kNN and probe settings,
+    and ``parts``."""
     cfg = ctx.cfg
     h = hashlib.sha256()
-    for part in (str(ctx.store.path), str(ctx.store.info.get("checksum")), repr(cfg.input),
+    for part in (str(ctx.store.path), str(ctx.store.info.get("checksum")), ctx.store.stream, repr(cfg.input),
                  repr(cfg.knn), repr(cfg.probe), *parts):
         h.update(part.encode())
     h.update(np.asarray(ctx.train_idx, np.int64).tobytes())

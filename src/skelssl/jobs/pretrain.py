@@ -31,6 +31,7 @@ from skelssl.engine.config import (
     resolve_batch,
     to_dict,
 )
+from skelssl.engine.eval_input import stream_view
 from skelssl.engine.loop import Trainer
 from skelssl.engine.monitor import make_monitor
 from skelssl.engine.optim import optimizer_factory, scheduler_factory
@@ -75,9 +76,9 @@ def select_indices(store: Store, data: DataConfig, split: str | None = None) -> 
 
 def open_store(data: DataConfig, path: str | None = None) -> Store:
     """The store of the ``data`` section (or ``path``) as the encoder reads it: without its ``score``
-    channel when ``data.use_score`` is false."""
+    channel when ``data.use_score`` is false, in the input stream ``data.stream``."""
     store = Store(path or data.store)
-    return store if data.use_score else store.without_score()
+    return stream_view(store if data.use_score else store.without_score(), data.stream)
 
 
 def open_dataset(data: DataConfig, split: str | None = None) -> SkeletonDataset:
@@ -97,6 +98,9 @@ def build_method(cfg: RunConfig, store: Store | None = None):
         in the saved config so that the method can be rebuilt from a checkpoint without the store.
     """
     context: dict[str, Any] = {}
+    if cfg.data.stream != "joint" and cfg.encoder.kwargs.get("stream", "joint") != "joint":
+        raise ConfigError(f"data.stream={cfg.data.stream} and encoder.kwargs.stream={cfg.encoder.kwargs['stream']}: "
+                          "choose one (Hi-TRS's own stream follows the official code, derived after augmentation)")
     cfg = method_context(cfg, store)
     if store is not None:
         context = {"in_channels": store.channels, "layout": store.layout.name, "num_persons": store.num_persons}
@@ -297,6 +301,8 @@ def encoder_data(store: Store) -> dict[str, Any]:
            "layout": store.layout.name, "channels": store.channels, "num_persons": store.num_persons}
     if store.channel_names != ["x", "y", "z"]:  # 2D, a score, or the score dropped (data.use_score=false)
         out["channel_names"] = store.channel_names
+    if store.stream != "joint":  # every store the encoder reads later is read through the same stream
+        out["stream"] = store.stream
     if Path(store.path).is_dir() and (Path(store.path) / "store.json").is_file():
         full = Store(store.path).channel_names  # the store itself, not the view the encoder reads
         if full != store.channel_names:  # so embed() can read clips with the store's every channel

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
 from skelssl.core.batch import frame_mask, full_lengths
@@ -25,7 +26,7 @@ from skelssl.core.layouts import Layout
 from skelssl.transforms.spatial import num_coords
 from skelssl.transforms.temporal import check_batch
 
-__all__ = ["joint", "bone", "motion", "bone_motion", "STREAMS", "to_stream"]
+__all__ = ["joint", "bone", "motion", "bone_motion", "STREAMS", "to_stream", "sample_stream"]
 
 
 def joint(x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -99,3 +100,10 @@ def to_stream(name: str, x: torch.Tensor, layout: Layout, lengths: torch.Tensor 
     except KeyError:
         raise ValueError(f"unknown stream {name!r}; known: {', '.join(STREAMS)}") from None
     return fn(x, layout, lengths, coords)
+
+
+def sample_stream(name: str, frames: np.ndarray, layout: Layout, coords: int | None = None) -> np.ndarray:
+    """The named stream of one sample's ``(T, M, V, C)`` frames, in the store's axis order (what a
+    store view of that stream reads; ``data.stream``)."""
+    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).permute(3, 0, 2, 1)[None]  # (1, C, T, V, M)
+    return np.ascontiguousarray(to_stream(name, x, layout, coords=coords)[0].permute(1, 3, 2, 0).numpy())
