@@ -410,6 +410,9 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     combine = "logits" if args.logits else "softmax probabilities"
     print(f"{'ensemble':<{width}}  ({combine})  top1 {summary['top1']:6.2f}  top5 {summary['top5']:6.2f}"
           f"  on {summary['test_samples']} test samples")
+    for name, fig in summary["baselines"].items():  # the members' baselines, ensembled the same way
+        print(f"{'  ' + name.replace('_', ' '):<{width}}  (the same ensemble of the members' baselines)  "
+              f"top1 {fig['top1']:6.2f}  top5 {fig['top5']:6.2f}")
     if out is not None:
         record = to_jsonable(ensemble_record(summary, time.perf_counter() - t0))
         validate_results(record, out)

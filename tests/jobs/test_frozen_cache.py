@@ -3,6 +3,8 @@ the demo and small_real.py run them) fit the robust probe of its features once, 
 
 from __future__ import annotations
 
+import pytest
+
 from _toys import TINY_SIMCLR_STGCN
 from skelssl.data import synthetic
 from skelssl.engine.config import load_config
@@ -11,6 +13,15 @@ from skelssl.jobs.evaluate import evaluate
 from skelssl.jobs.pretrain import pretrain
 
 TINY = [*TINY_SIMCLR_STGCN, "eval.probe.cs=[0.01, 1.0]", "eval.probe.folds=3"]
+
+
+@pytest.fixture(autouse=True)
+def empty_caches(monkeypatch):
+    """Each test starts with the process's caches empty (another test file may have evaluated the same
+    toy encoder on the same store, and its figures would be reused)."""
+    monkeypatch.setattr(evaluate_frozen, "_FEATURES", evaluate_frozen._Recent(2))
+    monkeypatch.setattr(evaluate_frozen, "_FIGURES", evaluate_frozen._Recent(8))
+    monkeypatch.setattr(evaluate_frozen, "_CACHE", {})
 
 
 def test_knn_then_linear_fit_the_probe_of_the_features_once(tmp_path, monkeypatch):

@@ -19,8 +19,11 @@ from skelssl.engine.config import ConfigError, load_eval_config
 from skelssl.engine.eval_input import stream_view
 from skelssl.engine.eval_input import test_transform as eval_view
 from skelssl.evaluation.baselines import raw_input_features
+from skelssl.evaluation.ensemble import softmax
 from skelssl.evaluation.features import extract_features
 from skelssl.evaluation.knn import knn_accuracy
+from skelssl.evaluation.logits import read_logits
+from skelssl.evaluation.results import read_results
 from skelssl.jobs.eval_context import load_encoder_source
 from skelssl.jobs.evaluate import evaluate
 
@@ -62,15 +65,7 @@ def test_unknown_streams_and_bulk_reads_of_a_view_are_refused(store):
 
 @pytest.fixture(scope="module")
 def bone_run(store, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bone-run") / "run"
-    rc = cli_main(["pretrain", str(ROOT / "configs/baselines/simclr_stgcn_nucla_cpu.yaml"), "--out", str(out),
-                   f"data.store={store.path}", "data.protocol=null", "data.stream=bone", "data.batch_size=8",
-                   "data.num_workers=0", "trainer.max_steps=2", "trainer.epochs=1", "trainer.accelerator=cpu",
-                   "trainer.progress=false", "trainer.devices=1", "monitor.every_epochs=0",
-                   "encoder.kwargs.channels=[8]", "encoder.kwargs.strides=[1]", "method.kwargs.frames=16",
-                   "method.kwargs.hidden_dim=8", "method.kwargs.proj_dim=4"])
-    assert rc == 0
-    return out
+    return _pretrain(store, tmp_path_factory.mktemp("bone-run") / "run", "bone")
 
 
 def test_the_encoder_file_records_the_stream_and_embed_reads_through_it(store, bone_run):
@@ -110,3 +105,41 @@ def test_a_stream_in_the_data_and_in_hitrs_encoder_is_refused_in_one_line(store,
     assert rc != 0
     line = one_line_error(capsys)
     assert "data.stream=bone and encoder.kwargs.stream=motion" in line and not (tmp_path / "run" / "encoder.safetensors").exists()
+
+
+def _pretrain(store, out, stream):
+    rc = cli_main(["pretrain", str(ROOT / "configs/baselines/simclr_stgcn_nucla_cpu.yaml"), "--out", str(out),
+                   f"data.store={store.path}", "data.protocol=null", f"data.stream={stream}", "data.batch_size=8",
+                   "data.num_workers=0", "trainer.max_steps=2", "trainer.epochs=1", "trainer.accelerator=cpu",
+                   "trainer.progress=false", "trainer.devices=1", "monitor.every_epochs=0",
+                   "encoder.kwargs.channels=[8]", "encoder.kwargs.strides=[1]", "method.kwargs.frames=16",
+                   "method.kwargs.hidden_dim=8", "method.kwargs.proj_dim=4"])
+    assert rc == 0
+    return out
+
+
+def test_a_two_stream_ensemble_stands_beside_the_same_ensemble_of_its_baselines(store, bone_run, tmp_path, capsys):
+    joint_run = _pretrain(store, tmp_path / "joint", "joint")
+    members, saved = [], []
+    for run in (joint_run, bone_run):
+        out = tmp_path / f"lin-{run.name}"
+        r = evaluate("linear", run, store=str(store.path), protocol="synthetic-xsub", accelerator="cpu", out=out,
+                     save_logits=True)
+        s = read_logits(out / "logits.npz")
+        assert set(s["baselines"]) == {"raw_input", "random_init"}
+        for name, scores in s["baselines"].items():  # the saved scores give the reported baseline figures
+            top1 = float((scores.argmax(1) == s["labels"]).mean() * 100)
+            assert top1 == pytest.approx(r["baselines"][name]["probe_top1"])
+        members.append(str(out))
+        saved.append(s)
+    assert not np.allclose(saved[0]["baselines"]["raw_input"], saved[1]["baselines"]["raw_input"])  # joint vs bone
+    rc = cli_main(["ensemble", *members, "--out", str(tmp_path / "ens.json")])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    res = read_results(tmp_path / "ens.json")
+    labels = saved[0]["labels"]
+    for name in ("raw_input", "random_init"):
+        probs = sum(softmax(s["baselines"][name]) for s in saved)
+        expected = float((probs.argmax(1) == labels).mean() * 100)
+        assert res["baselines"][name]["probe_top1"] == pytest.approx(expected)
+        assert f"{name.replace('_', ' ')}" in printed

@@ -196,7 +196,23 @@ def ensemble_saved(given: Sequence[str | Path], weights: Sequence[float] | None 
                      **_top(probs, labels)})
     return {"combine": "logits" if use_logits else "softmax", **_top(total, labels),
             "test_samples": int(len(labels)), "members": rows, "scores": total, "labels": labels,
-            "indices": members[0]["indices"], "store": members[0]["store"]}
+            "indices": members[0]["indices"], "store": members[0]["store"],
+            "baselines": _baseline_ensembles(members, weights, use_logits, labels)}
+
+
+def _baseline_ensembles(members: list[dict[str, Any]], weights: list[float], use_logits: bool,
+                        labels: np.ndarray) -> dict[str, dict[str, float]]:
+    """The same ensemble of the members' baselines (raw input, random init: the robust probe's scores
+    that ``--save-logits`` keeps beside each member's own), for each baseline every member carries."""
+    out = {}
+    for name in sorted(set.intersection(*(set(m["baselines"]) for m in members))):
+        total = np.zeros(members[0]["logits"].shape, dtype=np.float64)
+        for m, w in zip(members, weights):
+            if w > 0:
+                scores = m["baselines"][name]
+                total += w * (np.asarray(scores, np.float64) if use_logits else softmax(scores))
+        out[name] = _top(total, labels)
+    return out
 
 
 def ensemble_record(summary: dict[str, Any], wall_seconds: float) -> dict[str, Any]:
@@ -219,5 +235,6 @@ def ensemble_record(summary: dict[str, Any], wall_seconds: float) -> dict[str, A
         "config_hash": config_hash({"members": [(m["logits"], m["weight"]) for m in members], "combine": summary["combine"]}),
         "wall_seconds": float(wall_seconds), "combine": summary["combine"], "members": members,
         "store": summary["store"] or first.get("store"), "method": "ensemble",
+        "baselines": {k: {"probe_top1": v["top1"], "probe_top5": v["top5"]} for k, v in summary["baselines"].items()},
         **{k: first[k] for k in ("store_dataset", "store_classes", "store_source_format") if k in first},
     }

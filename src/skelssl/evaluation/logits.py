@@ -6,7 +6,10 @@ The file holds, for the protocol's test split in the order the evaluation saw it
   semi-supervised), or the robust probe's log-probabilities (``-inf`` for a class the training split
   lacks); a softmax of a row is the model's class probabilities either way;
 - ``labels`` ``(N,)`` int64, ``indices`` ``(N,)`` int64 (rows of the store), ``names`` ``(N,)`` str;
-- ``store`` (its absolute path) and ``kind`` (``logits`` or ``log_proba``), as 0-d strings.
+- ``store`` (its absolute path) and ``kind`` (``logits`` or ``log_proba``), as 0-d strings;
+- for the robust probe, ``baseline_raw_input`` and ``baseline_random_init`` ``(N, classes)``: the
+  baselines' log-probabilities on the same rows, so that an ensemble is given beside the ensemble of
+  its members' baselines.
 
 Written atomically; read without unpickling. Multi-stream ensembles
 (:mod:`skelssl.evaluation.ensemble`) combine such files over the same test samples.
@@ -32,7 +35,7 @@ class LogitsError(ValueError):
 
 
 def write_logits(path: str | Path, logits: np.ndarray, labels: np.ndarray, indices: np.ndarray, names: np.ndarray,
-                 *, store: str = "", kind: str = "logits") -> Path:
+                 *, store: str = "", kind: str = "logits", baselines: dict[str, np.ndarray] | None = None) -> Path:
     """Write ``logits.npz`` atomically (see the module docstring for the fields).
 
     Raises:
@@ -44,9 +47,12 @@ def write_logits(path: str | Path, logits: np.ndarray, labels: np.ndarray, indic
     if logits.ndim != 2 or not len(logits) == len(labels) == len(indices) == len(names):
         raise ValueError(f"logits {logits.shape}, labels {labels.shape}, indices {indices.shape} and names "
                          f"{names.shape} do not describe the same samples")
+    extra = {f"baseline_{k}": np.asarray(v, dtype=np.float32) for k, v in (baselines or {}).items()}
+    if any(v.shape != logits.shape for v in extra.values()):
+        raise ValueError(f"baseline scores {[v.shape for v in extra.values()]} do not match logits {logits.shape}")
     buf = io.BytesIO()
     np.savez(buf, logits=logits, labels=labels, indices=indices, names=names, store=np.asarray(str(store)),
-             kind=np.asarray(kind))
+             kind=np.asarray(kind), **extra)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
 
@@ -75,4 +81,6 @@ def read_logits(path: str | Path) -> dict[str, Any]:
     out["names"] = data["names"] if "names" in data else np.asarray([""] * len(logits))
     out["store"] = str(data["store"]) if "store" in data else ""
     out["kind"] = str(data["kind"]) if "kind" in data else "logits"
+    out["baselines"] = {k[len("baseline_"):]: v.astype(np.float32) for k, v in data.items()
+                        if k.startswith("baseline_") and v.shape == logits.shape}
     return out

@@ -33,16 +33,18 @@ from skelssl.jobs.eval_context import EvalContext
 __all__ = ["train_classifier", "save_logits", "run_finetune", "run_semi"]
 
 
-def save_logits(ctx: EvalContext, out_dir: Path, logits: np.ndarray, labels: np.ndarray, kind: str = "logits") -> str:
+def save_logits(ctx: EvalContext, out_dir: Path, logits: np.ndarray, labels: np.ndarray, kind: str = "logits",
+                baselines: dict[str, np.ndarray] | None = None) -> str:
     """Write the test split's ``logits.npz`` into ``out_dir`` (the evaluation's own folder); its name,
-    for ``results.json``. Rows are the test set's, in the protocol's order (``ctx.test_idx``)."""
+    for ``results.json``. Rows are the test set's, in the protocol's order (``ctx.test_idx``);
+    ``baselines`` are the same rows' scores of the baselines (robust probe: raw input, random init)."""
     store = ctx.store
     idx = np.asarray(ctx.test_idx, np.int64)
     labels = np.asarray(labels, np.int64)
     if len(labels) != len(idx) or not np.array_equal(labels, np.asarray(store.labels)[idx]):
         raise RuntimeError("the test logits are not in the test split's order")  # a bug, not a user error
     write_logits(Path(out_dir) / LOGITS_FILE, logits, labels, idx, store.names[idx],
-                 store=str(Path(store.path).absolute()), kind=kind)
+                 store=str(Path(store.path).absolute()), kind=kind, baselines=baselines)
     return LOGITS_FILE
 
 

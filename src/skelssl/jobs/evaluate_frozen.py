@@ -33,7 +33,7 @@ __all__ = ["run_knn", "run_linear", "frozen_figures", "encoder_features", "basel
 # Baseline figures depend only on the store, the split, the input settings and (random init) the
 # architecture and seed: computed once per process (``knn`` and ``linear`` both carry them, and the
 # demo evaluates several methods on one store).
-_CACHE: dict[str, dict[str, Any]] = {}
+_CACHE: dict[str, tuple[dict[str, Any], Any]] = {}  # baseline figures and their fitted robust probe
 
 
 class _Recent:
@@ -148,8 +148,10 @@ def _key(ctx: EvalContext, *parts: str) -> str:
     return h.hexdigest()
 
 
-def baselines(ctx: EvalContext, copies_mask: np.ndarray | None) -> dict[str, Any]:
-    """The raw-input and random-init figures for this protocol (as ``cfg.baselines`` asks)."""
+def baselines(ctx: EvalContext, copies_mask: np.ndarray | None, probes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The raw-input and random-init figures for this protocol (as ``cfg.baselines`` asks); ``probes``,
+    when given, receives each baseline's fitted robust probe by name (their test log-probabilities go
+    into ``--save-logits``, so that an ensemble stands beside the ensemble of its members' baselines)."""
     cfg = ctx.cfg
     out: dict[str, Any] = {}
     if cfg.baselines.raw_input:
@@ -160,18 +162,24 @@ def baselines(ctx: EvalContext, copies_mask: np.ndarray | None) -> dict[str, Any
                       batch_transform=test_transform(cfg.input), num_workers=cfg.num_workers)
             train_f, train_y = raw_input_features(ctx.train_set, frames, **kw)
             test_f, test_y = raw_input_features(ctx.test_set, frames, **kw)
-            fig = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies_mask)
-            _CACHE[key] = {"frames": frames, "dim": int(train_f.shape[1]), **fig}
-        out["raw_input"] = _CACHE[key]
+            kept: dict[str, Any] = {}
+            fig = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies_mask, keep=kept)
+            _CACHE[key] = ({"frames": frames, "dim": int(train_f.shape[1]), **fig}, kept["probe"])
+        out["raw_input"], probe = _CACHE[key]
+        if probes is not None:
+            probes["raw_input"] = probe
     if cfg.baselines.random_init and not ctx.random_init:
         seed, overrides = ctx.seed, ctx.task_encoder
         key = _key(ctx, "random", json.dumps(ctx.source.spec, sort_keys=True, default=str), str(seed),
                    json.dumps(overrides or {}, sort_keys=True, default=str))
         if key not in _CACHE:
             encoder, _ = ctx.source.build(ctx.store, True, seed=seed, overrides=overrides)
-            _CACHE[key] = frozen_figures(cfg, *encoder_features(ctx, encoder), copies_mask)
-        out["random_init"] = _CACHE[key]
-    return out
+            kept = {}
+            _CACHE[key] = (frozen_figures(cfg, *encoder_features(ctx, encoder), copies_mask, keep=kept), kept["probe"])
+        out["random_init"], probe = _CACHE[key]
+        if probes is not None:
+            probes["random_init"] = probe
+    return copy.deepcopy(out)
 
 
 def copies_of(ctx: EvalContext) -> np.ndarray | None:
@@ -195,11 +203,12 @@ def run_knn(ctx: EvalContext) -> dict[str, Any]:
             "feature_dim": int(train_f.shape[1]), **_frozen_fields(ctx, figures, copies)}
 
 
-def _frozen_fields(ctx: EvalContext, figures: dict[str, Any], copies: np.ndarray | None) -> dict[str, Any]:
+def _frozen_fields(ctx: EvalContext, figures: dict[str, Any], copies: np.ndarray | None,
+                   probes: dict[str, Any] | None = None) -> dict[str, Any]:
     """``frozen`` (kNN and robust probe of these features), ``diagnostics`` and ``baselines``."""
     figures = dict(figures)
     diagnostics = figures.pop("diagnostics", None)
-    return {"frozen": figures, "diagnostics": diagnostics, "baselines": baselines(ctx, copies)}
+    return {"frozen": figures, "diagnostics": diagnostics, "baselines": baselines(ctx, copies, probes)}
 
 
 def run_linear(ctx: EvalContext) -> dict[str, Any]:
@@ -209,10 +218,13 @@ def run_linear(ctx: EvalContext) -> dict[str, Any]:
     copies = copies_of(ctx)
     kept: dict[str, Any] = {}
     figures = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies, keep=kept)
+    probes: dict[str, Any] = {}
+    fields = _frozen_fields(ctx, figures, copies, probes)
     if cfg.linear.probe == "robust":
         r = {"metric": "top1", "final": figures["probe_top1"], "best": None}
-        if ctx.save_logits:
-            r["logits"] = save_logits(ctx, ctx.out, kept["probe"].test_logits(ctx.num_classes), test_y, "log_proba")
+        if ctx.save_logits:  # the baselines' log-probabilities beside ours, for an ensemble's baselines
+            r["logits"] = save_logits(ctx, ctx.out, kept["probe"].test_logits(ctx.num_classes), test_y, "log_proba",
+                                      baselines={k: p.test_logits(ctx.num_classes) for k, p in probes.items()})
     else:
         r = train_classifier(ctx, cfg.linear, freeze=True, out_dir=ctx.out, train_set=ctx.train_set)
-    return {**r, "probe": cfg.linear.probe, "feature_dim": int(train_f.shape[1]), **_frozen_fields(ctx, figures, copies)}
+    return {**r, "probe": cfg.linear.probe, "feature_dim": int(train_f.shape[1]), **fields}
