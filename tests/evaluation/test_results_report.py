@@ -194,3 +194,16 @@ def test_report_shows_the_baselines_each_result_carries():
     assert rows["knn"]["random init"] == "51.00 ± 1.41 (n=2)"
     assert rows["knn"]["raw input"] == "70.00 ± 0.00 (n=2); no copies 60.00"
     assert rows["linear"]["ours"] == "85.00; no copies 80.00" and rows["linear"]["raw input"] == "71.00; no copies 61.00"
+
+
+def test_report_keeps_input_streams_apart_and_gives_no_joint_paper_number_to_another_stream(tmp_path):
+    runs = tmp_path / "runs"
+    write_results(runs / "isc-joint" / "linear", result(method="isc", encoder="gru", final=70.0, best=None))
+    write_results(runs / "isc-bone" / "linear", result(method="isc", encoder="gru", final=60.0, best=None, stream="bone"))
+    rows = {}
+    for ln in [ln for ln in markdown_table(collect([runs])).splitlines() if ln.startswith("|")][2:]:
+        cells = [c.strip() for c in ln.strip("|").split("|")]
+        rows[cells[0]] = cells
+    assert set(rows) == {"isc / gru", "isc / gru (bone)"}  # not folded into one row of two seeds
+    assert rows["isc / gru"][5] == "70.00" and rows["isc / gru (bone)"][5] == "60.00"
+    assert rows["isc / gru"][8].startswith("**ISC 76.3**") and rows["isc / gru (bone)"][8] == ""

@@ -91,6 +91,7 @@ def _group_key(res: dict[str, Any]) -> tuple:
         res["metric"],
         None if frac is None else round(float(frac), 6),
         str(res.get("pretrained_on") or ""),
+        str(res.get("stream") or "joint"),  # runs on other input streams are not seeds of one another
     )
 
 
@@ -185,6 +186,8 @@ def _task_label(res: dict[str, Any]) -> str:
 def _published(res: dict[str, Any]) -> str:
     if res["metric"] not in ("top1", "acc", "accuracy"):
         return ""  # every published number here is top-1 accuracy
+    if (res.get("stream") or "joint") != "joint":
+        return ""  # the single-stream numbers the papers give are of the joints
     if not is_papers_data(res["protocol"], res.get("store_dataset"), res.get("store_classes"), res.get("store_source_format")):
         return ""  # never a paper's number beside a user's store (or the store's own split)
     rows = published_for(
@@ -236,7 +239,7 @@ def markdown_table(results: list[dict[str, Any]], legend: bool = True) -> str:
     for key, group in groups.items():
         res = group[0]
         baseline = random_groups.pop(key, None)
-        who = key[0] + (f" / {key[1]}" if key[1] and key[1] != key[0] else "")
+        who = key[0] + (f" / {key[1]}" if key[1] and key[1] != key[0] else "") + (f" ({key[7]})" if key[7] != "joint" else "")
         cells = [who, _run_label(group), _task_label(res), res["protocol"], res["metric"],
                  _ours(group) + _no_copies_note(group) + _baseline_note(res),
                  _ours(baseline) if baseline else _baseline_cell(group, "random_init"),
@@ -244,7 +247,7 @@ def markdown_table(results: list[dict[str, Any]], legend: bool = True) -> str:
         rows.append((key, cells))
     for key, group in random_groups.items():  # random-init results with no pre-trained partner
         res = group[0]
-        who = f"{key[0]}-random" + (f" / {key[1]}" if key[1] and key[1] != key[0] else "")
+        who = f"{key[0]}-random" + (f" / {key[1]}" if key[1] and key[1] != key[0] else "") + (f" ({key[7]})" if key[7] != "joint" else "")
         cells = [who, _run_label(group), _task_label(res), res["protocol"], res["metric"], "", _ours(group),
                  _baseline_cell(group, "raw_input"), _published(res)]
         rows.append((key, cells))
