@@ -218,13 +218,14 @@ def run_linear(ctx: EvalContext) -> dict[str, Any]:
     copies = copies_of(ctx)
     kept: dict[str, Any] = {}
     figures = frozen_figures(cfg, train_f, train_y, test_f, test_y, copies, keep=kept)
-    probes: dict[str, Any] = {}
-    fields = _frozen_fields(ctx, figures, copies, probes)
     if cfg.linear.probe == "robust":
+        probes: dict[str, Any] = {}
+        fields = _frozen_fields(ctx, figures, copies, probes)
         r = {"metric": "top1", "final": figures["probe_top1"], "best": None}
         if ctx.save_logits:  # the baselines' log-probabilities beside ours, for an ensemble's baselines
             r["logits"] = save_logits(ctx, ctx.out, kept["probe"].test_logits(ctx.num_classes), test_y, "log_proba",
                                       baselines={k: p.test_logits(ctx.num_classes) for k, p in probes.items()})
-    else:
+    else:  # the SGD head, then the baselines (the order they always ran in)
         r = train_classifier(ctx, cfg.linear, freeze=True, out_dir=ctx.out, train_set=ctx.train_set)
+        fields = _frozen_fields(ctx, figures, copies)
     return {**r, "probe": cfg.linear.probe, "feature_dim": int(train_f.shape[1]), **fields}
