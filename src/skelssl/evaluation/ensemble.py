@@ -184,35 +184,31 @@ def ensemble_saved(given: Sequence[str | Path], weights: Sequence[float] | None 
     members = [load_member(g) for g in given]
     _check_same_samples(members)
     labels = members[0]["labels"]
-    total = np.zeros(members[0]["logits"].shape, dtype=np.float64)
     rows = []
     for m, w in zip(members, weights):
-        probs = softmax(m["logits"])
-        if w > 0:  # 0 * -inf (a class the robust probe never saw) would be NaN
-            total += w * (np.asarray(m["logits"], np.float64) if use_logits else probs)
         res = m["results"] or {}
         rows.append({"path": m["given"], "logits": str(m["path"]), "weight": w, "kind": m["kind"],
                      "task": res.get("task"), "method": res.get("method"), "run": res.get("run"),
-                     **_top(probs, labels)})
+                     **_top(softmax(m["logits"]), labels)})
+    total = _combine([m["logits"] for m in members], weights, use_logits)
+    # The same ensemble of the members' baselines (raw input, random init: the robust probe's scores that
+    # --save-logits keeps beside each member's own), for each baseline every member carries.
+    carried = sorted(set.intersection(*(set(m["baselines"]) for m in members)))
+    baselines = {name: _top(_combine([m["baselines"][name] for m in members], weights, use_logits), labels)
+                 for name in carried}
     return {"combine": "logits" if use_logits else "softmax", **_top(total, labels),
             "test_samples": int(len(labels)), "members": rows, "scores": total, "labels": labels,
-            "indices": members[0]["indices"], "store": members[0]["store"],
-            "baselines": _baseline_ensembles(members, weights, use_logits, labels)}
+            "indices": members[0]["indices"], "store": members[0]["store"], "baselines": baselines}
 
 
-def _baseline_ensembles(members: list[dict[str, Any]], weights: list[float], use_logits: bool,
-                        labels: np.ndarray) -> dict[str, dict[str, float]]:
-    """The same ensemble of the members' baselines (raw input, random init: the robust probe's scores
-    that ``--save-logits`` keeps beside each member's own), for each baseline every member carries."""
-    out = {}
-    for name in sorted(set.intersection(*(set(m["baselines"]) for m in members))):
-        total = np.zeros(members[0]["logits"].shape, dtype=np.float64)
-        for m, w in zip(members, weights):
-            if w > 0:
-                scores = m["baselines"][name]
-                total += w * (np.asarray(scores, np.float64) if use_logits else softmax(scores))
-        out[name] = _top(total, labels)
-    return out
+def _combine(scores: list[np.ndarray], weights: list[float], use_logits: bool) -> np.ndarray:
+    """``sum_i w_i * softmax(scores_i)`` (or of the raw scores), float64; a zero weight adds nothing
+    (``0 * -inf``, a class the robust probe never saw, would be NaN)."""
+    total = np.zeros(scores[0].shape, dtype=np.float64)
+    for s, w in zip(scores, weights):
+        if w > 0:
+            total += w * (np.asarray(s, np.float64) if use_logits else softmax(s))
+    return total
 
 
 def ensemble_record(summary: dict[str, Any], wall_seconds: float) -> dict[str, Any]:

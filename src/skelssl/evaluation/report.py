@@ -95,6 +95,12 @@ def _group_key(res: dict[str, Any]) -> tuple:
     )
 
 
+def _who(name: str, key: tuple) -> str:
+    """The row's first cell: method, its encoder where it differs, and the input stream unless joints."""
+    method, encoder, stream = key[0], key[1], key[7]
+    return name + (f" / {encoder}" if encoder and encoder != method else "") + (f" ({stream})" if stream != "joint" else "")
+
+
 def _fmt(v: float) -> str:
     """Two decimals (percentages); four significant digits below 1 (errors in metres, e.g. MPJPE)."""
     return f"{v:.4g}" if 0 < abs(v) < 1 else f"{v:.2f}"
@@ -239,7 +245,7 @@ def markdown_table(results: list[dict[str, Any]], legend: bool = True) -> str:
     for key, group in groups.items():
         res = group[0]
         baseline = random_groups.pop(key, None)
-        who = key[0] + (f" / {key[1]}" if key[1] and key[1] != key[0] else "") + (f" ({key[7]})" if key[7] != "joint" else "")
+        who = _who(key[0], key)
         cells = [who, _run_label(group), _task_label(res), res["protocol"], res["metric"],
                  _ours(group) + _no_copies_note(group) + _baseline_note(res),
                  _ours(baseline) if baseline else _baseline_cell(group, "random_init"),
@@ -247,7 +253,7 @@ def markdown_table(results: list[dict[str, Any]], legend: bool = True) -> str:
         rows.append((key, cells))
     for key, group in random_groups.items():  # random-init results with no pre-trained partner
         res = group[0]
-        who = f"{key[0]}-random" + (f" / {key[1]}" if key[1] and key[1] != key[0] else "") + (f" ({key[7]})" if key[7] != "joint" else "")
+        who = _who(f"{key[0]}-random", key)
         cells = [who, _run_label(group), _task_label(res), res["protocol"], res["metric"], "", _ours(group),
                  _baseline_cell(group, "raw_input"), _published(res)]
         rows.append((key, cells))
