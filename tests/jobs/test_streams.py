@@ -143,3 +143,11 @@ def test_a_two_stream_ensemble_stands_beside_the_same_ensemble_of_its_baselines(
         expected = float((probs.argmax(1) == labels).mean() * 100)
         assert res["baselines"][name]["probe_top1"] == pytest.approx(expected)
         assert f"{name.replace('_', ' ')}" in printed
+
+
+def test_detection_and_prediction_refuse_a_stream_encoder_before_any_work(store, bone_run, tmp_path, capsys):
+    rc = cli_main(["eval", "predict", str(bone_run), "--store", str(store.path), "--protocol", "synthetic-xsub",
+                   "--out", str(tmp_path / "pred")])
+    line = one_line_error(capsys)
+    assert rc != 0 and "predict reads whole sequences of joint coordinates" in line and "bone stream" in line
+    assert not (tmp_path / "pred").exists()

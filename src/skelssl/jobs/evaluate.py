@@ -158,6 +158,9 @@ def _context(task: str, source: EncoderSource, store_path: Path, protocol: str, 
     """The typed context of one evaluation (settings, encoder, splits, device, output) and whether it
     evaluates on another store than the pre-training one (a transfer)."""
     store_obj = source.input_store(Store(store_path))
+    if task in ("detect", "predict") and store_obj.stream != "joint":  # before any feature is computed
+        raise ConfigError(f"{task} reads whole sequences of joint coordinates; this encoder was trained on the "
+                          f"{store_obj.stream} stream (data.stream)")
     cfg = load_eval_config(source.run_config.get("eval"), overrides)
     # Detection runs on whole untrimmed sequences (label -1, per-frame labels), the rest on labelled samples.
     train_idx, test_idx = (sequence_split if task == "detect" else protocol_split)(store_obj, protocol)
